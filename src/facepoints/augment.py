@@ -1,0 +1,86 @@
+"""Training-time augmentation: the seed's photometric jitter and rotation, plus flip and box jitter.
+
+Geometry is one affine matrix per sample (rotation, flip, shift, scale), applied to the
+image and the landmarks together; colour jitter acts on the RGB crop before grayscale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .crop import crop_matrix, points_box, square_from_box, transform_points, warp
+from .landmarks import FLIP
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotation: float = 30.0  # max degrees either way
+    flip: bool = True
+    shift: float = 0.08  # max box-centre shift, fraction of the crop side
+    scale: float = 0.12  # crop side multiplied by exp(U(-scale, scale))
+    brightness: float = 0.25
+    contrast: float = 0.3
+    gamma: float = 0.3
+    saturation: float = 0.4
+    hue: float = 0.05  # fraction of the hue circle
+    blur: float = 0.0  # probability of a Gaussian blur
+    occlusion: float = 0.0  # probability of a random grey rectangle
+
+
+def random_geometry(points: np.ndarray, out: int, margin: float, cfg: AugmentConfig, rng: np.random.Generator):
+    """A jittered crop matrix around the landmarks' tight box, and whether it mirrors."""
+    cx, cy, side = square_from_box(points_box(points), margin)
+    side *= float(np.exp(rng.uniform(-cfg.scale, cfg.scale)))
+    cx += rng.uniform(-cfg.shift, cfg.shift) * side
+    cy += rng.uniform(-cfg.shift, cfg.shift) * side
+    angle = rng.uniform(-cfg.rotation, cfg.rotation)
+    flip = bool(cfg.flip and rng.random() < 0.5)
+    return crop_matrix(cx, cy, side, out, angle, flip), flip
+
+
+def geometric(image: np.ndarray, points: np.ndarray, out: int, margin: float, cfg: AugmentConfig, rng: np.random.Generator):
+    """Crop image and points with one random affine map; a mirrored crop re-indexes the points."""
+    m, flip = random_geometry(points, out, margin, cfg, rng)
+    crop_points = transform_points(points, m)
+    if flip:
+        crop_points = crop_points[FLIP]
+    return warp(image, m, out), crop_points
+
+
+def photometric(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Seed's colour jitter (brightness, contrast, gamma, saturation, hue) in random order; RGB uint8."""
+    img = rgb.astype(np.float32) / np.float32(255.0)
+    ops = rng.permutation(5)
+    for op in ops:
+        if op == 0 and cfg.brightness:
+            img = img + rng.uniform(-cfg.brightness, cfg.brightness)
+        elif op == 1 and cfg.contrast:
+            mean = img.mean()
+            img = (img - mean) * rng.uniform(1 - cfg.contrast, 1 + cfg.contrast) + mean
+        elif op == 2 and cfg.gamma:
+            img = np.clip(img, 0, 1) ** np.exp(rng.uniform(-cfg.gamma, cfg.gamma))
+        elif op == 3 and cfg.saturation:
+            gray = img @ np.array([0.299, 0.587, 0.114], np.float32)
+            img = gray[..., None] + (img - gray[..., None]) * rng.uniform(1 - cfg.saturation, 1 + cfg.saturation)
+        elif op == 4 and cfg.hue:
+            hsv = cv2.cvtColor(np.clip(img, 0, 1), cv2.COLOR_RGB2HSV)
+            hsv[..., 0] = (hsv[..., 0] + 360.0 * rng.uniform(-cfg.hue, cfg.hue)) % 360.0
+            img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        img = np.clip(img, 0, 1).astype(np.float32)
+    return (img * 255.0 + 0.5).astype(np.uint8)
+
+
+def degrade(gray: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Blur and occlusion: make the model cope with soft focus and hands/hair over the face."""
+    if cfg.blur and rng.random() < cfg.blur:
+        gray = cv2.GaussianBlur(gray, (0, 0), rng.uniform(0.5, 2.0))
+    if cfg.occlusion and rng.random() < cfg.occlusion:
+        h, w = gray.shape
+        ow, oh = int(rng.uniform(0.15, 0.4) * w), int(rng.uniform(0.15, 0.4) * h)
+        x, y = int(rng.integers(0, w - ow)), int(rng.integers(0, h - oh))
+        gray = gray.copy()
+        gray[y : y + oh, x : x + ow] = int(rng.integers(0, 256))
+    return gray

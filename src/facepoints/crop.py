@@ -1,0 +1,82 @@
+"""Face crops as exact affine maps: every crop carries the 2x3 matrix that made it.
+
+Points use the pixel-centre convention (pixel i has centre i), the same as
+cv2.warpAffine, so mapping into a crop and back out is the exact inverse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2
+
+
+@dataclass(frozen=True)
+class Crop:
+    image: np.ndarray  # (size, size) gray or (size, size, 3) RGB, uint8
+    matrix: np.ndarray  # 2x3, source pixel -> crop pixel
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        return transform_points(points, self.matrix)
+
+    def to_source(self, points: np.ndarray) -> np.ndarray:
+        return transform_points(points, invert(self.matrix))
+
+
+def points_box(points: np.ndarray) -> Box:
+    """The tight box of a set of points."""
+    (x1, y1), (x2, y2) = points.min(0), points.max(0)
+    return float(x1), float(y1), float(x2), float(y2)
+
+
+def square_from_box(box: Box, margin: float) -> tuple[float, float, float]:
+    """Centre x, centre y and side of the square crop around a tight face box."""
+    x1, y1, x2, y2 = box
+    side = max(x2 - x1, y2 - y1) * margin
+    return (x1 + x2) / 2, (y1 + y2) / 2, max(side, 1.0)
+
+
+def crop_matrix(cx: float, cy: float, side: float, out: int, angle_deg: float = 0.0, flip: bool = False) -> np.ndarray:
+    """Map the square of `side` px centred on (cx, cy), rotated by angle, onto an out x out crop."""
+    scale = out / side
+    t = np.deg2rad(angle_deg)
+    a = scale * np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
+    if flip:
+        a[0] = -a[0]
+    centre_out = out / 2 - 0.5
+    offset = np.array([centre_out, centre_out]) - a @ np.array([cx, cy])
+    return np.hstack([a, offset[:, None]]).astype(np.float64)
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    points = np.asarray(points, np.float64)
+    return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, out: int) -> np.ndarray:
+    """Sample the crop; bilinear, with replicated borders so faces at the image edge stay natural."""
+    return cv2.warpAffine(image, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_face(image: np.ndarray, box: Box, out: int, margin: float) -> Crop:
+    """The inference crop: square around the (tight-landmark-equivalent) box, no rotation."""
+    cx, cy, side = square_from_box(box, margin)
+    if side > 2 * out:  # pre-shrink huge faces so bilinear sampling does not alias
+        factor = int(side // (2 * out))
+        small = cv2.resize(image, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
+        m = crop_matrix((cx + 0.5) / factor - 0.5, (cy + 0.5) / factor - 0.5, side / factor, out)
+        s = np.array([[1 / factor, 0, 0.5 / factor - 0.5], [0, 1 / factor, 0.5 / factor - 0.5], [0, 0, 1]])
+        return Crop(warp(small, m, out), m @ s)
+    m = crop_matrix(cx, cy, side, out)
+    return Crop(warp(image, m, out), m)
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    return rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

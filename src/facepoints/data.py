@@ -1,0 +1,187 @@
+"""Files -> samples: 68-point annotation readers (iBUG .pts folders, dlib XML) and image decoding.
+
+Outside this module landmarks are always float32 (68, 2) pixel x, y with the
+pixel-centre convention; file formats are converted once, here.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .errors import FacepointsError
+from .landmarks import NUM_POINTS
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard (~10k x 10k)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One annotated face: where its image is and its 68 points in that image."""
+
+    image_path: Path
+    points: np.ndarray  # float32 (68, 2)
+    box: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 if the file gave one
+    subset: str = ""
+
+
+def read_pts(path: str | Path) -> np.ndarray:
+    """Read an iBUG .pts file (with or without its version/n_points/{ } header)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError) as e:
+        raise FacepointsError(f"{path}: cannot read annotation ({e.__class__.__name__})") from None
+    points, declared = [], None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line in "{}":
+            continue
+        key, _, value = line.partition(":")
+        if value and key.strip() == "version":
+            continue
+        if value and key.strip() == "n_points":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise FacepointsError(f"{path}:{lineno}: bad n_points {value.strip()!r}") from None
+            continue
+        fields = line.split()
+        try:
+            if len(fields) != 2:
+                raise ValueError
+            x, y = float(fields[0]), float(fields[1])
+        except ValueError:
+            raise FacepointsError(f"{path}:{lineno}: expected 'x y', got {line[:40]!r}") from None
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise FacepointsError(f"{path}:{lineno}: coordinate is not a finite number")
+        points.append((x, y))
+    if declared is not None and declared != len(points):
+        raise FacepointsError(f"{path}: header says {declared} points but the file has {len(points)}")
+    if len(points) != NUM_POINTS:
+        raise FacepointsError(f"{path}: has {len(points)} points, expected {NUM_POINTS}")
+    return np.asarray(points, dtype=np.float32)
+
+
+def write_pts(path: str | Path, points: np.ndarray) -> None:
+    lines = ["version: 1", f"n_points: {len(points)}", "{"]
+    lines += [f"{x:.3f} {y:.3f}" for x, y in points]
+    Path(path).write_text("\n".join(lines + ["}"]) + "\n")
+
+
+def read_pts_folder(root: str | Path) -> list[Sample]:
+    """Every image with a same-stem .pts under root (recursive); a lone .pts or image is an error."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FacepointsError(f"{root}: no such folder")
+    pts_files = sorted(root.rglob("*.pts"))
+    images = {p.with_suffix(""): p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES}
+    if not pts_files:
+        raise FacepointsError(f"{root}: no .pts annotation files found")
+    samples = []
+    for pts in pts_files:
+        image = images.pop(pts.with_suffix(""), None)
+        if image is None:
+            raise FacepointsError(f"{pts}: annotation has no image beside it (.jpg/.png with the same name)")
+        subset = str(pts.parent.relative_to(root)) if pts.parent != root else ""
+        samples.append(Sample(image, read_pts(pts), subset=subset))
+    if images:
+        lone = next(iter(images.values()))
+        raise FacepointsError(f"{lone}: image has no .pts annotation beside it ({len(images)} such images)")
+    return samples
+
+
+def read_dlib_xml(path: str | Path) -> list[Sample]:
+    """dlib's imglab XML (labels_ibug_300W_train.xml style); image paths are relative to the XML."""
+    path = Path(path)
+    try:
+        tree = ET.parse(path)
+    except (OSError, ET.ParseError) as e:
+        raise FacepointsError(f"{path}: not a readable XML file ({e})") from None
+    samples = []
+    for image in tree.getroot().iter("image"):
+        file = image.get("file")
+        if not file:
+            raise FacepointsError(f"{path}: <image> without a file attribute")
+        for box in image.iter("box"):
+            try:
+                top, left = float(box.get("top")), float(box.get("left"))
+                width, height = float(box.get("width")), float(box.get("height"))
+                parts = {int(p.get("name")): (float(p.get("x")), float(p.get("y"))) for p in box.iter("part")}
+            except (TypeError, ValueError):
+                raise FacepointsError(f"{path}: malformed <box> or <part> for image {file}") from None
+            if sorted(parts) != list(range(NUM_POINTS)):
+                raise FacepointsError(f"{path}: image {file} has {len(parts)} parts, expected {NUM_POINTS} named 0..67")
+            points = np.asarray([parts[i] for i in range(NUM_POINTS)], dtype=np.float32)
+            samples.append(Sample(path.parent / file, points, (left, top, left + width, top + height)))
+    if not samples:
+        raise FacepointsError(f"{path}: no annotated faces in the XML")
+    return samples
+
+
+def read_dataset(source: str | Path) -> list[Sample]:
+    """A folder of image+.pts pairs or a dlib XML file."""
+    source = Path(source)
+    if source.suffix.lower() == ".xml":
+        return read_dlib_xml(source)
+    return read_pts_folder(source)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Decode any supported image to uint8 RGB (H, W, 3): grayscale, RGBA, 16-bit included."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise FacepointsError(f"{path}: cannot open ({e.strerror})") from None
+    if size == 0:
+        raise FacepointsError(f"{path}: empty file")
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise FacepointsError(f"{path}: image too large ({im.width}x{im.height}), refusing to decode")
+            im.load()
+            return to_rgb(np.asarray(_pil_to_8bit(im)))
+    except FacepointsError:
+        raise
+    except Exception as e:  # PIL raises many types for corrupt data
+        raise FacepointsError(f"{path}: not a decodable image ({e.__class__.__name__}: {e})") from None
+
+
+def _pil_to_8bit(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float32)
+        hi = max(float(arr.max()), 1.0)
+        return Image.fromarray((arr * (255.0 / (65535.0 if hi > 255 else 255.0))).clip(0, 255).astype(np.uint8))
+    if im.mode not in ("L", "RGB", "RGBA", "LA"):
+        return im.convert("RGB")
+    return im
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Any numpy image (gray, RGB, RGBA, float, 16-bit) as uint8 RGB (H, W, 3)."""
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise FacepointsError(f"expected an image array (H, W[, C]), got shape {image.shape}")
+    if image.dtype == np.uint16:
+        image = (image / 257.0).astype(np.uint8)
+    elif image.dtype.kind == "f":
+        image = (image.clip(0, 1) * 255 if image.max() <= 1.0 else image.clip(0, 255)).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = image.clip(0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    channels = image.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if channels == 2:
+        return cv2.cvtColor(np.ascontiguousarray(image[:, :, 0]), cv2.COLOR_GRAY2RGB)
+    if channels == 4:
+        return np.ascontiguousarray(image[:, :, :3])
+    return np.ascontiguousarray(image)

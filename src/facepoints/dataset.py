@@ -1,0 +1,85 @@
+"""Samples -> tensors: a cache of face-centred source crops, and the training/validation datasets.
+
+Decoding 2,000 JPEGs every epoch would dominate CPU training, so each face is cut once
+into a larger RGB crop (CACHE_SIDE px, CACHE_CONTEXT x the landmark box) and kept in
+one .npz file; augmentation then samples the 128x128 training crop from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .augment import AugmentConfig, degrade, geometric, photometric
+from .crop import crop_matrix, points_box, square_from_box, to_gray, transform_points, warp
+from .data import Sample, load_image
+
+CACHE_SIDE = 256
+CACHE_CONTEXT = 2.2
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("FACEPOINTS_CACHE", Path.home() / ".cache" / "facepoints"))
+
+
+def _cache_key(samples: list[Sample]) -> str:
+    h = hashlib.sha256(f"v1 {CACHE_SIDE} {CACHE_CONTEXT}".encode())
+    for s in samples:
+        st = s.image_path.stat()
+        h.update(f"{s.image_path.resolve()} {st.st_size} {st.st_mtime_ns}".encode())
+        h.update(s.points.tobytes())
+    return h.hexdigest()[:16]
+
+
+def build_cache(samples: list[Sample], cache_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(N, CACHE_SIDE, CACHE_SIDE, 3) uint8 images and (N, 68, 2) points in their coordinates."""
+    cache_dir = Path(cache_dir or default_cache_dir())
+    path = cache_dir / f"crops-{_cache_key(samples)}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            return f["images"], f["points"]
+    images = np.empty((len(samples), CACHE_SIDE, CACHE_SIDE, 3), np.uint8)
+    points = np.empty((len(samples), 68, 2), np.float32)
+    for i, s in enumerate(tqdm(samples, desc="caching crops", unit="face", leave=False)):
+        cx, cy, side = square_from_box(points_box(s.points), CACHE_CONTEXT)
+        m = crop_matrix(cx, cy, side, CACHE_SIDE)
+        images[i] = warp(load_image(s.image_path), m, CACHE_SIDE)
+        points[i] = transform_points(s.points, m)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, images=images, points=points)
+    os.replace(tmp, path)
+    return images, points
+
+
+def to_tensor(gray: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(gray).float().div_(255.0).unsqueeze(0)
+
+
+class LandmarkDataset(torch.utils.data.Dataset):
+    """Cached faces -> (1xSxS float crop, (68, 2) crop-pixel target); augmented when `augment` is set."""
+
+    def __init__(self, images, points, input_size: int, margin: float, augment: AugmentConfig | None, seed: int = 0):
+        self.images, self.points = images, points
+        self.input_size, self.margin, self.augment, self.seed = input_size, margin, augment, seed
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        image, points = self.images[i], self.points[i]
+        if self.augment is None:
+            cx, cy, side = square_from_box(points_box(points), self.margin)
+            m = crop_matrix(cx, cy, side, self.input_size)
+            gray = to_gray(warp(image, m, self.input_size))
+            return to_tensor(gray), torch.from_numpy(transform_points(points, m))
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        rgb, target = geometric(image, points, self.input_size, self.margin, self.augment, rng)
+        gray = degrade(to_gray(photometric(rgb, self.augment, rng)), self.augment, rng)
+        return to_tensor(gray), torch.from_numpy(target)

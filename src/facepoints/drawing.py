@@ -1,0 +1,109 @@
+"""Drawing landmarks, grids and training plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .landmarks import connections
+
+POINT_COLOR = (0, 255, 0)
+LINE_COLOR = (255, 200, 0)
+BOX_COLOR = (255, 64, 64)
+
+
+def draw_face(
+    image: np.ndarray,
+    points: np.ndarray,
+    box=None,
+    lines: bool = True,
+    numbers: bool = False,
+    color=POINT_COLOR,
+    radius: int | None = None,
+) -> np.ndarray:
+    """Draw one face on an RGB image in place and return it."""
+    scale = max(1.0, float(np.ptp(points[:, 0])) / 150.0) if len(points) else 1.0
+    r = radius or max(1, int(round(1.5 * scale)))
+    thick = max(1, int(round(scale)))
+    pts = np.round(points).astype(np.int32)
+    if lines:
+        for a, b in connections():
+            cv2.line(image, tuple(pts[a]), tuple(pts[b]), LINE_COLOR, thick, cv2.LINE_AA)
+    for x, y in pts:
+        cv2.circle(image, (int(x), int(y)), r, color, -1, cv2.LINE_AA)
+    if numbers:
+        for i, (x, y) in enumerate(pts):
+            cv2.putText(image, str(i), (int(x) + 2, int(y) - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale, (255, 255, 255), 1, cv2.LINE_AA)
+    if box is not None:
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOR, thick, cv2.LINE_AA)
+    return image
+
+
+def grid(tiles: list[np.ndarray], cols: int = 4, tile: int = 160) -> np.ndarray:
+    """Tile RGB images (resized to tile x tile) into one picture."""
+    rows = max(1, (len(tiles) + cols - 1) // cols)
+    out = np.zeros((rows * tile, cols * tile, 3), np.uint8)
+    for i, t in enumerate(tiles):
+        t = cv2.resize(t, (tile, tile), interpolation=cv2.INTER_AREA)
+        r, c = divmod(i, cols)
+        out[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = t
+    return out
+
+
+def save_gif(frames: list[np.ndarray], path: str | Path, fps: float = 2.0) -> None:
+    from PIL import Image
+
+    from .io_utils import atomic_path
+
+    pil = [Image.fromarray(f) for f in frames]
+    with atomic_path(path) as tmp:
+        pil[0].save(tmp, format="GIF", save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
+
+
+def plot_curves(history: list[dict], path: str | Path) -> None:
+    """Training loss and validation NME per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io_utils import atomic_path
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(epochs, [h["train_loss"] for h in history])
+    a.set(xlabel="epoch", ylabel="train loss", yscale="log", title="training loss")
+    b.plot(epochs, [100 * h["val_nme"] for h in history])
+    b.set(xlabel="epoch", ylabel="NME (%)", title="validation NME (inter-ocular)")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format=Path(path).suffix.lstrip(".") or "png")
+    plt.close(fig)
+
+
+def plot_ced(curves: dict[str, np.ndarray], path: str | Path, threshold: float = 0.08) -> None:
+    """Cumulative error distribution of per-face NMEs, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io_utils import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    xs = np.linspace(0, threshold, 200)
+    for name, nmes in curves.items():
+        nmes = np.asarray(nmes)
+        ax.plot(100 * xs, [(nmes <= x).mean() for x in xs], label=f"{name} (NME {100 * nmes.mean():.2f}%)")
+    ax.set(xlabel="NME (%)", ylabel="fraction of faces", title="Cumulative error distribution", ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

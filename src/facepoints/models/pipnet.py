@@ -1,0 +1,123 @@
+"""A small CPU-first landmark net with a PIPNet-style head (Jin et al., "Pixel-in-Pixel Net", 2021).
+
+A MobileNetV2-style backbone (inverted residuals) on a 1x128x128 crop, a light top-down
+fusion to a 16x16 grid (stride 8), and per landmark one score map plus x/y offsets.
+Each landmark lives in one grid cell: the score map says which cell, the offsets say
+where inside it. Offsets are trained on the 3x3 cells around the true one, so a
+neighbouring argmax still points at the right place. Decoding is argmax + offset and
+exports to ONNX as-is.
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["PIPNetSmall", "pipnet_small"]
+
+
+def conv_bn(in_chs: int, out_chs: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(in_chs, out_chs, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(out_chs)]
+    return nn.Sequential(*layers, nn.ReLU(inplace=True)) if act else nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, expand: int = 4):
+        super().__init__()
+        mid = in_chs * expand
+        self.conv = nn.Sequential(
+            conv_bn(in_chs, mid) if expand != 1 else nn.Identity(),
+            conv_bn(mid, mid, 3, stride, groups=mid),
+            conv_bn(mid, out_chs, act=False),
+        )
+        self.use_residual = stride == 1 and in_chs == out_chs
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_residual else self.conv(x)
+
+
+def _stage(in_chs: int, out_chs: int, depth: int, stride: int, expand: int) -> nn.Sequential:
+    blocks = [InvertedResidual(in_chs, out_chs, stride, expand)]
+    blocks += [InvertedResidual(out_chs, out_chs, 1, expand) for _ in range(depth - 1)]
+    return nn.Sequential(*blocks)
+
+
+class PIPNetSmall(nn.Module):
+    def __init__(
+        self,
+        num_points: int = 68,
+        input_size: int = 128,
+        widths: tuple[int, ...] = (16, 24, 48, 96),
+        depths: tuple[int, ...] = (1, 2, 3, 3),
+        expand: int = 4,
+        head_chs: int = 64,
+        sigma: float = 1.0,
+        reg_weight: float = 1.0,
+    ):
+        super().__init__()
+        self.num_points, self.input_size = num_points, input_size
+        self.sigma, self.reg_weight = sigma, reg_weight
+        self.stride = 8
+        self.grid = input_size // self.stride
+        w = widths
+        self.stem = conv_bn(1, w[0], 3, 2)  # /2
+        self.stage1 = _stage(w[0], w[0], depths[0], 1, 1)  # /2
+        self.stage2 = _stage(w[0], w[1], depths[1], 2, expand)  # /4
+        self.stage3 = _stage(w[1], w[2], depths[2], 2, expand)  # /8
+        self.stage4 = _stage(w[2], w[3], depths[3], 2, expand)  # /16: whole-face context
+        self.lateral = conv_bn(w[2], head_chs)
+        self.top = conv_bn(w[3], head_chs)
+        self.fuse = nn.Sequential(conv_bn(head_chs, head_chs, 3, groups=head_chs), conv_bn(head_chs, head_chs))
+        self.head = nn.Conv2d(head_chs, num_points * 3, 1)
+
+    def forward_features(self, x):
+        c3 = self.stage3(self.stage2(self.stage1(self.stem(x))))
+        c4 = self.stage4(c3)
+        return self.fuse(self.lateral(c3) + F.interpolate(self.top(c4), scale_factor=2.0, mode="nearest"))
+
+    def forward_head(self, x):
+        return self.head(x)
+
+    def forward(self, x):
+        """(B, 3*68, G, G): 68 score maps, then 68 x-offsets, then 68 y-offsets (cell units)."""
+        return self.forward_head(self.forward_features(x))
+
+    def _split(self, out):
+        b, n = out.shape[0], self.num_points
+        out = out.float().view(b, 3, n, self.grid * self.grid)
+        return out[:, 0], out[:, 1], out[:, 2]
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over grid cells (Gaussian soft target) + L1 offsets on the 3x3 cells around the true one."""
+        score, ox, oy = self._split(out)
+        g = self.grid
+        cell = (target.float() + 0.5) / self.stride  # continuous grid coordinates
+        centres = torch.arange(g, device=out.device, dtype=torch.float32) + 0.5
+        cy, cx = cell[..., 1, None, None], cell[..., 0, None, None]
+        d2 = (centres.view(1, 1, g, 1) - cy) ** 2 + (centres.view(1, 1, 1, g) - cx) ** 2  # (B, N, row, col)
+        soft = torch.softmax(-d2.flatten(2) / (2 * self.sigma**2), dim=-1)
+        cls_loss = -(soft * torch.log_softmax(score, dim=-1)).sum(-1).mean()
+        idx = cell.floor().clamp(0, g - 1)
+        reg_loss = 0.0
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                cx, cy = idx[..., 0] + dx, idx[..., 1] + dy
+                valid = ((cx >= 0) & (cx < g) & (cy >= 0) & (cy < g)).float()
+                k = (cy.clamp(0, g - 1) * g + cx.clamp(0, g - 1)).long().unsqueeze(-1)
+                px, py = ox.gather(2, k).squeeze(-1), oy.gather(2, k).squeeze(-1)
+                err = (px - (cell[..., 0] - cx - 0.5)).abs() + (py - (cell[..., 1] - cy - 0.5)).abs()
+                weight = 1.0 if dx == 0 and dy == 0 else 0.25
+                reg_loss = reg_loss + weight * (err * valid).sum() / valid.sum().clamp(min=1)
+        return cls_loss + self.reg_weight * reg_loss
+
+    def decode(self, out: torch.Tensor) -> torch.Tensor:
+        """Argmax cell + its offset -> (B, 68, 2) crop pixel coordinates."""
+        score, ox, oy = self._split(out)
+        k = score.argmax(dim=2, keepdim=True)
+        g = self.grid
+        cx = (k % g).float() + 0.5 + ox.gather(2, k)
+        cy = torch.div(k, g, rounding_mode="floor").float() + 0.5 + oy.gather(2, k)
+        return torch.cat([cx, cy], dim=2) * self.stride - 0.5
+
+
+def pipnet_small(**kwargs) -> PIPNetSmall:
+    return PIPNetSmall(**kwargs)

@@ -1,0 +1,99 @@
+"""Crops -> model -> points: runs a landmark model (PyTorch or ONNX Runtime) on face boxes.
+
+Boxes given here are in the landmark-box convention (the tight box of the 68 points);
+detectors convert their own boxes to it first (see detectors.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .crop import crop_face, to_gray
+from .errors import FacepointsError
+from .landmarks import FLIP
+from .weights import load_model
+
+
+class PointsHead(torch.nn.Module):
+    """Model + decode in one graph: (B, 1, S, S) crop -> (B, 68, 2) crop pixels. What ONNX exports."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.decode(self.model(x))
+
+
+class LandmarkPredictor:
+    def __init__(self, model: str | None = None, backend: str = "auto", threads: int | None = None, flip_test: bool = False):
+        self.model, self.meta = load_model(model)
+        self.input_size, self.margin = self.meta["input_size"], self.meta["margin"]
+        self.flip_test = flip_test
+        self.threads = threads
+        self.session = None
+        if backend not in ("auto", "onnxruntime", "torch"):
+            raise FacepointsError(f"unknown backend {backend!r}; choose auto, onnxruntime or torch")
+        if backend in ("auto", "onnxruntime"):
+            self.session = self._ort_session(required=backend == "onnxruntime")
+        self.backend = "onnxruntime" if self.session is not None else "torch"
+        self.head = PointsHead(self.model).eval()
+
+    def _ort_session(self, required: bool):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            if required:
+                raise FacepointsError("onnxruntime is not installed (pip install onnxruntime)") from None
+            return None
+        from .export import export_onnx_cached
+
+        try:
+            path = export_onnx_cached(self.model, self.meta)
+        except Exception as e:  # no onnx exporter available: fall back to torch
+            if required:
+                raise FacepointsError(f"cannot build the ONNX model ({e.__class__.__name__}: {e})") from None
+            return None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads or min(4, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def run_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S) uint8 gray crops -> (N, 68, 2) points in crop pixels."""
+        if len(crops) == 0:
+            return np.zeros((0, 68, 2), np.float32)
+        x = (crops.astype(np.float32) / 255.0)[:, None]
+        if self.flip_test:
+            x = np.concatenate([x, x[..., ::-1]])
+        if self.session is not None:
+            out = self.session.run(None, {self.session.get_inputs()[0].name: np.ascontiguousarray(x)})[0]
+        else:
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            with torch.inference_mode():
+                out = self.head(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+        if self.flip_test:
+            n = len(crops)
+            mirrored = out[n:][:, FLIP].copy()
+            mirrored[..., 0] = self.input_size - 1 - mirrored[..., 0]
+            out = (out[:n] + mirrored) / 2
+        return out.astype(np.float32)
+
+    def predict(self, image: np.ndarray, boxes) -> np.ndarray:
+        """RGB image and (N, 4) landmark-convention boxes -> (N, 68, 2) points in image pixels."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        gray = to_gray(image)
+        crops = [crop_face(gray, tuple(b), self.input_size, self.margin) for b in boxes]
+        if not crops:
+            return np.zeros((0, 68, 2), np.float32)
+        points = self.run_crops(np.stack([c.image for c in crops]))
+        return np.stack([c.to_source(p) for c, p in zip(crops, points)])
+
+    @property
+    def name(self) -> str:
+        return Path(self.meta["path"]).stem

@@ -1,0 +1,240 @@
+"""Training: cached crops -> augmented batches -> model, with validation NME, atomic checkpoints and --resume.
+
+Every epoch writes `last.pt` (and `best.pt` on a new best validation NME) atomically,
+so Ctrl-C or a power cut leaves the last complete epoch resumable. A non-finite loss
+stops the run with the last good checkpoint untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .augment import AugmentConfig
+from .crop import to_gray
+from .data import read_dataset
+from .dataset import LandmarkDataset, build_cache
+from .drawing import draw_face, grid, plot_curves, save_gif
+from .errors import FacepointsError
+from .io_utils import atomic_path, atomic_write_text
+from .metrics import nme
+from .models import create_model
+from .weights import save_weights
+
+CHECKPOINT_FORMAT = "facepoints-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out: str = "runs/train"
+    arch: str = "xception"
+    model_kwargs: dict = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 0.0008
+    optimizer: str = "adam"  # adam (the seed) or adamw
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # constant (the seed) or cosine
+    warmup_epochs: float = 0.0
+    input_size: int = 128
+    margin: float = 1.25  # crop side = margin x the longer side of the face box
+    val_fraction: float = 0.1
+    seed: int = 0
+    workers: int = 1
+    precision: str = "auto"  # auto: bf16 autocast where the CPU/GPU supports it, else fp32
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    progress_faces: int = 8
+
+
+def choose_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    if precision == "fp32":
+        return False
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    supported = torch.cpu._is_avx512_bf16_supported()
+    if precision == "bf16" and not supported:
+        print("warning: this CPU has no native bf16; bf16 autocast will be slow")
+    return precision == "bf16" or supported
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * val_fraction))) if n > 1 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def lr_at(cfg: TrainConfig, progress: float) -> float:
+    """Learning rate at `progress` epochs into training (fractional)."""
+    if cfg.warmup_epochs and progress < cfg.warmup_epochs:
+        return cfg.lr * (0.1 + 0.9 * progress / cfg.warmup_epochs)
+    if cfg.schedule == "cosine":
+        t = (progress - cfg.warmup_epochs) / max(cfg.epochs - cfg.warmup_epochs, 1e-9)
+        return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+    return cfg.lr
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FacepointsError(f"{path}: no such checkpoint") from None
+    except Exception as e:
+        raise FacepointsError(f"{path}: not a readable checkpoint ({e.__class__.__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise FacepointsError(f"{path}: not a facepoints training checkpoint")
+    return state
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    d = dict(d)
+    d["augment"] = AugmentConfig(**d.get("augment", {}))
+    return TrainConfig(**d)
+
+
+@torch.no_grad()
+def predict_batches(model, loader, device, bf16: bool) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    preds, targets = [], []
+    for x, y in loader:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(x.to(device).contiguous(memory_format=torch.channels_last))
+        preds.append(model.decode(out).cpu().numpy())
+        targets.append(y.numpy())
+    return np.concatenate(preds), np.concatenate(targets)
+
+
+def progress_frame(crops: torch.Tensor, preds: np.ndarray, targets: np.ndarray, epoch: int, val_nme: float) -> np.ndarray:
+    import cv2
+
+    tiles = []
+    for img, p, t in zip(crops, preds, targets):
+        rgb = cv2.cvtColor((img[0].numpy() * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+        rgb = cv2.resize(rgb, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+        draw_face(rgb, (t + 0.5) * 2 - 0.5, lines=False, color=(255, 0, 0), radius=2)
+        draw_face(rgb, (p + 0.5) * 2 - 0.5, lines=True, radius=2)
+        tiles.append(rgb)
+    frame = grid(tiles, cols=4, tile=192)
+    cv2.putText(frame, f"epoch {epoch}  val NME {100 * val_nme:.2f}%", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+    return frame
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Run (or continue) a training; returns the final history entry."""
+    out = Path(cfg.out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    state = None
+    if resume:
+        if not last_path.exists():
+            raise FacepointsError(f"{last_path}: nothing to resume (no checkpoint in {out})")
+        state = load_checkpoint(last_path)
+        cfg = config_from_dict(state["config"])
+        print(f"resuming {out} after epoch {state['epoch']}")
+    elif last_path.exists():
+        raise FacepointsError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
+
+    torch.manual_seed(cfg.seed)
+    device = choose_device()
+    bf16 = use_bf16(cfg.precision, device)
+    samples = read_dataset(cfg.data)
+    if len(samples) < 2:
+        raise FacepointsError(f"{cfg.data}: need at least 2 annotated faces to train, found {len(samples)}")
+    images, points = build_cache(samples)
+    train_idx, val_idx = split_indices(len(samples), cfg.val_fraction, cfg.seed)
+    train_set = LandmarkDataset(images[train_idx], points[train_idx], cfg.input_size, cfg.margin, cfg.augment, cfg.seed)
+    val_set = LandmarkDataset(images[val_idx], points[val_idx], cfg.input_size, cfg.margin, None)
+    loader_kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    val_loader = torch.utils.data.DataLoader(val_set, shuffle=False, **loader_kw)
+
+    model = create_model(cfg.arch, input_size=cfg.input_size, **cfg.model_kwargs).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    history, start_epoch, best_nme = [], 0, float("inf")
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start_epoch, best_nme = state["history"], state["epoch"], state["best_nme"]
+
+    n_prog = min(cfg.progress_faces, len(val_set))
+    prog_x = torch.stack([val_set[i][0] for i in range(n_prog)])
+    prog_y = np.stack([val_set[i][1].numpy() for i in range(n_prog)])
+    (out / "progress").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{cfg.arch}: {n_params:,} params | {len(train_set)} train / {len(val_set)} val faces | "
+          f"device {device.type}{' bf16' if bf16 else ''} | {torch.get_num_threads()} threads")
+
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    entry = history[-1] if history else {}
+    try:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            train_set.epoch = epoch
+            gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+            loader = torch.utils.data.DataLoader(train_set, shuffle=True, generator=gen, drop_last=len(train_set) > cfg.batch_size,
+                                                 batch_size=cfg.batch_size, num_workers=cfg.workers)
+            model.train()
+            t0, seen, total = time.perf_counter(), 0, 0.0
+            bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False)
+            for step, (x, y) in enumerate(bar):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(cfg, epoch - 1 + step / steps_per_epoch)
+                x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss = model.loss(model(x), y.to(device))
+                if not torch.isfinite(loss):
+                    kept = f"last good checkpoint kept at {last_path}" if last_path.exists() else "no checkpoint was written yet"
+                    raise FacepointsError(f"epoch {epoch} step {step}: loss is {loss.item()}; stopping ({kept})")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                seen += len(x)
+                total += loss.item() * len(x)
+                bar.set_postfix(loss=f"{total / seen:.4g}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+            train_time = time.perf_counter() - t0
+            preds, targets = predict_batches(model, val_loader, device, bf16)
+            val_nme = float(nme(preds, targets).mean())
+            entry = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_nme": val_nme,
+                     "img_per_s": seen / train_time, "epoch_s": time.perf_counter() - t0}
+            history.append(entry)
+            is_best = val_nme < best_nme
+            best_nme = min(best_nme, val_nme)
+            ckpt = {"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "history": history, "best_nme": best_nme}
+            save_checkpoint(last_path, ckpt)
+            if is_best:
+                save_checkpoint(best_path, ckpt)
+                save_weights(out / "model.pt", model, cfg, {"epoch": epoch, "val_nme": val_nme})
+            p, _ = predict_batches(model, [(prog_x, torch.from_numpy(prog_y))], device, bf16)
+            frame = progress_frame(prog_x, p, prog_y, epoch, val_nme)
+            from PIL import Image
+
+            with atomic_path(out / "progress" / f"epoch_{epoch:03d}.png") as tmp:
+                Image.fromarray(frame).save(tmp, format="PNG")
+            frames = [np.asarray(Image.open(f).convert("RGB")) for f in sorted((out / "progress").glob("epoch_*.png"))]
+            save_gif(frames, out / "progress.gif")
+            plot_curves(history, out / "curves.png")
+            print(f"epoch {epoch}: loss {entry['train_loss']:.4g} | val NME {100 * val_nme:.3f}% "
+                  f"(best {100 * best_nme:.3f}%) | {entry['img_per_s']:.1f} img/s | {entry['epoch_s']:.0f}s", flush=True)
+    except KeyboardInterrupt:
+        done = history[-1]["epoch"] if history else 0
+        raise FacepointsError(f"interrupted; {last_path} holds epoch {done}: continue with --resume --out {out}") from None
+    return entry
