@@ -49,13 +49,78 @@ def _run_train(args):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facepoints", description="68-point face landmarks on a plain CPU")
     sub = parser.add_subparsers(dest="verb", required=True)
-    _add_train(sub)
-    for add in _EXTRA_VERBS:
+    for add in (_add_detect, _add_train, _add_evaluate, _add_export):
         add(sub)
     return parser
 
 
-_EXTRA_VERBS: list = []
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="300-W style evaluation on a folder of image+.pts pairs")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", default=None, help="shipped model name or .pt path (default: the shipped default)")
+    p.add_argument("--boxes", choices=["landmarks", "detector"], default="landmarks")
+    p.add_argument("--detector", default="dlib", help="with --boxes detector: dlib or haar")
+    p.add_argument("--json", dest="json_out", default=None, help="write the metrics here")
+    p.add_argument("--ced", default=None, help="CED plot path (default: beside --json, else ced.png)")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
+    p.add_argument("--flip-test", action="store_true", help="average with the mirrored crop")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args):
+    from pathlib import Path
+
+    from .evaluate import run
+
+    ced = args.ced or (str(Path(args.json_out).with_suffix(".ced.png")) if args.json_out else "ced.png")
+    run(args.data, args.model, args.boxes, args.detector, args.json_out, ced, args.backend, args.flip_test)
+
+
+def _add_export(sub):
+    p = sub.add_parser("export", help="export a model to ONNX (dynamic batch)")
+    p.add_argument("--model", default=None, help="shipped model name or .pt path")
+    p.add_argument("-o", "--output", required=True, help="output .onnx path")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args):
+    from .export import export_onnx
+    from .weights import load_model
+
+    model, meta = load_model(args.model)
+    path = export_onnx(model, meta["input_size"], args.output)
+    print(f"{meta['arch']} -> {path} (input crops: batch x 1 x {meta['input_size']} x {meta['input_size']}, gray in [0, 1]; "
+          f"output points: batch x 68 x 2, crop pixels)")
+
+
+def _add_detect(sub):
+    p = sub.add_parser("detect", help="find faces and their 68 landmarks in images, folders, videos or a webcam")
+    p.add_argument("inputs", nargs="*", help="image files, folders (recursive) or video files")
+    p.add_argument("-o", "--out", default="runs/detect", help="folder for annotated images/videos and JSON")
+    p.add_argument("--json", dest="json_out", default=None, help="one JSONL (or .csv) file for all inputs")
+    p.add_argument("--model", default=None, help="shipped model name or .pt path")
+    p.add_argument("--detector", default="dlib", help="dlib (HOG) or haar")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
+    p.add_argument("--camera", type=int, default=None, help="webcam index, e.g. 0")
+    p.add_argument("--max-frames", type=int, default=None, help="stop a video or camera after N frames")
+    p.add_argument("--gif", action="store_true", help="also write an animated GIF for videos")
+    p.add_argument("--no-smooth", action="store_true", help="video: no temporal smoothing")
+    p.add_argument("--redetect-every", type=int, default=15, help="video: run the detector every N frames")
+    p.add_argument("--no-lines", action="store_true", help="draw points only")
+    p.add_argument("--no-boxes", action="store_true")
+    p.add_argument("--numbers", action="store_true", help="draw point indices")
+    p.add_argument("--grid", default=None, help="also write one picture tiling every annotated face")
+    p.add_argument("--no-images", action="store_true", help="write JSON only")
+    p.add_argument("--flip-test", action="store_true")
+    p.set_defaults(func=_run_detect)
+
+
+def _run_detect(args):
+    from .detect import run_detect
+
+    return run_detect(args)
+
 
 
 def main(argv: list[str] | None = None) -> int:
