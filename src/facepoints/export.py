@@ -20,7 +20,7 @@ def export_onnx(model: torch.nn.Module, input_size: int, path: str | Path) -> Pa
     from .predictor import PointsHead
 
     path = Path(path)
-    head = PointsHead(model.float().eval())
+    head = PointsHead(model.float()).eval()  # the exporter traces BN in training mode otherwise
     x = torch.zeros(1, 1, input_size, input_size)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")

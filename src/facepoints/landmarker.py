@@ -77,13 +77,14 @@ class Landmarker:
     def _faces(self, rgb, boxes, scores, points) -> list[Face]:
         pose_fn = None
         if self.options.pose:
-            from .pose import estimate_pose
+            from .pose import safe_pose
 
-            pose_fn = estimate_pose
+            pose_fn = safe_pose
         h, w = rgb.shape[:2]
         faces = []
         for b, s, p in zip(boxes, scores, points):
-            pose = pose_fn(p, (w, h)).to_dict() if pose_fn else None
+            pose = pose_fn(p, (w, h)) if pose_fn else None
+            pose = pose.to_dict() if pose else None
             faces.append(Face(np.asarray(b, np.float32), float(s), p.astype(np.float32), pose))
         return faces
 

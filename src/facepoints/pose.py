@@ -175,3 +175,11 @@ def estimate_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose:
     if best is None:
         raise FacepointsError("head pose fit failed: the landmarks do not look like a face")
     return pose_from_rotation(cv2.Rodrigues(best[1])[0])
+
+
+def safe_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose | None:
+    """estimate_pose, or None where no rigid fit exists (a degenerate or implausible shape)."""
+    try:
+        return estimate_pose(points, image_size)
+    except FacepointsError:
+        return None

@@ -78,12 +78,13 @@ class FaceTracker:
         h, w = rgb.shape[:2]
         pose_fn = None
         if self.landmarker.options.pose:
-            from .pose import estimate_pose
+            from .pose import safe_pose
 
-            pose_fn = estimate_pose
+            pose_fn = safe_pose
         for t in self.tracks:
             shown = t.smoother(t.points, timestamp) if t.smoother is not None else t.points
-            pose = pose_fn(shown, (w, h)).to_dict() if pose_fn else None
+            pose = pose_fn(shown, (w, h)) if pose_fn else None
+            pose = pose.to_dict() if pose else None
             faces.append(Face(np.asarray(points_box(shown), np.float32), t.score, shown.astype(np.float32), pose))
         return LandmarkResult(faces, rgb)
 

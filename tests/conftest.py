@@ -1,0 +1,68 @@
+"""Tiny fixtures the tests build themselves: synthetic faces with painted landmarks, a tiny trained model."""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from facepoints.data import write_pts  # noqa: E402
+from facepoints.pose import MODEL_POINTS  # noqa: E402
+
+
+def template(size: float = 80.0, centre=(100.0, 100.0)) -> np.ndarray:
+    """A frontal 68-point face shape of `size` px (jaw width) at `centre`."""
+    p = MODEL_POINTS[:, :2].astype(np.float64)
+    p = (p - p.mean(0)) / np.ptp(p[:, 0]) * size
+    return (p + np.asarray(centre)).astype(np.float32)
+
+
+def painted_face(points: np.ndarray, shape=(200, 200), seed: int = 0) -> np.ndarray:
+    """RGB image with a distinct colour dot on each landmark over a smooth textured background."""
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.integers(40, 90, (*shape, 3), dtype=np.uint8), (0, 0), 3)
+    x1, y1 = points.min(0).astype(int)
+    x2, y2 = points.max(0).astype(int)
+    cv2.ellipse(img, ((int((x1 + x2) / 2), int((y1 + y2) / 2)), (int(x2 - x1) + 10, int(y2 - y1) + 30), 0), (170, 140, 120), -1)
+    for x, y in points:
+        cv2.circle(img, (int(round(x)), int(round(y))), 2, (20, 20, 20), -1)
+    return img
+
+
+@pytest.fixture
+def face_folder(tmp_path):
+    """12 synthetic annotated faces in two subfolders, jpg and png."""
+    root = tmp_path / "faces"
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        sub = root / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        pts = template(rng.uniform(70, 100), rng.uniform(90, 110, 2))
+        img = painted_face(pts, seed=i)
+        ext = ".jpg" if i % 3 else ".png"
+        cv2.imwrite(str(sub / f"face{i}{ext}"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        write_pts(sub / f"face{i}.pts", pts)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny PIPNet trained for 2 epochs on synthetic faces: exercises the whole training path."""
+    from facepoints.augment import AugmentConfig
+    from facepoints.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tinydata")
+    rng = np.random.default_rng(1)
+    for i in range(10):
+        pts = template(rng.uniform(70, 100), rng.uniform(90, 110, 2))
+        cv2.imwrite(str(root / f"f{i}.png"), cv2.cvtColor(painted_face(pts, seed=i), cv2.COLOR_RGB2BGR))
+        write_pts(root / f"f{i}.pts", pts)
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    os.environ["FACEPOINTS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    cfg = TrainConfig(data=str(root), out=str(out), arch="pipnet_small", epochs=2, batch_size=4, lr=1e-3, workers=0,
+                      model_kwargs={"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "head_chs": 16},
+                      augment=AugmentConfig(rotation=10), progress_faces=2, precision="fp32")
+    train(cfg)
+    return out

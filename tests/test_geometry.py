@@ -1,0 +1,90 @@
+"""Crops and geometric augmentation: every landmark must still sit on its painted dot."""
+
+import numpy as np
+import pytest
+
+from facepoints.augment import AugmentConfig, geometric, photometric
+from facepoints.crop import crop_face, crop_matrix, invert, points_box, transform_points, warp
+from facepoints.landmarks import FLIP, connections
+
+from .conftest import template
+
+
+def dot_image(points: np.ndarray, shape=(240, 260), r: int = 1) -> np.ndarray:
+    """Black image with a white square of half-side r centred on each rounded landmark."""
+    img = np.zeros((*shape, 3), np.uint8)
+    for x, y in np.round(points).astype(int):
+        img[y - r : y + r + 1, x - r : x + r + 1] = 255
+    return img
+
+
+def assert_on_dots(image: np.ndarray, points: np.ndarray, min_value: int = 60):
+    gray = image if image.ndim == 2 else image.max(-1)
+    h, w = gray.shape
+    inside = [(i, x, y) for i, (x, y) in enumerate(np.round(points).astype(int)) if 1 <= x < w - 1 and 1 <= y < h - 1]
+    assert len(inside) >= 60, "most points should stay inside the crop"
+    for i, x, y in inside:
+        patch = gray[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2]
+        assert patch.size and patch.max() >= min_value, f"point {i} at ({x}, {y}) is not on its dot"
+
+
+def test_crop_round_trip_exact():
+    pts = template(90, (130, 120))
+    m = crop_matrix(125.3, 118.7, 140.0, 128, angle_deg=17.0, flip=True)
+    back = transform_points(transform_points(pts, m), invert(m))
+    np.testing.assert_allclose(back, pts, atol=1e-3)
+
+
+@pytest.mark.parametrize("scale", [1.0, 6.0])
+def test_crop_face_maps_points_onto_dots(scale):
+    pts = np.round(template(90 * scale, (130 * scale, 120 * scale)))
+    img = dot_image(pts, (int(240 * scale), int(260 * scale)), r=int(scale))
+    crop = crop_face(img, points_box(pts), 128, 1.25)  # scale 6: the pre-shrink path
+    assert_on_dots(crop.image, crop.to_crop(pts))
+    np.testing.assert_allclose(crop.to_source(crop.to_crop(pts)), pts, atol=1e-2)
+
+
+def test_centre_pixel_convention():
+    img = np.zeros((9, 9), np.uint8)
+    img[4, 4] = 255
+    m = crop_matrix(4.0, 4.0, 9.0, 9)  # identity around the centre pixel
+    np.testing.assert_allclose(m, [[1, 0, 0], [0, 1, 0]], atol=1e-9)
+    assert warp(img, m, 9)[4, 4] == 255
+
+
+def test_random_geometry_keeps_points_on_dots():
+    pts = np.round(template(100, (130, 120)))
+    img = dot_image(pts)
+    cfg = AugmentConfig(rotation=40, shift=0.1, scale=0.2, flip=True)
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        crop, cpts = geometric(img, pts, 128, 1.3, cfg, rng)
+        assert_on_dots(crop, cpts, min_value=40)
+        # flipped crops re-index points: point 36 (one outer eye corner) stays left of 45 in the crop
+        assert cpts[36, 0] < cpts[45, 0]
+
+
+def test_flip_table_is_an_involution_that_mirrors_the_template():
+    assert sorted(FLIP) == list(range(68))
+    np.testing.assert_array_equal(FLIP[FLIP], np.arange(68))
+    pts = template(100, (0, 0))
+    mirrored = pts.copy()
+    mirrored[:, 0] *= -1
+    # the mean 3D face is left/right symmetric: mirror + re-index gives back the same face
+    mirrored[:, 0] += 2 * pts[:, 0].mean()
+    assert np.abs(mirrored[FLIP] - pts).max() < 3.0  # the mean face is symmetric to ~1 px
+    assert np.abs(mirrored - pts).max() > 30.0  # without re-indexing the jaw ends swap sides
+
+
+def test_connections_cover_every_point():
+    used = {i for pair in connections() for i in pair}
+    assert used == set(range(68))
+
+
+def test_photometric_changes_pixels_but_not_shape():
+    rgb = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    out = photometric(rgb, AugmentConfig(), np.random.default_rng(3))
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - rgb).mean() > 1
+    same = photometric(rgb, AugmentConfig(brightness=0, contrast=0, gamma=0, saturation=0, hue=0), np.random.default_rng(3))
+    assert np.abs(same.astype(int) - rgb).max() <= 1
