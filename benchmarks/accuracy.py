@@ -1,0 +1,130 @@
+"""Accuracy on the 300-W common test subset (554 faces): our models vs dlib's 68-point predictor.
+
+Same faces, same boxes, one run. Box sources:
+  landmarks  the tight box of the ground-truth points (the 300-W convention for "given boxes");
+  dlib HOG   dlib's frontal detector at upsample 1; a face it misses counts as a failure.
+Each landmark model maps a detector's box to its own crop with the box map measured on
+train/ (src/facepoints/detector_boxes.json); dlib's predictor gets the boxes it was built for.
+
+Run: python benchmarks/accuracy.py [--data ../shared/data/300w/test] [--models fast xception]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _report import DATA, ROOT, table, write_section
+from dlib_reference import DlibShapePredictor
+from facepoints.detectors import BoxMap, create_detector
+from facepoints.drawing import plot_ced
+from facepoints.evaluate import evaluate
+from facepoints.data import read_pts_folder
+from facepoints.predictor import LandmarkPredictor
+from facepoints.weights import shipped_models
+
+
+class CachedDetector:
+    """Runs the detector once per image and times it; replays the boxes for every model."""
+
+    def __init__(self, detector, raw: bool = False):
+        self.detector, self.raw, self.cache, self.seconds = detector, raw, {}, []
+        self.name = detector.name
+
+    def detect(self, rgb):
+        key = hashlib.md5(rgb.tobytes()).hexdigest()
+        if key not in self.cache:
+            t = time.perf_counter()
+            self.cache[key] = self.detector.detect(rgb)
+            self.seconds.append(time.perf_counter() - t)
+        return self.cache[key]
+
+    def landmark_boxes(self, boxes):
+        return np.asarray(boxes, np.float64) if self.raw else self.detector.landmark_boxes(boxes)
+
+    def view(self, raw: bool) -> "CachedDetector":
+        v = CachedDetector(self.detector, raw)
+        v.cache, v.seconds = self.cache, self.seconds
+        return v
+
+
+def inverse(box_map: BoxMap):
+    """Landmark box -> the box this detector would draw (to hand dlib a box in its own convention)."""
+
+    def apply(boxes):
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / box_map.scale
+        cx = (boxes[:, 0] + boxes[:, 2]) / 2 - box_map.dx * side
+        cy = (boxes[:, 1] + boxes[:, 3]) / 2 - box_map.dy * side
+        return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], 1)
+
+    return apply
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(DATA / "test"))
+    ap.add_argument("--models", nargs="+", default=[m for m in ("fast", "xception") if m in shipped_models()])
+    args = ap.parse_args()
+    samples = read_pts_folder(args.data)
+    dlib_det = CachedDetector(create_detector("dlib"))
+    haar_det = CachedDetector(create_detector("haar"))
+    ref = DlibShapePredictor()
+    runs = {}  # label -> Evaluation
+
+    for name in args.models:
+        for flip in (False, True):
+            pred = LandmarkPredictor(name, backend="onnxruntime", flip_test=flip)
+            label = f"facepoints {name}" + (" + flip test" if flip else "")
+            runs[(label, "landmarks")] = evaluate(samples, pred.predict, "landmarks")
+            runs[(label, "dlib HOG")] = evaluate(samples, pred.predict, "detector", dlib_det)
+            if not flip:
+                runs[(label, "OpenCV Haar")] = evaluate(samples, pred.predict, "detector", haar_det)
+            print(label, {k[1]: round(100 * v.report()["nme_mean"], 3) for k, v in runs.items() if k[0] == label})
+    runs[("dlib shape_predictor_68", "landmarks")] = evaluate(samples, ref.predict, "landmarks")
+    to_dlib = inverse(dlib_det.detector.box_map)
+    runs[("dlib shape_predictor_68", "landmarks, in dlib's box convention")] = evaluate(
+        samples, lambda img, b: ref.predict(img, to_dlib(b)), "landmarks")
+    runs[("dlib shape_predictor_68", "dlib HOG")] = evaluate(samples, ref.predict, "detector", dlib_det.view(raw=True))
+
+    rows, results = [], {}
+    for (label, boxes), ev in runs.items():
+        r = ev.report()
+        results[f"{label} | {boxes}"] = r
+        rows.append([label, boxes, f"{r['n_detected']}/{r['n_faces']}", f"{100 * r['nme_mean']:.2f}%",
+                     f"{100 * r['nme_median']:.2f}%", f"{100 * r['fr_0.08']:.2f}%", f"{100 * r['auc_0.08']:.2f}%",
+                     " / ".join(f"{100 * s['nme_mean']:.2f}%" for s in r["subsets"].values())])
+    det_rows = []
+    for d in (dlib_det, haar_det):
+        found = sum(ev.report()["n_detected"] for (lab, b), ev in runs.items() if b == {"dlib": "dlib HOG", "haar": "OpenCV Haar"}[d.name]
+                    and lab == f"facepoints {args.models[0]}")
+        det_rows.append([d.name, f"{found}/{len(samples)} ({100 * found / len(samples):.1f}%)", f"{1000 * np.mean(d.seconds):.1f} ms"])
+
+    out_dir = ROOT / "benchmarks" / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "accuracy.json").write_text(json.dumps(results, indent=2))
+    curves = {label: ev.nmes[np.isfinite(ev.nmes)] for (label, boxes), ev in runs.items()
+              if boxes == "landmarks" and "flip" not in label}
+    plot_ced(curves, out_dir / "ced_300w_common_landmark_boxes.png")
+    curves = {label: np.where(np.isfinite(ev.nmes), ev.nmes, 1.0) for (label, boxes), ev in runs.items()
+              if boxes == "dlib HOG" and "flip" not in label}
+    plot_ced(curves, out_dir / "ced_300w_common_dlib_boxes.png")
+
+    body = ["## Accuracy on 300-W common test (helen + lfpw, 554 faces)", "",
+            "Inter-ocular NME (outer eye corners 36/45). With a detector, NME mean/median are over the faces it finds; "
+            "FR@0.08 and AUC@0.08 count every missed face as a failure. Subset column: helen / lfpw.", "",
+            table(["method", "boxes", "faces found", "NME mean", "NME median", "FR@0.08", "AUC@0.08", "NME helen / lfpw"], rows), "",
+            "Face detectors on the same 554 test images (recall = annotated faces whose box centre a detection covers):", "",
+            table(["detector", "recall", "time per image"], det_rows), "",
+            "CED plots: `benchmarks/results/ced_300w_common_landmark_boxes.png`, `benchmarks/results/ced_300w_common_dlib_boxes.png`; "
+            "all numbers: `benchmarks/results/accuracy.json`."]
+    write_section("accuracy", "\n".join(body), "python benchmarks/accuracy.py")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Training throughput of the seed Xception on this CPU (fp32 vs bf16 autocast, channels_last, batch 32),
+and the wall time of the shipped models' training runs (from the package's MODELS.json).
+
+Run: python benchmarks/training.py [--steps 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from _report import table, write_section
+from facepoints.models import create_model
+from facepoints.weights import shipped_models
+
+
+def throughput(arch: str, bf16: bool, steps: int, batch: int = 32) -> float:
+    torch.manual_seed(0)
+    model = create_model(arch).train().to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=8e-4)
+    x = torch.rand(batch, 1, 128, 128).contiguous(memory_format=torch.channels_last)
+    y = torch.rand(batch, 68, 2) * 127
+    times = []
+    for i in range(steps + 2):
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model.loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    return batch / (sum(times) / len(times))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6)
+    args = ap.parse_args()
+    rows = []
+    for arch in ("xception", "pipnet_small"):
+        for bf16 in (False, True):
+            rows.append([arch, "bf16 autocast" if bf16 else "fp32", f"{throughput(arch, bf16, args.steps):.1f}"])
+    runs = []
+    for name, m in shipped_models().items():
+        runs.append([name, m["arch"], m["epochs_trained"], f"{m['train_wall_minutes']} min", m["train_img_per_s"],
+                     f"{100 * m['val_nme']:.2f}%", f"`{m['command']}`"])
+    body = ["## Training cost", "",
+            f"Training step throughput (images/s; forward + backward + Adam, batch 32, channels_last, {torch.get_num_threads()} threads):", "",
+            table(["model", "precision", "img/s"], rows), "",
+            "Shipped models' training runs (wall time = sum of epochs incl. validation; img/s = mean over epochs, "
+            "with augmentation in the loop):", "",
+            table(["model", "arch", "epochs", "wall time", "img/s", "val NME (held-out 10% of train)", "command"], runs)]
+    write_section("training", "\n".join(body), "python benchmarks/training.py")
+
+
+if __name__ == "__main__":
+    main()

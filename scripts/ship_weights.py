@@ -1,0 +1,62 @@
+"""Copy a training run's best weights into the package as a named shipped model.
+
+Records in src/facepoints/weights/MODELS.json: file, sha256, architecture, the exact
+training command, its wall time (sum of the epochs), the machine, validation NME, and
+the licence. Run: python scripts/ship_weights.py runs/fast fast --command "facepoints train ..."
+"""
+
+import argparse
+import datetime
+import json
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _report import machine  # noqa: E402
+from facepoints.weights import PACKAGE_WEIGHTS, load_model, sha256_file  # noqa: E402
+
+LICENCE = "Trained on 300-W (iBUG): non-commercial research use only, like the data."
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run", type=Path)
+    ap.add_argument("name")
+    ap.add_argument("--command", required=True, help="the facepoints train command that made the run")
+    args = ap.parse_args()
+    src = args.run / "model.pt"
+    load_model(str(src))  # refuses a broken file
+    last = torch.load(args.run / "last.pt", map_location="cpu", weights_only=True)
+    weights = torch.load(src, map_location="cpu", weights_only=True)
+    PACKAGE_WEIGHTS.mkdir(exist_ok=True)
+    dest = PACKAGE_WEIGHTS / f"{args.name}.pt"
+    shutil.copyfile(src, dest)
+    index_path = PACKAGE_WEIGHTS / "MODELS.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    history = last["history"]
+    index[args.name] = {
+        "file": dest.name,
+        "sha256": sha256_file(dest),
+        "arch": weights["arch"],
+        "params": sum(v.numel() for k, v in weights["model"].items() if "running" not in k and "num_batches" not in k),
+        "command": args.command,
+        "epochs_trained": last["epoch"],
+        "selected_epoch": weights["train"].get("epoch"),
+        "val_nme": round(weights["train"].get("val_nme", float("nan")), 5),
+        "train_wall_minutes": round(sum(h["epoch_s"] for h in history) / 60, 1),
+        "train_img_per_s": round(sum(h["img_per_s"] for h in history) / len(history), 1),
+        "machine": machine(),
+        "date": datetime.date.today().isoformat(),
+        "data": "300-W train split as in ../shared/data/300w/train (2,012 faces; 10% held out for model selection)",
+        "licence": LICENCE,
+    }
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    print(json.dumps(index[args.name], indent=2))
+
+
+if __name__ == "__main__":
+    main()
