@@ -54,16 +54,21 @@ def landmark_speed(name: str, images, boxes, repeat: int) -> list:
     return rows
 
 
+def on_canvas(im: np.ndarray) -> np.ndarray:
+    """A 300-W crop scaled to 400 px high, centred on a grey 640x480 frame."""
+    scale = 400 / im.shape[0]
+    im = cv2.resize(im, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)[:, :600]
+    canvas = np.full((480, 640, 3), 110, np.uint8)
+    y, x = (480 - im.shape[0]) // 2, (640 - im.shape[1]) // 2
+    canvas[y : y + im.shape[0], x : x + im.shape[1]] = im
+    return canvas
+
+
 def make_640x480(samples, n: int, folder: Path) -> list[Path]:
-    """One face per 640x480 JPEG: the 300-W crop scaled to 400 px high on a grey canvas."""
+    """One face per 640x480 JPEG."""
     paths = []
     for i, s in enumerate(samples[:n]):
-        im = load_image(s.image_path)
-        scale = 400 / im.shape[0]
-        im = cv2.resize(im, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)[:, :600]
-        canvas = np.full((480, 640, 3), 110, np.uint8)
-        y, x = (480 - im.shape[0]) // 2, (640 - im.shape[1]) // 2
-        canvas[y : y + im.shape[0], x : x + im.shape[1]] = im
+        canvas = on_canvas(load_image(s.image_path))
         p = folder / f"{i:04d}.jpg"
         cv2.imwrite(str(p), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
         paths.append(p)
@@ -94,12 +99,7 @@ def folder_throughput(paths, model: str) -> list:
 
 def video_bench(sample, model: str, frames: int = 120, noise: float = 4.0) -> list:
     """A still face in 640x480 frames with Gaussian sensor noise: fps and landmark jitter."""
-    im = load_image(sample.image_path)
-    scale = 400 / im.shape[0]
-    im = cv2.resize(im, None, fx=scale, fy=scale)[:, :600]
-    base = np.full((480, 640, 3), 110, np.uint8)
-    y, x = (480 - im.shape[0]) // 2, (640 - im.shape[1]) // 2
-    base[y : y + im.shape[0], x : x + im.shape[1]] = im
+    base = on_canvas(load_image(sample.image_path))
     rng = np.random.default_rng(0)
     clip = [np.clip(base + rng.normal(0, noise, base.shape), 0, 255).astype(np.uint8) for _ in range(frames)]
     rows = []

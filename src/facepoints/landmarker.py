@@ -68,25 +68,22 @@ class Landmarker:
         if self.options.max_faces is not None:
             det_boxes, scores = det_boxes[: self.options.max_faces], scores[: self.options.max_faces]
         points = self.predictor.predict(rgb, detector.landmark_boxes(det_boxes))
-        return LandmarkResult(self._faces(rgb, det_boxes, scores, points), rgb, source)
+        return LandmarkResult(build_faces(det_boxes, scores, points, rgb.shape[1::-1], self.options.pose), rgb, source)
 
     def landmarks(self, rgb: np.ndarray, landmark_boxes: np.ndarray) -> np.ndarray:
         """Points for faces whose tight boxes are already known (tracking)."""
         return self.predictor.predict(rgb, landmark_boxes)
 
-    def _faces(self, rgb, boxes, scores, points) -> list[Face]:
-        pose_fn = None
-        if self.options.pose:
-            from .pose import safe_pose
-
-            pose_fn = safe_pose
-        h, w = rgb.shape[:2]
-        faces = []
-        for b, s, p in zip(boxes, scores, points):
-            pose = pose_fn(p, (w, h)) if pose_fn else None
-            pose = pose.to_dict() if pose else None
-            faces.append(Face(np.asarray(b, np.float32), float(s), p.astype(np.float32), pose))
-        return faces
-
     def with_options(self, **changes) -> "Landmarker":
         return Landmarker(replace(self.options, **changes))
+
+
+def build_faces(boxes, scores, points, image_size: tuple[int, int], with_pose: bool) -> list[Face]:
+    """Face records; pose from the points (None where no rigid fit exists)."""
+    from .pose import safe_pose
+
+    faces = []
+    for b, s, p in zip(boxes, scores, points):
+        pose = safe_pose(p, image_size) if with_pose else None
+        faces.append(Face(np.asarray(b, np.float32), float(s), np.asarray(p, np.float32), pose.to_dict() if pose else None))
+    return faces

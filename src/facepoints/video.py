@@ -17,7 +17,7 @@ import numpy as np
 
 from .crop import points_box
 from .errors import FacepointsError
-from .results import Face, LandmarkResult
+from .results import LandmarkResult
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class FaceTracker:
         return LandmarkSmoother()
 
     def update(self, rgb: np.ndarray, timestamp: float) -> LandmarkResult:
+        from .landmarker import build_faces
+
         o = self.options
         need_detect = not self.tracks or self.frame_index % o.redetect_every == 0
         boxes = np.array([points_box(t.points) for t in self.tracks]).reshape(-1, 4)
@@ -74,18 +76,9 @@ class FaceTracker:
         if need_detect:
             self._redetect(rgb, boxes)
         self.frame_index += 1
-        faces = []
-        h, w = rgb.shape[:2]
-        pose_fn = None
-        if self.landmarker.options.pose:
-            from .pose import safe_pose
-
-            pose_fn = safe_pose
-        for t in self.tracks:
-            shown = t.smoother(t.points, timestamp) if t.smoother is not None else t.points
-            pose = pose_fn(shown, (w, h)) if pose_fn else None
-            pose = pose.to_dict() if pose else None
-            faces.append(Face(np.asarray(points_box(shown), np.float32), t.score, shown.astype(np.float32), pose))
+        shown = [t.smoother(t.points, timestamp) if t.smoother is not None else t.points for t in self.tracks]
+        boxes = [points_box(p) for p in shown]
+        faces = build_faces(boxes, [t.score for t in self.tracks], shown, rgb.shape[1::-1], self.landmarker.options.pose)
         return LandmarkResult(faces, rgb)
 
     def _redetect(self, rgb, old_boxes):
