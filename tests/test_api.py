@@ -227,3 +227,22 @@ def test_video_errors(tiny_model, tmp_path):
     assert not (tmp_path / "x.jsonl").exists()
     with pytest.raises(FacepointsError, match="camera 7: no such camera"):
         process_video(lm, 7, None, None, None, progress=False)
+
+
+def test_video_broken_mid_stream_keeps_what_was_written(tiny_model, tmp_path, capsys):
+    pts = template(80, (100, 100))
+    path = tmp_path / "v.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (200, 200))
+    for i in range(30):
+        vw.write(cv2.cvtColor(painted_face(pts, seed=i), cv2.COLOR_RGB2BGR))
+    vw.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.5)])  # the stream ends half-way; the header still says 30 frames
+    out = tmp_path / "out"
+    code = main(["detect", str(path), "-o", str(out), "--model", str(tiny_model / "model.pt"), "--detector", "haar"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "video stopped decoding at frame" in err and "of 30" in err
+    lines = (out / "v.landmarks.jsonl").read_text().splitlines()
+    assert 5 <= len(lines) < 30
+    assert (out / "v.landmarks.mp4").stat().st_size > 0
