@@ -30,6 +30,7 @@ from .models import create_model
 from .weights import save_weights
 
 CHECKPOINT_FORMAT = "facepoints-checkpoint/1"
+MAX_GIF_FRAMES = 40  # progress.gif shows at most this many epochs, evenly spaced
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def progress_frame(crops: torch.Tensor, preds: np.ndarray, targets: np.ndarray, 
         draw_face(rgb, (t + 0.5) * 2 - 0.5, lines=False, color=(255, 0, 0), radius=2)
         draw_face(rgb, (p + 0.5) * 2 - 0.5, lines=True, radius=2)
         tiles.append(rgb)
-    frame = grid(tiles, cols=4, tile=192)
+    frame = grid(tiles, cols=4, tile=160)
     cv2.putText(frame, f"epoch {epoch}  val NME {100 * val_nme:.2f}%", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
     return frame
 
@@ -229,8 +230,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
             with atomic_path(out / "progress" / f"epoch_{epoch:03d}.png") as tmp:
                 Image.fromarray(frame).save(tmp, format="PNG")
-            frames = [np.asarray(Image.open(f).convert("RGB")) for f in sorted((out / "progress").glob("epoch_*.png"))]
-            save_gif(frames, out / "progress.gif")
+            files = sorted((out / "progress").glob("epoch_*.png"))
+            keep = np.unique(np.linspace(0, len(files) - 1, min(len(files), MAX_GIF_FRAMES)).round().astype(int))
+            save_gif([np.asarray(Image.open(files[i]).convert("RGB")) for i in keep], out / "progress.gif")
             plot_curves(history, out / "curves.png")
             print(f"epoch {epoch}: loss {entry['train_loss']:.4g} | val NME {100 * val_nme:.3f}% "
                   f"(best {100 * best_nme:.3f}%) | {entry['img_per_s']:.1f} img/s | {entry['epoch_s']:.0f}s", flush=True)
