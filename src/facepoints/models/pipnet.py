@@ -52,10 +52,11 @@ class PIPNetSmall(nn.Module):
         head_chs: int = 64,
         sigma: float = 1.0,
         reg_weight: float = 1.0,
+        temperature: float = 0.5,
     ):
         super().__init__()
         self.num_points, self.input_size = num_points, input_size
-        self.sigma, self.reg_weight = sigma, reg_weight
+        self.sigma, self.reg_weight, self.temperature = sigma, reg_weight, temperature
         self.stride = 8
         self.grid = input_size // self.stride
         w = widths
@@ -110,13 +111,26 @@ class PIPNetSmall(nn.Module):
         return cls_loss + self.reg_weight * reg_loss
 
     def decode(self, out: torch.Tensor) -> torch.Tensor:
-        """Argmax cell + its offset -> (B, 68, 2) crop pixel coordinates."""
+        """Argmax cell, refined by its 3x3 neighbours -> (B, 68, 2) crop pixel coordinates.
+
+        Each of the 3x3 cells around the argmax was trained to point at the landmark, so
+        their estimates are averaged, weighted by softmax(score / temperature) in the window.
+        """
         score, ox, oy = self._split(out)
-        k = score.argmax(dim=2, keepdim=True)
         g = self.grid
-        cx = (k % g).float() + 0.5 + ox.gather(2, k)
-        cy = torch.div(k, g, rounding_mode="floor").float() + 0.5 + oy.gather(2, k)
-        return torch.cat([cx, cy], dim=2) * self.stride - 0.5
+        k = score.argmax(dim=2, keepdim=True)
+        row, col = torch.div(k, g, rounding_mode="floor"), k % g
+        top = score.gather(2, k)
+        num, den = 0.0, 0.0
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                r, c = row + dy, col + dx
+                valid = ((r >= 0) & (r < g) & (c >= 0) & (c < g)).float()
+                kk = r.clamp(0, g - 1) * g + c.clamp(0, g - 1)
+                w = torch.exp((score.gather(2, kk) - top) / self.temperature) * valid
+                est = torch.cat([c.float() + 0.5 + ox.gather(2, kk), r.float() + 0.5 + oy.gather(2, kk)], dim=2)
+                num, den = num + w * est, den + w
+        return num / den * self.stride - 0.5
 
 
 def pipnet_small(**kwargs) -> PIPNetSmall:
