@@ -48,6 +48,8 @@ def main():
         "selected_epoch": weights["train"].get("epoch"),
         "val_nme": round(weights["train"].get("val_nme", float("nan")), 5),
         "train_wall_minutes": round(sum(h["epoch_s"] for h in history) / 60, 1),
+        # start of the run (config.json) to its last checkpoint: includes plots and anything else the machine ran
+        "train_wall_clock_minutes": round(((args.run / "last.pt").stat().st_mtime - (args.run / "config.json").stat().st_mtime) / 60, 1),
         "train_img_per_s": round(sum(h["img_per_s"] for h in history) / len(history), 1),
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
