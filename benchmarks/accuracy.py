@@ -70,6 +70,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(DATA / "test"))
     ap.add_argument("--models", nargs="+", default=[m for m in ("fast", "xception") if m in shipped_models()])
+    ap.add_argument("--flip-models", nargs="*", default=["fast"], help="also evaluate these with flip test-time augmentation")
     args = ap.parse_args()
     samples = read_pts_folder(args.data)
     dlib_det = CachedDetector(create_detector("dlib"))
@@ -78,7 +79,7 @@ def main():
     runs = {}  # label -> Evaluation
 
     for name in args.models:
-        for flip in (False, True):
+        for flip in (False, True) if name in args.flip_models else (False,):
             pred = LandmarkPredictor(name, backend="onnxruntime", flip_test=flip)
             label = f"facepoints {name}" + (" + flip test" if flip else "")
             runs[(label, "landmarks")] = evaluate(samples, pred.predict, "landmarks")
