@@ -37,9 +37,11 @@ def test_forward_backward_every_parameter_gets_gradient(arch):
     assert pts.shape == (2, 68, 2) and torch.isfinite(pts).all()
 
 
-def test_pipnet_decodes_a_perfect_output_exactly():
-    m = create_model("pipnet_small")
+@pytest.mark.parametrize("arch", ["pipnet_small", "pipnet_fast"])
+def test_pipnet_decodes_a_perfect_output_exactly(arch):
+    m = create_model(arch)
     t = torch.rand(3, 68, 2) * 127
+    t[0, :4] = torch.tensor([[0.0, 0.0], [127.0, 0.0], [0.0, 127.0], [127.0, 127.0]])  # corner cells: padded neighbours
     g = m.grid
     cell = (t + 0.5) / m.stride
     idx = cell.floor()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import warnings
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def export_onnx_cached(model: torch.nn.Module, meta: dict) -> Path:
         h.update(k.encode())
         h.update(v.detach().cpu().float().numpy().tobytes())
     h.update(f"{meta['arch']} {meta['model_kwargs']} {meta['input_size']} {OPSET} {torch.__version__}".encode())
+    h.update(inspect.getsource(type(model)).encode())  # a changed forward/decode must not reuse a stale export
     path = default_cache_dir() / "onnx" / f"{meta['arch']}-{h.hexdigest()[:16]}.onnx"
     if not path.exists():
         try:

@@ -31,6 +31,7 @@ from .weights import save_weights
 
 CHECKPOINT_FORMAT = "facepoints-checkpoint/1"
 MAX_GIF_FRAMES = 40  # progress.gif shows at most this many epochs, evenly spaced
+GIF_EVERY = 10  # epochs between rebuilds of progress.gif and curves.png
 
 
 @dataclass(frozen=True)
@@ -230,10 +231,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
             with atomic_path(out / "progress" / f"epoch_{epoch:03d}.png") as tmp:
                 Image.fromarray(frame).save(tmp, format="PNG")
-            files = sorted((out / "progress").glob("epoch_*.png"))
-            keep = np.unique(np.linspace(0, len(files) - 1, min(len(files), MAX_GIF_FRAMES)).round().astype(int))
-            save_gif([np.asarray(Image.open(files[i]).convert("RGB")) for i in keep], out / "progress.gif")
-            plot_curves(history, out / "curves.png")
+            if epoch % GIF_EVERY == 0 or epoch == cfg.epochs:  # rebuilding them costs ~1 s, so not every epoch
+                files = sorted((out / "progress").glob("epoch_*.png"))
+                keep = np.unique(np.linspace(0, len(files) - 1, min(len(files), MAX_GIF_FRAMES)).round().astype(int))
+                save_gif([np.asarray(Image.open(files[i]).convert("RGB")) for i in keep], out / "progress.gif")
+                plot_curves(history, out / "curves.png")
             print(f"epoch {epoch}: loss {entry['train_loss']:.4g} | val NME {100 * val_nme:.3f}% "
                   f"(best {100 * best_nme:.3f}%) | {entry['img_per_s']:.1f} img/s | {entry['epoch_s']:.0f}s", flush=True)
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["PIPNetSmall", "pipnet_small"]
+__all__ = ["PIPNetSmall", "pipnet_small", "pipnet_fast"]
 
 
 def conv_bn(in_chs: int, out_chs: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -48,11 +48,12 @@ class PIPNetSmall(nn.Module):
         input_size: int = 128,
         widths: tuple[int, ...] = (16, 24, 48, 96),
         depths: tuple[int, ...] = (1, 2, 3, 3),
-        expand: int = 4,
+        expand: int | tuple[int, ...] = 4,  # per stage 2..4 when a tuple
         head_chs: int = 64,
         sigma: float = 1.0,
         reg_weight: float = 1.0,
         temperature: float = 0.5,
+        fused: bool = False,
     ):
         super().__init__()
         self.num_points, self.input_size = num_points, input_size
@@ -60,11 +61,16 @@ class PIPNetSmall(nn.Module):
         self.stride = 8
         self.grid = input_size // self.stride
         w = widths
+        e2, e3, e4 = expand if isinstance(expand, (tuple, list)) else (expand,) * 3
         self.stem = conv_bn(1, w[0], 3, 2)  # /2
-        self.stage1 = _stage(w[0], w[0], depths[0], 1, 1)  # /2
-        self.stage2 = _stage(w[0], w[1], depths[1], 2, expand)  # /4
-        self.stage3 = _stage(w[1], w[2], depths[2], 2, expand)  # /8
-        self.stage4 = _stage(w[2], w[3], depths[3], 2, expand)  # /16: whole-face context
+        if fused:  # one dense 3x3 conv does the /4 step: on CPU it beats expanding at 64x64
+            self.stage1 = nn.Identity()
+            self.stage2 = nn.Sequential(conv_bn(w[0], w[1], 3, 2), *_stage(w[1], w[1], depths[1], 1, e2)) if depths[1] else conv_bn(w[0], w[1], 3, 2)
+        else:
+            self.stage1 = _stage(w[0], w[0], depths[0], 1, 1)  # /2
+            self.stage2 = _stage(w[0], w[1], depths[1], 2, e2)  # /4
+        self.stage3 = _stage(w[1], w[2], depths[2], 2, e3)  # /8
+        self.stage4 = _stage(w[2], w[3], depths[3], 2, e4)  # /16: whole-face context
         self.lateral = conv_bn(w[2], head_chs)
         self.top = conv_bn(w[3], head_chs)
         self.fuse = nn.Sequential(conv_bn(head_chs, head_chs, 3, groups=head_chs), conv_bn(head_chs, head_chs))
@@ -115,23 +121,32 @@ class PIPNetSmall(nn.Module):
 
         Each of the 3x3 cells around the argmax was trained to point at the landmark, so
         their estimates are averaged, weighted by softmax(score / temperature) in the window.
+        One padded gather for all nine cells keeps the exported graph small (it is ~15% of
+        the inference time when written as a loop).
         """
-        score, ox, oy = self._split(out)
-        g = self.grid
-        k = score.argmax(dim=2, keepdim=True)
+        g, n = self.grid, self.num_points
+        maps = out.float().view(out.shape[0], 3, n, g, g)
+        k = maps[:, 0].flatten(2).argmax(dim=2, keepdim=True)  # (B, N, 1)
         row, col = torch.div(k, g, rounding_mode="floor"), k % g
-        top = score.gather(2, k)
-        num, den = 0.0, 0.0
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                r, c = row + dy, col + dx
-                valid = ((r >= 0) & (r < g) & (c >= 0) & (c < g)).float()
-                kk = r.clamp(0, g - 1) * g + c.clamp(0, g - 1)
-                w = torch.exp((score.gather(2, kk) - top) / self.temperature) * valid
-                est = torch.cat([c.float() + 0.5 + ox.gather(2, kk), r.float() + 0.5 + oy.gather(2, kk)], dim=2)
-                num, den = num + w * est, den + w
-        return num / den * self.stride - 0.5
+        padded = F.pad(maps, (1, 1, 1, 1), value=0.0).flatten(3)  # (B, 3, N, (g+2)^2), border cells padded
+        dy = torch.tensor([-1, -1, -1, 0, 0, 0, 1, 1, 1], device=out.device)
+        dx = torch.tensor([-1, 0, 1, -1, 0, 1, -1, 0, 1], device=out.device)
+        r, c = row + dy, col + dx  # (B, N, 9) neighbour cells
+        idx = ((r + 1) * (g + 2) + (c + 1)).unsqueeze(1).expand(-1, 3, -1, -1)
+        score, ox, oy = padded.gather(3, idx).unbind(1)
+        inside = (r >= 0) & (r < g) & (c >= 0) & (c < g)
+        w = torch.softmax(score / self.temperature + (~inside).float() * -1e4, dim=2)
+        x = ((c.float() + 0.5 + ox) * w).sum(2)
+        y = ((r.float() + 0.5 + oy) * w).sum(2)
+        return torch.stack([x, y], dim=2) * self.stride - 0.5
 
 
 def pipnet_small(**kwargs) -> PIPNetSmall:
     return PIPNetSmall(**kwargs)
+
+
+def pipnet_fast(**kwargs) -> PIPNetSmall:
+    """The shipped default: no 64x64 inverted residuals (a dense /4 conv instead) and a deeper,
+    wider 8x8 stage, where parameters are cheapest per multiply-add. 350K params, 36M MACs."""
+    cfg = dict(fused=True, widths=(16, 24, 48, 128), depths=(0, 0, 2, 5), expand=(4, 3, 2))
+    return PIPNetSmall(**{**cfg, **kwargs})
