@@ -7,6 +7,7 @@ both faster and steadier. A One Euro filter per face removes jitter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -15,8 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tqdm import tqdm
+
 from .crop import points_box
+from .drawing import save_gif
 from .errors import FacepointsError
+from .io_utils import atomic_path
 from .results import LandmarkResult
 
 
@@ -112,37 +117,70 @@ def open_capture(source: str | int) -> cv2.VideoCapture:
     return cap
 
 
+class VideoOutputs:
+    """The annotated MP4, the GIF and the JSONL of one stream.
+
+    Each is written to a temporary file beside its target and moved into place when the
+    `with` block ends normally, so an exception never leaves a half-written output.
+    """
+
+    def __init__(self, source, fps: float, video: Path | None = None, gif: Path | None = None, jsonl: Path | None = None,
+                 draw_kwargs: dict | None = None):
+        self.source, self.fps, self.video, self.gif = str(source), fps, video, gif
+        self.draw_kwargs = draw_kwargs or {}
+        self.gif_frames: list[np.ndarray] = []
+        self._writer = None
+        self._stack = contextlib.ExitStack()
+        self._video_tmp = self._stack.enter_context(atomic_path(video)) if video else None
+        self._stack.callback(lambda: self._writer is not None and self._writer.release())  # before the move into place
+        self._jsonl = self._stack.enter_context(open(self._stack.enter_context(atomic_path(jsonl)), "w")) if jsonl else None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.__exit__(*exc)
+        if exc[0] is None and self.gif is not None and self.gif_frames:
+            save_gif(self.gif_frames, self.gif, fps=min(self.fps, 15))
+        return False
+
+    def write(self, index: int, result: LandmarkResult) -> None:
+        if self._video_tmp is not None or self.gif is not None:
+            annotated = result.plot(**self.draw_kwargs)
+            if self._video_tmp is not None:
+                self._video_writer(annotated.shape).write(cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
+            if self.gif is not None:
+                self.gif_frames.append(cv2.resize(annotated, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+        if self._jsonl is not None:
+            record = {"frame": index, "time": round(index / self.fps, 4), **result.summary(), "image": self.source}
+            self._jsonl.write(json.dumps(record) + "\n")
+
+    def _video_writer(self, shape) -> cv2.VideoWriter:
+        if self._writer is None:
+            h, w = shape[:2]
+            self._writer = cv2.VideoWriter(str(self._video_tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise FacepointsError(f"{self.video}: cannot open a video writer")
+        return self._writer
+
+
 def process_video(landmarker, source: str | int, out_video: Path | None, out_gif: Path | None, out_jsonl: Path | None,
                   options: VideoOptions | None = None, max_frames: int | None = None, draw_kwargs: dict | None = None,
                   progress: bool = True) -> dict:
     """Run the tracker over a video file or camera; write annotated MP4/GIF and JSONL as frames arrive.
 
-    Outputs are written to temporary files and moved into place at the end, also when
-    the stream breaks mid-way (what was written is kept; the error says at which frame).
+    When the stream breaks mid-way, what was processed is kept and the returned error
+    says at which frame.
     """
-    from tqdm import tqdm
-
-    from .drawing import save_gif
-    from .io_utils import atomic_path
-
     cap = open_capture(source)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     fps = fps if 1 <= fps <= 240 else 25.0
     expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not isinstance(source, int) else 0
     tracker = FaceTracker(landmarker, options)
-    draw_kwargs = draw_kwargs or {}
-    writer, gif_frames, n, error = None, [], 0, None
-    stack = []
+    n, error = 0, None
     try:
-        import contextlib
-
-        with contextlib.ExitStack() as es:
-            tmp_video = es.enter_context(atomic_path(out_video)) if out_video else None
-            tmp_jsonl = es.enter_context(atomic_path(out_jsonl)) if out_jsonl else None
-            jsonl = open(tmp_jsonl, "w") if tmp_jsonl else None
-            stack.append(jsonl)
-            total = max_frames if max_frames else (expected or None)
-            bar = tqdm(total=total, unit="frame", desc=str(source), disable=not progress, leave=False)
+        with VideoOutputs(source, fps, out_video, out_gif, out_jsonl, draw_kwargs) as outputs, \
+                tqdm(total=max_frames or expected or None, unit="frame", desc=str(source), disable=not progress, leave=False) as bar:
             t_start = time.perf_counter()
             while max_frames is None or n < max_frames:
                 ok, bgr = cap.read()
@@ -150,35 +188,12 @@ def process_video(landmarker, source: str | int, out_video: Path | None, out_gif
                     if expected and n < expected - 1:
                         error = f"{source}: video stopped decoding at frame {n} of {expected}; kept the {n} frames processed"
                     break
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                result = tracker.update(rgb, n / fps)
-                if tmp_video is not None or out_gif is not None:
-                    annotated = result.plot(**draw_kwargs)
-                    if tmp_video is not None:
-                        if writer is None:
-                            h, w = annotated.shape[:2]
-                            writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                            if not writer.isOpened():
-                                raise FacepointsError(f"{out_video}: cannot open a video writer")
-                        writer.write(cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
-                    if out_gif is not None:
-                        gif_frames.append(cv2.resize(annotated, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
-                if jsonl:
-                    record = {"frame": n, "time": round(n / fps, 4), **result.summary()}
-                    record["image"] = str(source)
-                    jsonl.write(json.dumps(record) + "\n")
+                outputs.write(n, tracker.update(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), n / fps))
                 n += 1
                 bar.update(1)
-            bar.close()
             elapsed = time.perf_counter() - t_start
-            if writer is not None:
-                writer.release()
-            if jsonl:
-                jsonl.close()
             if n == 0:
                 raise FacepointsError(f"{source}: no frames could be decoded")
     finally:
         cap.release()
-    if out_gif is not None and gif_frames:
-        save_gif(gif_frames, out_gif, fps=min(fps, 15))
     return {"frames": n, "fps": n / max(elapsed, 1e-9), "detector_runs": tracker.detector_runs, "error": error}

@@ -1,0 +1,187 @@
+"""The ablations behind the default model's design, on the held-out 10% of train (never on test/).
+
+1. Cost of candidate backbones: params, multiply-adds and ONNX Runtime latency on one thread.
+2. Fit: NME of each shipped model on its own (un-augmented) training faces vs the held-out
+   faces. Equal numbers mean the model underfits: it needs capacity, not regularisation.
+3. int8: static post-training quantization of the default model with ONNX Runtime.
+4. With --train-epochs N: short trainings of the candidates with the shipped recipe.
+
+Run: python benchmarks/architectures.py [--train-epochs 25]   (on an idle machine)
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from _report import DATA, table, write_section
+from facepoints.augment import AugmentConfig
+from facepoints.data import read_dataset
+from facepoints.dataset import LandmarkDataset, build_cache
+from facepoints.export import export_onnx
+from facepoints.metrics import nme
+from facepoints.models import create_model
+from facepoints.train import TrainConfig, split_indices, train
+from facepoints.weights import load_model, shipped_models
+
+CANDIDATES = {
+    "pipnet_small (previous default)": ("pipnet_small", {}),
+    "A: dense /4 conv, depths (0,0,3,3)": ("pipnet_small", dict(fused=True, depths=(0, 0, 3, 3))),
+    "B: A + 128-wide 8x8 stage, depths (0,0,2,4)": ("pipnet_small", dict(fused=True, widths=(16, 24, 48, 128), depths=(0, 0, 2, 4), expand=(4, 4, 3))),
+    "C = pipnet_fast (shipped default)": ("pipnet_fast", {}),
+    "xception (seed)": ("xception", {}),
+}
+
+
+def session(onnx: bytes | str, threads: int = 1) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(onnx, opts, providers=["CPUExecutionProvider"])
+
+
+def latency_ms(sess: ort.InferenceSession, size: int = 128, repeat: int = 400) -> float:
+    name = sess.get_inputs()[0].name
+    x = np.random.default_rng(0).random((1, 1, size, size), np.float32)
+    for _ in range(50):
+        sess.run(None, {name: x})
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+def macs(model: torch.nn.Module, size: int = 128) -> int:
+    total = 0
+
+    def hook(m, _, out):
+        nonlocal total
+        if isinstance(m, torch.nn.Conv2d):
+            total += out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, torch.nn.Linear):
+            total += m.in_features * m.out_features
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 1, size, size))
+    for h in hooks:
+        h.remove()
+    return total
+
+
+def onnx_bytes(model: torch.nn.Module, size: int = 128) -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        return export_onnx(model, size, Path(d) / "m.onnx").read_bytes()
+
+
+def cost_rows() -> list:
+    rows = []
+    for label, (arch, kw) in CANDIDATES.items():
+        model = create_model(arch, **kw)
+        ms = latency_ms(session(onnx_bytes(model)), repeat=100 if arch == "xception" else 400)
+        rows.append([label, f"{sum(p.numel() for p in model.parameters()) / 1e3:.0f}K", f"{macs(model) / 1e6:.1f}M", f"{ms:.3f} ms"])
+    return rows
+
+
+def held_out(samples, images, points, cfg: dict, meta: dict):
+    train_idx, val_idx = split_indices(len(samples), cfg["val_fraction"], cfg["seed"])
+
+    def tensors(idx):
+        ds = LandmarkDataset(images[idx], points[idx], meta["input_size"], meta["margin"], None)
+        return torch.stack([ds[i][0] for i in range(len(ds))]), np.stack([ds[i][1].numpy() for i in range(len(ds))])
+
+    return tensors(train_idx), tensors(val_idx)
+
+
+def predict(model, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return torch.cat([model.decode(model.eval()(x[i : i + 64])) for i in range(0, len(x), 64)]).numpy()
+
+
+def fit_and_int8_rows(samples, images, points):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fit, quant = [], []
+    for name in shipped_models():
+        model, meta = load_model(name)
+        cfg = torch.load(meta["path"], weights_only=True)["train"]["config"]
+        (xt, yt), (xv, yv) = held_out(samples, images, points, cfg, meta)
+        fit.append([name, f"{100 * nme(predict(model, xt), yt).mean():.2f}%", f"{100 * nme(predict(model, xv), yv).mean():.2f}%"])
+        if name != "fast":
+            continue
+        with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f32, pre, q8 = Path(d) / "f32.onnx", Path(d) / "pre.onnx", Path(d) / "int8.onnx"
+            export_onnx(model, meta["input_size"], f32)
+            quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True)
+            calib = iter([{"crops": xt[i : i + 1].numpy()} for i in range(200)])
+
+            class Reader(CalibrationDataReader):
+                def get_next(self):
+                    return next(calib, None)
+
+            quantize_static(str(pre), str(q8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            op_types_to_quantize=["Conv"], activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            for label, path in (("fp32", f32), ("int8 (static, per-channel, Conv only)", q8)):
+                sess = session(str(path))
+                p = np.concatenate([sess.run(None, {"crops": xv[i : i + 64].numpy()})[0] for i in range(0, len(xv), 64)])
+                quant.append([label, f"{100 * nme(p, yv).mean():.2f}%", f"{latency_ms(sess):.3f} ms"])
+    return fit, quant
+
+
+def train_rows(data: str, epochs: int) -> list:
+    rows = []
+    for label, (arch, kw) in CANDIDATES.items():
+        if arch == "xception":
+            continue
+        with tempfile.TemporaryDirectory() as d:
+            cfg = TrainConfig(data=data, out=d, arch=arch, model_kwargs=kw, epochs=epochs, batch_size=64, lr=0.003,
+                              optimizer="adamw", weight_decay=1e-4, schedule="cosine", warmup_epochs=2, workers=0,
+                              precision="fp32", augment=AugmentConfig(blur=0.2, occlusion=0.2))
+            t = time.perf_counter()
+            entry = train(cfg)
+            rows.append([label, f"{100 * entry['val_nme']:.2f}%", f"{entry['img_per_s']:.0f}", f"{(time.perf_counter() - t) / 60:.1f} min"])
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(DATA / "train"))
+    ap.add_argument("--train-epochs", type=int, default=0, help="also train each candidate this many epochs (~9 s/epoch each)")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    samples = read_dataset(args.data)
+    images, points = build_cache(samples)
+    body = ["## Architecture ablations (held-out 10% of train; latency on 1 thread)", "",
+            "Candidate backbones for the default model, all with the same PIPNet-style head (16x16 grid, 3x3 neighbour offsets). "
+            "Latency is the raw network in ONNX Runtime, batch 1, without decode or crop.", "",
+            table(["network", "params", "multiply-adds", "ORT 1 thread"], cost_rows()), ""]
+    fit, quant = fit_and_int8_rows(samples, images, points)
+    (_, nme32, ms32), (_, nme8, ms8) = quant
+    verdict = ("int8 is faster; consider shipping it" if float(ms8[:-3]) < 0.9 * float(ms32[:-3])
+               else "int8 gives no real speed-up on one thread for a network this small, so the shipped ONNX stays fp32")
+    body += ["NME of the shipped models on their own training faces (no augmentation) and on the held-out faces. "
+             "Where the two are close the model underfits: capacity helps it, more regularisation would not.", "",
+             table(["model", "train NME", "held-out NME"], fit), "",
+             f"Post-training static int8 quantization of the default model (ONNX Runtime, 200 calibration crops): {verdict}.", "",
+             table(["fast model", "held-out NME", "ORT 1 thread"], quant), ""]
+    if args.train_epochs:
+        body += [f"Short trainings ({args.train_epochs} epochs, the shipped recipe, cosine schedule, fp32). img/s is the "
+                 "training throughput with augmentation in the training process (--workers 0).", "",
+                 table(["network", "held-out NME", "img/s", "wall"], train_rows(args.data, args.train_epochs)), ""]
+    cmd = "python benchmarks/architectures.py" + (f" --train-epochs {args.train_epochs}" if args.train_epochs else "")
+    write_section("architectures", "\n".join(body), cmd)
+
+
+if __name__ == "__main__":
+    main()
