@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["PIPNetSmall", "pipnet_small", "pipnet_fast"]
+__all__ = ["PIPNetSmall", "pipnet_small", "pipnet_fast", "pipnet_fast_detail"]
 
 
 def conv_bn(in_chs: int, out_chs: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -54,10 +54,12 @@ class PIPNetSmall(nn.Module):
         reg_weight: float = 1.0,
         temperature: float = 0.5,
         fused: bool = False,
+        fine: bool = False,
+        coord_weight: float = 0.0,
     ):
         super().__init__()
         self.num_points, self.input_size = num_points, input_size
-        self.sigma, self.reg_weight, self.temperature = sigma, reg_weight, temperature
+        self.sigma, self.reg_weight, self.temperature, self.coord_weight = sigma, reg_weight, temperature, coord_weight
         self.stride = 8
         self.grid = input_size // self.stride
         w = widths
@@ -73,13 +75,19 @@ class PIPNetSmall(nn.Module):
         self.stage4 = _stage(w[2], w[3], depths[3], 2, e4)  # /16: whole-face context
         self.lateral = conv_bn(w[2], head_chs)
         self.top = conv_bn(w[3], head_chs)
+        # stride-4 detail for the offsets: stage 2 brought onto the 16x16 grid by a strided depthwise conv
+        self.detail = nn.Sequential(conv_bn(w[1], w[1], 3, 2, groups=w[1]), conv_bn(w[1], head_chs)) if fine else None
         self.fuse = nn.Sequential(conv_bn(head_chs, head_chs, 3, groups=head_chs), conv_bn(head_chs, head_chs))
         self.head = nn.Conv2d(head_chs, num_points * 3, 1)
 
     def forward_features(self, x):
-        c3 = self.stage3(self.stage2(self.stage1(self.stem(x))))
+        c2 = self.stage2(self.stage1(self.stem(x)))
+        c3 = self.stage3(c2)
         c4 = self.stage4(c3)
-        return self.fuse(self.lateral(c3) + F.interpolate(self.top(c4), scale_factor=2.0, mode="nearest"))
+        y = self.lateral(c3) + F.interpolate(self.top(c4), scale_factor=2.0, mode="nearest")
+        if self.detail is not None:
+            y = y + self.detail(c2)
+        return self.fuse(y)
 
     def forward_head(self, x):
         return self.head(x)
@@ -114,7 +122,12 @@ class PIPNetSmall(nn.Module):
                 err = (px - (cell[..., 0] - cx - 0.5)).abs() + (py - (cell[..., 1] - cy - 0.5)).abs()
                 weight = 1.0 if dx == 0 and dy == 0 else 0.25
                 reg_loss = reg_loss + weight * (err * valid).sum() / valid.sum().clamp(min=1)
-        return cls_loss + self.reg_weight * reg_loss
+        loss = cls_loss + self.reg_weight * reg_loss
+        if self.coord_weight:  # L1 on the decoded points (cell units), where the argmax is next to the true cell
+            pred = (self.decode(out) + 0.5) / self.stride
+            near = ((pred - cell).abs().amax(-1) < 1.5).float()
+            loss = loss + self.coord_weight * ((pred - cell).abs().sum(-1) * near).sum() / near.sum().clamp(min=1)
+        return loss
 
     def decode(self, out: torch.Tensor) -> torch.Tensor:
         """Argmax cell, refined by its 3x3 neighbours -> (B, 68, 2) crop pixel coordinates.
@@ -150,3 +163,9 @@ def pipnet_fast(**kwargs) -> PIPNetSmall:
     wider 8x8 stage, where parameters are cheapest per multiply-add. 350K params, 36M MACs."""
     cfg = dict(fused=True, widths=(16, 24, 48, 128), depths=(0, 0, 2, 5), expand=(4, 3, 2))
     return PIPNetSmall(**{**cfg, **kwargs})
+
+
+def pipnet_fast_detail(**kwargs) -> PIPNetSmall:
+    """pipnet_fast plus stride-4 detail in the head (for the offsets, which limit the NME) and an
+    L1 loss on the decoded points, so training optimises what inference returns."""
+    return pipnet_fast(**{"fine": True, "coord_weight": 1.0, **kwargs})
