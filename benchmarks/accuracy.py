@@ -81,7 +81,11 @@ def main():
     for name in args.models:
         for flip in (False, True) if name in args.flip_models else (False,):
             pred = LandmarkPredictor(name, backend="onnxruntime", flip_test=flip)
-            label = f"facepoints {name}" + (" + flip test" if flip else "")
+            label = f"facepoints {name}" + (" (int8 ONNX)" if pred.int8 else "") + (" + flip test" if flip else "")
+            if pred.int8 and not flip:  # the shipped int8 graph is the default; its fp32 source for comparison
+                fp32 = LandmarkPredictor(name, backend="onnxruntime", int8=False)
+                runs[(f"facepoints {name} (fp32 ONNX)", "landmarks")] = evaluate(samples, fp32.predict, "landmarks")
+                runs[(f"facepoints {name} (fp32 ONNX)", "dlib HOG")] = evaluate(samples, fp32.predict, "detector", dlib_det)
             runs[(label, "landmarks")] = evaluate(samples, pred.predict, "landmarks")
             runs[(label, "dlib HOG")] = evaluate(samples, pred.predict, "detector", dlib_det)
             if not flip:

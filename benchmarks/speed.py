@@ -39,17 +39,20 @@ def median_ms(fn, repeat: int) -> float:
 
 def landmark_speed(name: str, images, boxes, repeat: int) -> list:
     rows = []
-    for backend in ("onnxruntime", "torch"):
-        p1 = LandmarkPredictor(name, backend=backend, threads=1)
-        crops = np.stack([crop_face(to_gray(im), tuple(b), p1.input_size, p1.margin).image for im, b in zip(images, boxes)])
+    for backend, int8 in (("onnxruntime", True), ("onnxruntime", False), ("torch", False)):
+        p1 = LandmarkPredictor(name, backend=backend, threads=1, int8=int8)
+        if int8 and not p1.int8:
+            continue  # no shipped int8 graph for this model
+        crops = np.stack([to_gray(crop_face(im, tuple(b), p1.input_size, p1.margin).image) for im, b in zip(images, boxes)])
         k = iter(range(10**9))
         model_ms = median_ms(lambda: p1.run_crops(crops[next(k) % len(crops)][None]), repeat)
         k = iter(range(10**9))
         step_ms = median_ms(lambda: p1.predict(images[(i := next(k) % len(images))], boxes[i][None]), repeat)
-        p2 = LandmarkPredictor(name, backend=backend, threads=2)
+        p2 = LandmarkPredictor(name, backend=backend, threads=2, int8=int8)
         batch = crops[:32]
         batch_ms = median_ms(lambda: p2.run_crops(batch), max(5, repeat // 20))
-        rows.append([f"facepoints {name}", backend, f"{model_ms:.3f} ms", f"{step_ms:.3f} ms", f"{batch_ms / len(batch):.3f} ms",
+        label = backend + (" int8 (default)" if int8 else " fp32" if backend == "onnxruntime" else "")
+        rows.append([f"facepoints {name}", label, f"{model_ms:.3f} ms", f"{step_ms:.3f} ms", f"{batch_ms / len(batch):.3f} ms",
                      f"{1000 * len(batch) / batch_ms:.0f}"])
     return rows
 

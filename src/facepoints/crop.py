@@ -70,9 +70,16 @@ def crop_face(image: np.ndarray, box: Box, out: int, margin: float) -> Crop:
     cx, cy, side = square_from_box(box, margin)
     if side > 2 * out:  # pre-shrink huge faces so bilinear sampling does not alias
         factor = int(side // (2 * out))
-        small = cv2.resize(image, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
-        m = crop_matrix((cx + 0.5) / factor - 0.5, (cy + 0.5) / factor - 0.5, side / factor, out)
-        s = np.array([[1 / factor, 0, 0.5 / factor - 0.5], [0, 1 / factor, 0.5 / factor - 0.5], [0, 0, 1]])
+        # shrink only the region the crop reads, in whole factor x factor blocks, so INTER_AREA is an
+        # exact block average and the cost does not grow with the image
+        h, w = image.shape[:2]
+        x0 = min(max(int(cx - side / 2) - 2 * factor, 0), w - 1)
+        y0 = min(max(int(cy - side / 2) - 2 * factor, 0), h - 1)
+        nw = max((min(int(cx + side / 2) + 2 * factor, w) - x0) // factor, 1)
+        nh = max((min(int(cy + side / 2) + 2 * factor, h) - y0) // factor, 1)
+        small = cv2.resize(image[y0 : y0 + nh * factor, x0 : x0 + nw * factor], (nw, nh), interpolation=cv2.INTER_AREA)
+        m = crop_matrix((cx - x0 + 0.5) / factor - 0.5, (cy - y0 + 0.5) / factor - 0.5, side / factor, out)
+        s = np.array([[1 / factor, 0, (0.5 - x0) / factor - 0.5], [0, 1 / factor, (0.5 - y0) / factor - 0.5], [0, 0, 1]])
         return Crop(warp(small, m, out), m @ s)
     m = crop_matrix(cx, cy, side, out)
     return Crop(warp(image, m, out), m)

@@ -90,4 +90,7 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, dict]:
     model.eval()
     meta = {k: payload[k] for k in ("arch", "model_kwargs", "input_size", "margin")}
     meta["path"] = str(path)
+    entry = shipped_models().get(name_or_path or DEFAULT_MODEL, {})
+    if "int8_onnx" in entry and Path(entry["file"]).name == path.name:
+        meta["int8_onnx"] = {"path": str(PACKAGE_WEIGHTS / entry["int8_onnx"]["file"]), "sha256": entry["int8_onnx"]["sha256"]}
     return model, meta
