@@ -164,7 +164,7 @@ def main():
     images, points = build_cache(samples)
     body = ["## Architecture ablations (held-out 10% of train; latency on 1 thread)", "",
             "Candidate backbones for the default model, all with the same PIPNet-style head (16x16 grid, 3x3 neighbour offsets). "
-            "Latency is the raw network in ONNX Runtime, batch 1, without decode or crop.", "",
+            "Latency is the network with its decode in ONNX Runtime fp32, batch 1, without the crop.", "",
             table(["network", "params", "multiply-adds", "ORT 1 thread"], cost_rows()), ""]
     fit, quant = fit_and_int8_rows(samples, images, points)
     (_, nme32, ms32), (_, nme8, ms8) = quant

@@ -249,3 +249,21 @@ def test_video_broken_mid_stream_keeps_what_was_written(tiny_model, tmp_path, ca
     lines = (out / "v.landmarks.jsonl").read_text().splitlines()
     assert 5 <= len(lines) < 30
     assert (out / "v.landmarks.mp4").stat().st_size > 0
+
+
+def test_shipped_int8_graph_agrees_with_fp32_and_is_checked(monkeypatch, tmp_path):
+    from facepoints.predictor import LandmarkPredictor
+
+    q = LandmarkPredictor("fast", backend="onnxruntime", threads=1)
+    if not q.int8:
+        pytest.skip("this install ships no int8 graph")
+    f = LandmarkPredictor("fast", backend="torch", threads=1)
+    pts = template()
+    img = painted_face(pts)
+    box = np.array([points_box(pts)])
+    assert np.abs(q.predict(img, box) - f.predict(img, box)).mean() < 1.0  # px, in a ~80 px face
+    damaged = tmp_path / "fast.int8.onnx"
+    damaged.write_bytes(b"not onnx")
+    monkeypatch.setitem(q.meta["int8_onnx"], "path", str(damaged))
+    with pytest.raises(FacepointsError, match="fast.int8.onnx: missing or checksum mismatch"):
+        q._ort_session(required=True)
