@@ -58,6 +58,10 @@ def main():
     }
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     print(json.dumps(index[args.name], indent=2))
+    stale = PACKAGE_WEIGHTS / f"{args.name}.int8.onnx"
+    if stale.exists():  # made from the previous weights: remove it so it cannot be shipped by mistake
+        stale.unlink()
+        print(f"removed {stale.name}; rebuild it with: python scripts/quantize_weights.py {args.name}")
 
 
 if __name__ == "__main__":
