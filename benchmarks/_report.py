@@ -30,7 +30,7 @@ def machine() -> str:
 
 
 def weights_line() -> str:
-    from facepoints.weights import PACKAGE_WEIGHTS, shipped_models
+    from facepoints.weights import shipped_models
 
     models = shipped_models()
     return "; ".join(f"`{n}` = {m['file']} sha256 {m['sha256'][:16]}…" for n, m in models.items()) or "no shipped weights"

@@ -12,10 +12,8 @@ Run: python benchmarks/architectures.py [--train-epochs 25]   (on an idle machin
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +22,10 @@ import torch
 
 from _report import DATA, table, write_section
 from facepoints.augment import AugmentConfig
-from facepoints.data import read_dataset
-from facepoints.dataset import LandmarkDataset, build_cache
-from facepoints.export import export_onnx
+from facepoints.export import export_onnx, quantize_int8
 from facepoints.metrics import nme
 from facepoints.models import create_model
-from facepoints.train import TrainConfig, split_indices, train
+from facepoints.train import TrainConfig, split_crops, train
 from facepoints.weights import load_model, shipped_models
 
 CANDIDATES = {
@@ -92,46 +88,23 @@ def cost_rows() -> list:
     return rows
 
 
-def held_out(samples, images, points, cfg: dict, meta: dict):
-    train_idx, val_idx = split_indices(len(samples), cfg["val_fraction"], cfg["seed"])
-
-    def tensors(idx):
-        ds = LandmarkDataset(images[idx], points[idx], meta["input_size"], meta["margin"], None)
-        return torch.stack([ds[i][0] for i in range(len(ds))]), np.stack([ds[i][1].numpy() for i in range(len(ds))])
-
-    return tensors(train_idx), tensors(val_idx)
-
-
 def predict(model, x: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         return torch.cat([model.decode(model.eval()(x[i : i + 64])) for i in range(0, len(x), 64)]).numpy()
 
 
-def fit_and_int8_rows(samples, images, points):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
+def fit_and_int8_rows(data: str):
     fit, quant = [], []
     for name in shipped_models():
         model, meta = load_model(name)
         cfg = torch.load(meta["path"], weights_only=True)["train"]["config"]
-        (xt, yt), (xv, yv) = held_out(samples, images, points, cfg, meta)
+        (xt, yt), (xv, yv) = split_crops(data, cfg, meta["input_size"], meta["margin"])
         fit.append([name, f"{100 * nme(predict(model, xt), yt).mean():.2f}%", f"{100 * nme(predict(model, xv), yv).mean():.2f}%"])
         if name != "fast":
             continue
-        with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            f32, pre, q8 = Path(d) / "f32.onnx", Path(d) / "pre.onnx", Path(d) / "int8.onnx"
-            export_onnx(model, meta["input_size"], f32)
-            quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True)
-            calib = iter([{"crops": xt[i : i + 1].numpy()} for i in range(200)])
-
-            class Reader(CalibrationDataReader):
-                def get_next(self):
-                    return next(calib, None)
-
-            quantize_static(str(pre), str(q8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            op_types_to_quantize=["Conv"], activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        with tempfile.TemporaryDirectory() as d:
+            f32 = export_onnx(model, meta["input_size"], Path(d) / "f32.onnx")
+            q8 = quantize_int8(model, meta["input_size"], xt[:200].numpy(), Path(d) / "int8.onnx")
             for label, path in (("fp32", f32), ("int8 (static, per-channel, Conv only)", q8)):
                 sess = session(str(path))
                 p = np.concatenate([sess.run(None, {"crops": xv[i : i + 64].numpy()})[0] for i in range(0, len(xv), 64)])
@@ -160,13 +133,11 @@ def main():
     ap.add_argument("--train-epochs", type=int, default=0, help="also train each candidate this many epochs (~9 s/epoch each)")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    samples = read_dataset(args.data)
-    images, points = build_cache(samples)
     body = ["## Architecture ablations (held-out 10% of train; latency on 1 thread)", "",
             "Candidate backbones for the default model, all with the same PIPNet-style head (16x16 grid, 3x3 neighbour offsets). "
             "Latency is the network with its decode in ONNX Runtime fp32, batch 1, without the crop.", "",
             table(["network", "params", "multiply-adds", "ORT 1 thread"], cost_rows()), ""]
-    fit, quant = fit_and_int8_rows(samples, images, points)
+    fit, quant = fit_and_int8_rows(args.data)
     (_, nme32, ms32), (_, nme8, ms8) = quant
     verdict = ("int8 is faster at the same accuracy, so the default model ships it (`weights/fast.int8.onnx`, `scripts/quantize_weights.py`)" if float(ms8[:-3]) < 0.9 * float(ms32[:-3])
                else "int8 gives no real speed-up on one thread for a network this small, so the shipped ONNX stays fp32")

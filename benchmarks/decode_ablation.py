@@ -7,14 +7,11 @@ Run: python benchmarks/decode_ablation.py [--model fast]
 
 import argparse
 
-import numpy as np
 import torch
 
 from _report import DATA, table, write_section
-from facepoints.data import read_dataset
-from facepoints.dataset import LandmarkDataset, build_cache
 from facepoints.metrics import nme
-from facepoints.train import split_indices
+from facepoints.train import split_crops
 from facepoints.weights import load_model
 
 
@@ -25,12 +22,7 @@ def main():
     args = ap.parse_args()
     model, meta = load_model(args.model)
     cfg = torch.load(meta["path"], weights_only=True)["train"]["config"]
-    samples = read_dataset(args.data)
-    images, points = build_cache(samples)
-    _, val = split_indices(len(samples), cfg["val_fraction"], cfg["seed"])
-    ds = LandmarkDataset(images[val], points[val], meta["input_size"], meta["margin"], None)
-    x = torch.stack([ds[i][0] for i in range(len(ds))])
-    y = np.stack([ds[i][1].numpy() for i in range(len(ds))])
+    _, (x, y) = split_crops(args.data, cfg, meta["input_size"], meta["margin"])
     with torch.no_grad():
         out = model(x)
     score, ox, oy = model._split(out)
@@ -45,7 +37,7 @@ def main():
             ["3x3 softmax-weighted neighbours (shipped)", f"{100 * nme(model.decode(out).numpy(), y).mean():.2f}%"],
             ["oracle: the true cell + its offset", f"{100 * nme(oracle.numpy(), y).mean():.2f}%"]]
     body = ["## Decoding ablation (fast model, held-out 10% of train)", "",
-            f"{len(ds)} faces with landmark boxes. The argmax picks the true cell for {100 * exact:.1f}% of points; even with the "
+            f"{len(x)} faces with landmark boxes. The argmax picks the true cell for {100 * exact:.1f}% of points; even with the "
             "true cell the offsets limit the NME, so precision, not cell choice, bounds this model.", "",
             table(["decode", "NME"], rows)]
     write_section("decode", "\n".join(body), "python benchmarks/decode_ablation.py")

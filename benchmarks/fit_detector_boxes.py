@@ -9,7 +9,6 @@ box to that convention. Run: python benchmarks/fit_detector_boxes.py [--data DIR
 import argparse
 import datetime
 import json
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm

@@ -8,7 +8,6 @@ the licence. Run: python scripts/ship_weights.py runs/fast fast --command "facep
 import argparse
 import datetime
 import json
-import platform
 import shutil
 import sys
 from pathlib import Path

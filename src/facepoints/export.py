@@ -7,6 +7,7 @@ import inspect
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .dataset import default_cache_dir
@@ -44,4 +45,30 @@ def export_onnx_cached(model: torch.nn.Module, meta: dict) -> Path:
             export_onnx(model, meta["input_size"], path)
         except ImportError as e:
             raise FacepointsError(f"ONNX export needs the onnx package ({e})") from None
+    return path
+
+
+def quantize_int8(model: torch.nn.Module, input_size: int, calibration: np.ndarray, path: str | Path) -> Path:
+    """Static int8 ONNX of `model` (QDQ, per-channel weights, Conv only; decode stays fp32),
+    calibrated on (N, 1, S, S) crops. Written atomically."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    batches = iter([{"crops": c[None].astype(np.float32)} for c in calibration])
+
+    class Reader(CalibrationDataReader):
+        def get_next(self):
+            return next(batches, None)
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f32, pre = Path(d) / "f32.onnx", Path(d) / "pre.onnx"
+        export_onnx(model, input_size, f32)
+        quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True)
+        with atomic_path(path) as tmp:
+            quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=["Conv"],
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return path

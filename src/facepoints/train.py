@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +18,6 @@ import torch
 from tqdm import tqdm
 
 from .augment import AugmentConfig
-from .crop import to_gray
 from .data import read_dataset
 from .dataset import LandmarkDataset, build_cache
 from .drawing import draw_face, grid, plot_curves, save_gif
@@ -76,6 +74,19 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
     order = np.random.default_rng(seed).permutation(n)
     n_val = max(1, int(round(n * val_fraction))) if n > 1 else 0
     return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def split_crops(data: str, cfg: dict, input_size: int, margin: float):
+    """Un-augmented (crops, targets) of a run's training faces and of its held-out faces, split as `train` split them."""
+    samples = read_dataset(data)
+    images, points = build_cache(samples)
+
+    def tensors(idx):
+        ds = LandmarkDataset(images[idx], points[idx], input_size, margin, None)
+        return torch.stack([ds[i][0] for i in range(len(ds))]), np.stack([ds[i][1].numpy() for i in range(len(ds))])
+
+    train_idx, val_idx = split_indices(len(samples), cfg["val_fraction"], cfg["seed"])
+    return tensors(train_idx), tensors(val_idx)
 
 
 def lr_at(cfg: TrainConfig, progress: float) -> float:
