@@ -145,3 +145,24 @@ def test_learning_rate_schedules():
     assert lr_at(cos, 0) == pytest.approx(0.1)
     assert lr_at(cos, 1) == pytest.approx(1.0)
     assert lr_at(cos, 11) == pytest.approx(0.01)
+
+
+def test_ema_weights_are_saved_selected_and_resumed(face_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    train(_cfg(face_folder, out, epochs=1, ema=0.5))
+    first = load_checkpoint(out / "last.pt")
+    steps = int(first["ema"]["n_averaged"])
+    assert steps > 0 and "val_nme_raw" in first["history"][0]
+    state = dict(first)
+    state["config"] = {**first["config"], "epochs": 2}
+    torch.save(state, out / "last.pt")
+    train(_cfg(face_folder, out), resume=True)
+    assert int(load_checkpoint(out / "last.pt")["ema"]["n_averaged"]) == 2 * steps  # the average continued, not restarted
+    best = load_checkpoint(out / "best.pt")
+    shipped = torch.load(out / "model.pt", weights_only=True)["model"]
+    raw_differs = False
+    for k, v in shipped.items():
+        assert torch.equal(v, best["ema"][f"module.{k}"].float() if v.is_floating_point() else best["ema"][f"module.{k}"]), k
+        raw_differs |= not torch.equal(v, best["model"][k].float() if v.is_floating_point() else best["model"][k])
+    assert raw_differs  # the saved weights are the average, not the last step's

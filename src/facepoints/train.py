@@ -1,5 +1,9 @@
 """Training: cached crops -> augmented batches -> model, with validation NME, atomic checkpoints and --resume.
 
+With `ema` set, validation, selection and the saved weights use a moving average of
+the weights (and BatchNorm statistics), which steadies the late epochs; the raw
+model's validation NME is logged beside it.
+
 Every epoch writes `last.pt` (and `best.pt` on a new best validation NME) atomically,
 so Ctrl-C or a power cut leaves the last complete epoch resumable. A non-finite loss
 stops the run with the last good checkpoint untouched.
@@ -45,6 +49,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "constant"  # constant (the seed) or cosine
     warmup_epochs: float = 0.0
+    ema: float = 0.0  # per-step decay of an exponential moving average of the weights; 0 = off
     input_size: int = 128
     margin: float = 1.25  # crop side = margin x the longer side of the face box
     val_fraction: float = 0.1
@@ -181,10 +186,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     model = model.to(memory_format=torch.channels_last)
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = None
+    if cfg.ema:
+        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     history, start_epoch, best_nme = [], 0, float("inf")
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         history, start_epoch, best_nme = state["history"], state["epoch"], state["best_nme"]
 
     n_prog = min(cfg.progress_faces, len(val_set))
@@ -219,24 +229,35 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 seen += len(x)
                 total += loss.item() * len(x)
                 bar.set_postfix(loss=f"{total / seen:.4g}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
             train_time = time.perf_counter() - t0
             preds, targets = predict_batches(model, val_loader, device, bf16)
-            val_nme = float(nme(preds, targets).mean())
+            val_nme = raw_nme = float(nme(preds, targets).mean())
+            selected = model
+            if ema is not None:
+                selected = ema.module
+                preds, targets = predict_batches(selected, val_loader, device, bf16)
+                val_nme = float(nme(preds, targets).mean())
             entry = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_nme": val_nme,
                      "img_per_s": seen / train_time, "epoch_s": time.perf_counter() - t0}
+            if ema is not None:
+                entry["val_nme_raw"] = raw_nme
             history.append(entry)
             is_best = val_nme < best_nme
             best_nme = min(best_nme, val_nme)
             ckpt = {"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(), "history": history, "best_nme": best_nme}
+            if ema is not None:
+                ckpt["ema"] = ema.state_dict()
             save_checkpoint(last_path, ckpt)
             if is_best:
                 save_checkpoint(best_path, ckpt)
-                save_weights(out / "model.pt", model, cfg, {"epoch": epoch, "val_nme": val_nme})
-            p, _ = predict_batches(model, [(prog_x, torch.from_numpy(prog_y))], device, bf16)
+                save_weights(out / "model.pt", selected, cfg, {"epoch": epoch, "val_nme": val_nme})
+            p, _ = predict_batches(selected, [(prog_x, torch.from_numpy(prog_y))], device, bf16)
             frame = progress_frame(prog_x, p, prog_y, epoch, val_nme)
             from PIL import Image
 
@@ -248,7 +269,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 save_gif([np.asarray(Image.open(files[i]).convert("RGB")) for i in keep], out / "progress.gif")
                 plot_curves(history, out / "curves.png")
             print(f"epoch {epoch}: loss {entry['train_loss']:.4g} | val NME {100 * val_nme:.3f}% "
-                  f"(best {100 * best_nme:.3f}%) | {entry['img_per_s']:.1f} img/s | {entry['epoch_s']:.0f}s", flush=True)
+                  f"(best {100 * best_nme:.3f}%)"
+                  f"{f' raw {100 * raw_nme:.3f}%' if ema is not None else ''} | {entry['img_per_s']:.1f} img/s | {entry['epoch_s']:.0f}s", flush=True)
     except KeyboardInterrupt:
         done = history[-1]["epoch"] if history else 0
         raise FacepointsError(f"interrupted; {last_path} holds epoch {done}: continue with --resume --out {out}") from None
