@@ -121,3 +121,18 @@ def test_image_modes(tmp_path):
     assert to_rgb(np.ones((4, 4), np.float32)).max() == 255
     with pytest.raises(FacepointsError, match="expected an image array"):
         to_rgb(np.zeros((4,)))
+
+
+def test_manifest_gives_annotation_offsets(face_folder):
+    listed = sorted(face_folder.rglob("*.jpg"))[:2]
+    rows = ["file,split,scale_x,scale_y"] + [f"{p.relative_to(face_folder.parent)},train,0.5,0.25" for p in listed]
+    (face_folder.parent / "manifest.csv").write_text("\n".join(rows) + "\n")
+    samples = read_pts_folder(face_folder)
+    offsets = {s.image_path: s.offset for s in samples}
+    assert [offsets[p] for p in listed] == [(0.5, 0.25)] * 2  # 1-based source pixels, scaled by the crop
+    assert sum(o == (0.0, 0.0) for o in offsets.values()) == len(samples) - 2
+    (face_folder.parent / "manifest.csv").write_text("name,value\na,1\n")  # someone else's manifest
+    assert all(s.offset == (0.0, 0.0) for s in read_pts_folder(face_folder))
+    (face_folder.parent / "manifest.csv").write_text("\n".join(rows[:2] + [f"{listed[1].name},train,x,1"]) + "\n")
+    with pytest.raises(FacepointsError, match=r"manifest.csv:3: scale_x/scale_y"):
+        read_pts_folder(face_folder)

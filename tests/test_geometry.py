@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from facepoints.augment import AugmentConfig, geometric, photometric
+from facepoints.augment import AugmentConfig, geometric, photometric, random_geometry
 from facepoints.crop import crop_face, crop_matrix, invert, points_box, transform_points, warp
 from facepoints.landmarks import FLIP, connections
 
@@ -88,3 +88,25 @@ def test_photometric_changes_pixels_but_not_shape():
     assert np.abs(out.astype(int) - rgb).mean() > 1
     same = photometric(rgb, AugmentConfig(brightness=0, contrast=0, gamma=0, saturation=0, hue=0), np.random.default_rng(3))
     assert np.abs(same.astype(int) - rgb).max() <= 1
+
+
+
+def test_mirroring_keeps_the_annotation_offset_on_the_same_side():
+    """Points written 3 px right of their dots (a 1-based source, scaled) must stay right of them in mirrored crops too."""
+    pts = np.round(template(100, (130, 120)))
+    sparse = [0, 8, 16, 30, 36, 45, 48, 54]  # well apart (and mirror-closed), so each window holds one dot
+    img = dot_image(pts[sparse])
+    offset = np.array([3.0, 0.0])
+    cfg = AugmentConfig(rotation=20, shift=0.05, scale=0.1, flip=True)
+    mirrored = []
+    for seed in range(16):
+        mirrored.append(random_geometry(pts + offset, 128, 1.8, cfg, np.random.default_rng(seed))[1])
+        crop, cpts = geometric(img, pts + offset, 128, 1.8, cfg, np.random.default_rng(seed), offset=offset)
+        gray = crop.max(-1).astype(float)
+        dx = []
+        for i in sparse:
+            x, y = np.round(cpts[i]).astype(int)
+            win = gray[y - 4 : y + 5, x - 4 : x + 5]
+            dx.append(cpts[i, 0] - (win * np.arange(x - 4, x + 5)[None, :]).sum() / win.sum())
+        assert np.mean(dx) > 1.5, f"seed {seed} (mirrored: {mirrored[-1]}): points sit {np.mean(dx):.2f} px from their dots in x"
+    assert any(mirrored) and not all(mirrored)

@@ -41,13 +41,21 @@ def random_geometry(points: np.ndarray, out: int, margin: float, cfg: AugmentCon
     return crop_matrix(cx, cy, side, out, angle, flip), flip
 
 
-def geometric(image: np.ndarray, points: np.ndarray, out: int, margin: float, cfg: AugmentConfig, rng: np.random.Generator):
-    """Crop image and points with one random affine map; a mirrored crop re-indexes the points."""
+def geometric(image: np.ndarray, points: np.ndarray, out: int, margin: float, cfg: AugmentConfig, rng: np.random.Generator,
+              offset=(0.0, 0.0)):
+    """Crop image and points with one random affine map; a mirrored crop re-indexes the points.
+
+    `offset` is how far the annotations sit right of / below what they mark. A mirror flips
+    what they mark and keeps the offset's direction; mirroring the points themselves would
+    put it on the other side in half the samples, and the model would learn neither.
+    """
     m, flip = random_geometry(points, out, margin, cfg, rng)
-    crop_points = transform_points(points, m)
-    if flip:
-        crop_points = crop_points[FLIP]
-    return warp(image, m, out), crop_points
+    if not flip:
+        return warp(image, m, out), transform_points(points, m)
+    o = np.asarray(offset, np.float64)
+    unmirrored = m[:, :2] * np.array([[-1.0], [1.0]])  # crop_matrix mirrors by negating the first row
+    crop_points = transform_points(points - o, m)[FLIP] + unmirrored @ o
+    return warp(image, m, out), crop_points.astype(np.float32)
 
 
 def photometric(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

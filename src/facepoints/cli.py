@@ -30,6 +30,8 @@ def _add_train(sub):
     p.add_argument("--occlusion", type=float, default=0.0, help="probability of a random occluding rectangle")
     p.add_argument("--rotation", type=float, default=30.0, help="max rotation augmentation, degrees")
     p.add_argument("--no-flip", action="store_true", help="disable mirror augmentation")
+    p.add_argument("--ignore-annotation-offsets", dest="annotation_offsets", action="store_false",
+                   help="mirror the points as written, not what they mark (the 300-W manifest's 1-based offsets)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last complete epoch, with its saved settings")
     p.set_defaults(func=_run_train)
 

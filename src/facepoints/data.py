@@ -2,12 +2,18 @@
 
 Outside this module landmarks are always float32 (68, 2) pixel x, y with the
 pixel-centre convention; file formats are converted once, here.
+
+Annotations are returned as written. Where a dataset says how far they sit from what
+they mark (300-W crops: a manifest.csv of per-crop scales over 1-based source
+annotations), that offset travels with the sample, so augmentation can mirror faces
+about what the points mark rather than about the points.
 """
 
 from __future__ import annotations
 
+import csv
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -19,6 +25,11 @@ from .landmarks import NUM_POINTS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard (~10k x 10k)
+# 300-W's source annotations count pixels from 1 (Matlab), so a crop scaled by s has its points
+# s px right of and below what they mark. Measured on our training split: a flip-trained model's
+# x error is -1.2 x s px (y: -1.1 x s), across both source repositories of the crops.
+SOURCE_ORIGIN_PX = 1.0
+MANIFEST = "manifest.csv"
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,7 @@ class Sample:
     points: np.ndarray  # float32 (68, 2)
     box: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 if the file gave one
     subset: str = ""
+    offset: tuple[float, float] = (0.0, 0.0)  # px the annotations sit right of / below the pixel they mark
 
 
 def read_pts(path: str | Path) -> np.ndarray:
@@ -94,7 +106,42 @@ def read_pts_folder(root: str | Path) -> list[Sample]:
     if images:
         lone = next(iter(images.values()))
         raise FacepointsError(f"{lone}: image has no .pts annotation beside it ({len(images)} such images)")
-    return samples
+    offsets = read_manifest_offsets(root)
+    return [replace(s, offset=offsets[s.image_path.resolve()]) if s.image_path.resolve() in offsets else s for s in samples]
+
+
+def find_manifest(root: Path) -> Path | None:
+    """The 300-W crop manifest of `root`: in it or up to two folders above (it sits beside train/ and test/)."""
+    for folder in [root, *root.resolve().parents][:3]:
+        if (folder / MANIFEST).is_file():
+            return folder / MANIFEST
+    return None
+
+
+def read_manifest_offsets(root: Path) -> dict[Path, tuple[float, float]]:
+    """Resolved image path -> annotation offset (px), from a manifest with file, scale_x and scale_y columns.
+
+    A manifest.csv without those columns is someone else's file and is ignored."""
+    path = find_manifest(Path(root))
+    if path is None:
+        return {}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise FacepointsError(f"{path}: cannot read the manifest ({e.__class__.__name__})") from None
+    if not rows or not {"file", "scale_x", "scale_y"} <= set(rows[0]):
+        return {}
+    offsets = {}
+    for lineno, row in enumerate(rows, 2):
+        try:
+            sx, sy = float(row["scale_x"]), float(row["scale_y"])
+            if not (sx > 0 and sy > 0):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise FacepointsError(f"{path}:{lineno}: scale_x/scale_y must be positive numbers") from None
+        offsets[(path.parent / row["file"]).resolve()] = (SOURCE_ORIGIN_PX * sx, SOURCE_ORIGIN_PX * sy)
+    return offsets
 
 
 def read_dlib_xml(path: str | Path) -> list[Sample]:

@@ -57,6 +57,12 @@ def build_cache(samples: list[Sample], cache_dir: Path | None = None) -> tuple[n
     return images, points
 
 
+def cache_offsets(samples: list[Sample]) -> np.ndarray:
+    """(N, 2) annotation offsets (Sample.offset) in the cached crops' pixels."""
+    sides = np.array([square_from_box(points_box(s.points), CACHE_CONTEXT)[2] for s in samples])
+    return np.asarray([s.offset for s in samples], np.float64).reshape(-1, 2) * (CACHE_SIDE / sides)[:, None]
+
+
 def to_tensor(gray: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(gray).float().div_(255.0).unsqueeze(0)
 
@@ -64,8 +70,10 @@ def to_tensor(gray: np.ndarray) -> torch.Tensor:
 class LandmarkDataset(torch.utils.data.Dataset):
     """Cached faces -> (1xSxS float crop, (68, 2) crop-pixel target); augmented when `augment` is set."""
 
-    def __init__(self, images, points, input_size: int, margin: float, augment: AugmentConfig | None, seed: int = 0):
+    def __init__(self, images, points, input_size: int, margin: float, augment: AugmentConfig | None, seed: int = 0,
+                 offsets: np.ndarray | None = None):
         self.images, self.points = images, points
+        self.offsets = np.zeros((len(images), 2)) if offsets is None else offsets
         self.input_size, self.margin, self.augment, self.seed = input_size, margin, augment, seed
         self.epoch = 0
 
@@ -80,6 +88,6 @@ class LandmarkDataset(torch.utils.data.Dataset):
             gray = to_gray(warp(image, m, self.input_size))
             return to_tensor(gray), torch.from_numpy(transform_points(points, m))
         rng = np.random.default_rng((self.seed, self.epoch, i))
-        rgb, target = geometric(image, points, self.input_size, self.margin, self.augment, rng)
+        rgb, target = geometric(image, points, self.input_size, self.margin, self.augment, rng, self.offsets[i])
         gray = degrade(to_gray(photometric(rgb, self.augment, rng)), self.augment, rng)
         return to_tensor(gray), torch.from_numpy(target)
