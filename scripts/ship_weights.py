@@ -16,6 +16,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from _report import machine  # noqa: E402
+from facepoints.data import read_dataset  # noqa: E402
+from facepoints.dataset import build_cache, cache_offsets  # noqa: E402
+from facepoints.io_utils import atomic_path  # noqa: E402
+from facepoints.train import mean_crop_offset, split_indices  # noqa: E402
 from facepoints.weights import PACKAGE_WEIGHTS, load_model, sha256_file  # noqa: E402
 
 LICENCE = "Trained on 300-W (iBUG): non-commercial research use only, like the data."
@@ -33,7 +37,18 @@ def main():
     weights = torch.load(src, map_location="cpu", weights_only=True)
     PACKAGE_WEIGHTS.mkdir(exist_ok=True)
     dest = PACKAGE_WEIGHTS / f"{args.name}.pt"
-    shutil.copyfile(src, dest)
+    cfg = weights["train"]["config"]
+    if cfg.get("annotation_offsets") and "annotation_offset" not in weights["train"]:  # runs before it was recorded
+        samples = read_dataset(cfg["data"])
+        _, points = build_cache(samples)
+        train_idx, _ = split_indices(len(samples), cfg["val_fraction"], cfg["seed"])
+        weights["train"]["annotation_offset"] = mean_crop_offset(points[train_idx], cache_offsets(samples)[train_idx],
+                                                                 cfg["input_size"], cfg["margin"])
+        print(f"recorded annotation_offset {weights['train']['annotation_offset']} (crop px) in {dest.name}")
+        with atomic_path(dest) as tmp:
+            torch.save(weights, tmp)
+    else:
+        shutil.copyfile(src, dest)
     index_path = PACKAGE_WEIGHTS / "MODELS.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     history = last["history"]

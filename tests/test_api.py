@@ -267,3 +267,21 @@ def test_shipped_int8_graph_agrees_with_fp32_and_is_checked(monkeypatch, tmp_pat
     monkeypatch.setitem(q.meta["int8_onnx"], "path", str(damaged))
     with pytest.raises(FacepointsError, match="fast.int8.onnx: missing or checksum mismatch"):
         q._ort_session(required=True)
+
+
+def test_flip_test_keeps_the_learned_annotation_offset(tiny_model):
+    """A model that learned to put points o px right of what they mark does so in mirrored crops too;
+    un-mirroring its answer must restore the offset, not turn it into -o."""
+    from facepoints.landmarks import FLIP
+    from facepoints.predictor import LandmarkPredictor
+
+    pred = LandmarkPredictor(str(tiny_model / "model.pt"), backend="torch", flip_test=True)
+    s, o = pred.input_size, 0.6
+    pred.meta["annotation_offset"] = (o, 0.0)
+    marked = torch.from_numpy(template(60, (s / 2, s / 2)))  # what the points mark, in crop pixels
+    answer = marked + torch.tensor([o, 0.0])
+    mirrored_answer = marked[FLIP].clone()
+    mirrored_answer[:, 0] = s - 1 - mirrored_answer[:, 0] + o
+    pred.head = lambda x: torch.stack([answer, mirrored_answer])  # a model with the offset, on a crop and its mirror
+    out = pred.run_crops(np.zeros((1, s, s), np.uint8))
+    np.testing.assert_allclose(out[0], answer.numpy(), atol=1e-4)

@@ -166,3 +166,6 @@ def test_ema_weights_are_saved_selected_and_resumed(face_folder, tmp_path, monke
         assert torch.equal(v, best["ema"][f"module.{k}"].float() if v.is_floating_point() else best["ema"][f"module.{k}"]), k
         raw_differs |= not torch.equal(v, best["model"][k].float() if v.is_floating_point() else best["model"][k])
     assert raw_differs  # the saved weights are the average, not the last step's
+    from_checkpoint, _ = load_model(str(out / "best.pt"))  # a checkpoint used as weights gives the average too
+    for k, v in from_checkpoint.state_dict().items():
+        assert torch.equal(v.float(), shipped[k].float()), k

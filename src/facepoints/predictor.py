@@ -92,7 +92,8 @@ class LandmarkPredictor:
         if self.flip_test:
             n = len(crops)
             mirrored = out[n:][:, FLIP].copy()
-            mirrored[..., 0] = self.input_size - 1 - mirrored[..., 0]
+            # a mirrored crop mirrors what the points mark; the learned annotation offset keeps its direction
+            mirrored[..., 0] = self.input_size - 1 - mirrored[..., 0] + 2 * self.meta["annotation_offset"][0]
             out = (out[:n] + mirrored) / 2
         return out.astype(np.float32)
 

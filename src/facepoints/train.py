@@ -100,6 +100,14 @@ def split_crops(data: str, cfg: dict, input_size: int, margin: float):
     return tensors(train_idx), tensors(val_idx)
 
 
+def mean_crop_offset(points: np.ndarray, offsets: np.ndarray | None, input_size: int, margin: float) -> list[float]:
+    """The annotation offset a model learns, in its crop pixels (mean over its training faces); flip test needs it."""
+    if offsets is None or len(points) == 0:
+        return [0.0, 0.0]
+    crop_per_px = input_size / (margin * np.ptp(points, axis=1).max(axis=1))
+    return [round(float(v), 4) for v in (offsets * crop_per_px[:, None]).mean(0)]
+
+
 def lr_at(cfg: TrainConfig, progress: float) -> float:
     """Learning rate at `progress` epochs into training (fractional)."""
     if cfg.warmup_epochs and progress < cfg.warmup_epochs:
@@ -187,8 +195,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     offsets = cache_offsets(samples) if cfg.annotation_offsets else None
     if offsets is not None and offsets.any():
         print(f"annotation offsets from {MANIFEST}: mean {offsets.mean(0).round(2).tolist()} px in the cached crops")
+    train_offsets = None if offsets is None else offsets[train_idx]
     train_set = LandmarkDataset(images[train_idx], points[train_idx], cfg.input_size, cfg.margin, cfg.augment, cfg.seed,
-                                None if offsets is None else offsets[train_idx])
+                                train_offsets)
+    annotation_offset = mean_crop_offset(points[train_idx], train_offsets, cfg.input_size, cfg.margin)
     val_set = LandmarkDataset(images[val_idx], points[val_idx], cfg.input_size, cfg.margin, None)
     loader_kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     val_loader = torch.utils.data.DataLoader(val_set, shuffle=False, **loader_kw)
@@ -270,7 +280,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             save_checkpoint(last_path, ckpt)
             if is_best:
                 save_checkpoint(best_path, ckpt)
-                save_weights(out / "model.pt", selected, cfg, {"epoch": epoch, "val_nme": val_nme})
+                save_weights(out / "model.pt", selected, cfg, {"epoch": epoch, "val_nme": val_nme, "annotation_offset": annotation_offset})
             p, _ = predict_batches(selected, [(prog_x, torch.from_numpy(prog_y))], device, bf16)
             frame = progress_frame(prog_x, p, prog_y, epoch, val_nme)
             from PIL import Image

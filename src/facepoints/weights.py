@@ -77,8 +77,11 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, dict]:
         raise FacepointsError(f"{path}: not a readable weights file ({e.__class__.__name__}; truncated or not a torch file?)") from None
     if isinstance(payload, dict) and payload.get("format", "").startswith("facepoints-checkpoint"):
         cfg = payload["config"]
+        state = payload["model"]
+        if "ema" in payload:  # a run with --ema selects, and ships, the moving average
+            state = {k.removeprefix("module."): v for k, v in payload["ema"].items() if k.startswith("module.")}
         payload = {"arch": cfg["arch"], "model_kwargs": cfg["model_kwargs"], "input_size": cfg["input_size"],
-                   "margin": cfg["margin"], "model": payload["model"], "train": {"config": cfg}}
+                   "margin": cfg["margin"], "model": state, "train": {"config": cfg}}
     elif not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
         raise FacepointsError(f"{path}: not a facepoints weights file")
     model = create_model(payload["arch"], input_size=payload["input_size"], **payload["model_kwargs"])
@@ -90,6 +93,8 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, dict]:
     model.eval()
     meta = {k: payload[k] for k in ("arch", "model_kwargs", "input_size", "margin")}
     meta["path"] = str(path)
+    # where the model puts points relative to what they mark (crop px): 300-W's 1-based convention, learned
+    meta["annotation_offset"] = tuple(payload.get("train", {}).get("annotation_offset", (0.0, 0.0)))
     entry = shipped_models().get(name_or_path or DEFAULT_MODEL, {})
     if "int8_onnx" in entry and Path(entry["file"]).name == path.name:
         meta["int8_onnx"] = {"path": str(PACKAGE_WEIGHTS / entry["int8_onnx"]["file"]), "sha256": entry["int8_onnx"]["sha256"]}
