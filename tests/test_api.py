@@ -285,3 +285,13 @@ def test_flip_test_keeps_the_learned_annotation_offset(tiny_model):
     pred.head = lambda x: torch.stack([answer, mirrored_answer])  # a model with the offset, on a crop and its mirror
     out = pred.run_crops(np.zeros((1, s, s), np.uint8))
     np.testing.assert_allclose(out[0], answer.numpy(), atol=1e-4)
+
+
+def test_output_shift_is_removed_from_every_point(tiny_model):
+    from facepoints.predictor import LandmarkPredictor
+
+    pred = LandmarkPredictor(str(tiny_model / "model.pt"), backend="torch")
+    crops = np.random.default_rng(0).integers(0, 255, (2, pred.input_size, pred.input_size), dtype=np.uint8)
+    plain = pred.run_crops(crops)
+    pred.meta["output_shift"] = (0.5, -0.25)  # measured at shipping: the mean error on the training faces
+    np.testing.assert_allclose(pred.run_crops(crops), plain - [0.5, -0.25], atol=1e-5)

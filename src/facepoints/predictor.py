@@ -95,7 +95,7 @@ class LandmarkPredictor:
             # a mirrored crop mirrors what the points mark; the learned annotation offset keeps its direction
             mirrored[..., 0] = self.input_size - 1 - mirrored[..., 0] + 2 * self.meta["annotation_offset"][0]
             out = (out[:n] + mirrored) / 2
-        return out.astype(np.float32)
+        return (out - np.asarray(self.meta["output_shift"], np.float32)).astype(np.float32)
 
     def predict(self, image: np.ndarray, boxes) -> np.ndarray:
         """RGB image and (N, 4) landmark-convention boxes -> (N, 68, 2) points in image pixels."""

@@ -95,6 +95,8 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, dict]:
     meta["path"] = str(path)
     # where the model puts points relative to what they mark (crop px): 300-W's 1-based convention, learned
     meta["annotation_offset"] = tuple(payload.get("train", {}).get("annotation_offset", (0.0, 0.0)))
+    # the mean error on its own training faces (crop px), measured when it was shipped; the predictor removes it
+    meta["output_shift"] = tuple(payload.get("train", {}).get("output_shift", (0.0, 0.0)))
     entry = shipped_models().get(name_or_path or DEFAULT_MODEL, {})
     if "int8_onnx" in entry and Path(entry["file"]).name == path.name:
         meta["int8_onnx"] = {"path": str(PACKAGE_WEIGHTS / entry["int8_onnx"]["file"]), "sha256": entry["int8_onnx"]["sha256"]}
