@@ -105,8 +105,8 @@ def main():
                      " / ".join(f"{100 * s['nme_mean']:.2f}%" for s in r["subsets"].values())])
     det_rows = []
     for d in (dlib_det, haar_det):
-        found = sum(ev.report()["n_detected"] for (lab, b), ev in runs.items() if b == {"dlib": "dlib HOG", "haar": "OpenCV Haar"}[d.name]
-                    and lab == f"facepoints {args.models[0]}")
+        boxes = {"dlib": "dlib HOG", "haar": "OpenCV Haar"}[d.name]  # every model gets the same detections: take the first
+        found = next(ev.report()["n_detected"] for (_, b), ev in runs.items() if b == boxes)
         det_rows.append([d.name, f"{found}/{len(samples)} ({100 * found / len(samples):.1f}%)", f"{1000 * np.mean(d.seconds):.1f} ms"])
 
     out_dir = ROOT / "benchmarks" / "results"
