@@ -17,13 +17,8 @@ import torch
 from _report import DATA, table, write_section
 from facepoints.data import read_dataset
 from facepoints.metrics import nme
-from facepoints.train import split_crops, split_indices
+from facepoints.train import predict_batches, split_crops, split_indices
 from facepoints.weights import load_model
-
-
-def predict(model, x):
-    with torch.no_grad():
-        return torch.cat([model.decode(model(x[i : i + 256])) for i in range(0, len(x), 256)]).numpy()
 
 
 def main():
@@ -39,7 +34,9 @@ def main():
         cfg = torch.load(meta["path"], weights_only=True)["train"]["config"]
         (xt, yt), (xv, yv) = split_crops(args.data, cfg, meta["input_size"], meta["margin"])
         train_idx, val_idx = split_indices(len(samples), cfg["val_fraction"], cfg["seed"])
-        pt, pv = predict(model, xt), predict(model, xv)
+        cpu = torch.device("cpu")
+        pt, _ = predict_batches(model, [(xt[i : i + 256], torch.from_numpy(yt[i : i + 256])) for i in range(0, len(xt), 256)], cpu, False)
+        pv, _ = predict_batches(model, [(xv, torch.from_numpy(yv))], cpu, False)
 
         def per_face_bias(pred, target, idx):
             crop_per_src = np.array([meta["input_size"] / (meta["margin"] * np.ptp(samples[i].points, 0).max()) for i in idx])

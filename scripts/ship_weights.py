@@ -1,10 +1,5 @@
 """Copy a training run's best weights into the package as a named shipped model.
 
-Also measures the model's mean signed error on its own training faces (un-augmented, crop px)
-and stores it in the weights as `output_shift`, which the predictor subtracts: a bias the
-network could not learn because mirror augmentation contradicts it (see README, "annotation
-offsets"). Only the run's training split is used, never its held-out faces or test/.
-
 Records in src/facepoints/weights/MODELS.json: file, sha256, architecture, the exact
 training command, its wall time (sum of the epochs), the machine, validation NME, and
 the licence. Run: python scripts/ship_weights.py runs/fast fast --command "facepoints train ..."
@@ -13,6 +8,7 @@ the licence. Run: python scripts/ship_weights.py runs/fast fast --command "facep
 import argparse
 import datetime
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,10 +16,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from _report import machine  # noqa: E402
-from facepoints.data import read_dataset  # noqa: E402
-from facepoints.dataset import build_cache, cache_offsets  # noqa: E402
-from facepoints.io_utils import atomic_path  # noqa: E402
-from facepoints.train import mean_crop_offset, split_crops, split_indices  # noqa: E402
 from facepoints.weights import PACKAGE_WEIGHTS, load_model, sha256_file  # noqa: E402
 
 LICENCE = "Trained on 300-W (iBUG): non-commercial research use only, like the data."
@@ -36,26 +28,14 @@ def main():
     ap.add_argument("--command", required=True, help="the facepoints train command that made the run")
     args = ap.parse_args()
     src = args.run / "model.pt"
-    model, _ = load_model(str(src))  # refuses a broken file
+    load_model(str(src))  # refuses a broken file
     last = torch.load(args.run / "last.pt", map_location="cpu", weights_only=True)
     weights = torch.load(src, map_location="cpu", weights_only=True)
     PACKAGE_WEIGHTS.mkdir(exist_ok=True)
     dest = PACKAGE_WEIGHTS / f"{args.name}.pt"
-    cfg = weights["train"]["config"]
-    if cfg.get("annotation_offsets") and "annotation_offset" not in weights["train"]:  # runs before it was recorded
-        samples = read_dataset(cfg["data"])
-        _, points = build_cache(samples)
-        train_idx, _ = split_indices(len(samples), cfg["val_fraction"], cfg["seed"])
-        weights["train"]["annotation_offset"] = mean_crop_offset(points[train_idx], cache_offsets(samples)[train_idx],
-                                                                 cfg["input_size"], cfg["margin"])
-        print(f"recorded annotation_offset {weights['train']['annotation_offset']} (crop px) in {dest.name}")
-    (x, y), _ = split_crops(cfg["data"], cfg, cfg["input_size"], cfg["margin"])
-    with torch.no_grad():
-        pred = torch.cat([model.decode(model(x[i : i + 256])) for i in range(0, len(x), 256)]).numpy()
-    weights["train"]["output_shift"] = [round(float(v), 4) for v in (pred - y).mean((0, 1))]
-    print(f"recorded output_shift {weights['train']['output_shift']} (crop px, mean error on {len(x)} training faces)")
-    with atomic_path(dest) as tmp:
-        torch.save(weights, tmp)
+    if "output_shift" not in weights["train"]:
+        sys.exit(f"{src}: no output_shift recorded (the run did not finish, or predates it); finish it with --resume")
+    shutil.copyfile(src, dest)
     index_path = PACKAGE_WEIGHTS / "MODELS.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     history = last["history"]

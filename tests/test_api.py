@@ -278,6 +278,7 @@ def test_flip_test_keeps_the_learned_annotation_offset(tiny_model):
     pred = LandmarkPredictor(str(tiny_model / "model.pt"), backend="torch", flip_test=True)
     s, o = pred.input_size, 0.6
     pred.meta["annotation_offset"] = (o, 0.0)
+    pred.meta["output_shift"] = (0.0, 0.0)  # isolate the mirroring
     marked = torch.from_numpy(template(60, (s / 2, s / 2)))  # what the points mark, in crop pixels
     answer = marked + torch.tensor([o, 0.0])
     mirrored_answer = marked[FLIP].clone()
@@ -292,6 +293,7 @@ def test_output_shift_is_removed_from_every_point(tiny_model):
 
     pred = LandmarkPredictor(str(tiny_model / "model.pt"), backend="torch")
     crops = np.random.default_rng(0).integers(0, 255, (2, pred.input_size, pred.input_size), dtype=np.uint8)
+    pred.meta["output_shift"] = (0.0, 0.0)
     plain = pred.run_crops(crops)
     pred.meta["output_shift"] = (0.5, -0.25)  # measured at shipping: the mean error on the training faces
     np.testing.assert_allclose(pred.run_crops(crops), plain - [0.5, -0.25], atol=1e-5)

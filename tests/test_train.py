@@ -169,3 +169,16 @@ def test_ema_weights_are_saved_selected_and_resumed(face_folder, tmp_path, monke
     from_checkpoint, _ = load_model(str(out / "best.pt"))  # a checkpoint used as weights gives the average too
     for k, v in from_checkpoint.state_dict().items():
         assert torch.equal(v.float(), shipped[k].float()), k
+
+
+def test_finished_run_records_its_mean_error_on_training_faces(tiny_model):
+    from facepoints.train import split_crops
+
+    payload = torch.load(tiny_model / "model.pt", weights_only=True)
+    cfg = payload["train"]["config"]
+    model, meta = load_model(str(tiny_model / "model.pt"))
+    (x, y), _ = split_crops(cfg["data"], cfg, meta["input_size"], meta["margin"])
+    with torch.no_grad():
+        error = (model.decode(model(x)).numpy() - y).mean((0, 1))
+    np.testing.assert_allclose(payload["train"]["output_shift"], error, atol=2e-3)
+    assert meta["output_shift"] == tuple(payload["train"]["output_shift"])

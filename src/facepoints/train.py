@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from .errors import FacepointsError
 from .io_utils import atomic_path, atomic_write_text
 from .metrics import nme
 from .models import create_model
-from .weights import save_weights
+from .weights import load_model, save_weights
 
 CHECKPOINT_FORMAT = "facepoints-checkpoint/1"
 MAX_GIF_FRAMES = 40  # progress.gif shows at most this many epochs, evenly spaced
@@ -106,6 +106,23 @@ def mean_crop_offset(points: np.ndarray, offsets: np.ndarray | None, input_size:
         return [0.0, 0.0]
     crop_per_px = input_size / (margin * np.ptp(points, axis=1).max(axis=1))
     return [round(float(v), 4) for v in (offsets * crop_per_px[:, None]).mean(0)]
+
+
+def finish_weights(weights_path: Path, loader, device: torch.device, annotation_offset: list[float]) -> list[float]:
+    """Record in the selected weights what the predictor needs about their annotation convention.
+
+    `annotation_offset`: the offset the model was taught (crop px), so flip test mirrors back
+    correctly. `output_shift`: their mean signed error on un-augmented training faces (never
+    held-out ones), the part of the annotations' offset that mirror augmentation keeps the
+    network from learning (README, "annotation offsets"); the predictor subtracts it."""
+    model, _ = load_model(str(weights_path))
+    preds, targets = predict_batches(model.to(device), loader, device, False)
+    shift = [round(float(v), 4) for v in (preds - targets).mean((0, 1))]
+    payload = torch.load(weights_path, map_location="cpu", weights_only=True)
+    payload["train"].update(annotation_offset=annotation_offset, output_shift=shift)
+    with atomic_path(weights_path) as tmp:
+        torch.save(payload, tmp)
+    return shift
 
 
 def lr_at(cfg: TrainConfig, progress: float) -> float:
@@ -280,7 +297,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             save_checkpoint(last_path, ckpt)
             if is_best:
                 save_checkpoint(best_path, ckpt)
-                save_weights(out / "model.pt", selected, cfg, {"epoch": epoch, "val_nme": val_nme, "annotation_offset": annotation_offset})
+                save_weights(out / "model.pt", selected, cfg, {"epoch": epoch, "val_nme": val_nme})
             p, _ = predict_batches(selected, [(prog_x, torch.from_numpy(prog_y))], device, bf16)
             frame = progress_frame(prog_x, p, prog_y, epoch, val_nme)
             from PIL import Image
@@ -298,4 +315,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     except KeyboardInterrupt:
         done = history[-1]["epoch"] if history else 0
         raise FacepointsError(f"interrupted; {last_path} holds epoch {done}: continue with --resume --out {out}") from None
+    clean_train = LandmarkDataset(images[train_idx], points[train_idx], cfg.input_size, cfg.margin, None)
+    clean_loader = torch.utils.data.DataLoader(clean_train, shuffle=False, **loader_kw)
+    shift = finish_weights(out / "model.pt", clean_loader, device, annotation_offset)
+    print(f"{out / 'model.pt'}: mean error on the training faces {shift} crop px, recorded as its output_shift")
     return entry
