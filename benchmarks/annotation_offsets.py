@@ -4,8 +4,9 @@
 `scale` px right of and below what they mark (scale: the crop's downscale, manifest.csv). A
 model trained with mirror augmentation that mirrors the points as written learns the y offset
 (it never flips) but in x it learns nothing: half its samples say right, half say left. This
-script regresses each face's mean signed error (in source pixels) on the manifest scale:
-a slope near -1 means the model misses the offset, near 0 means it has learned it.
+script regresses each face's mean signed error (in source pixels) on the manifest scale, and
+measures how far a model's answer on a mirrored crop, mirrored back, sits from its direct answer
+(twice the x offset it has learned to keep).
 Run: python benchmarks/annotation_offsets.py --models fast [OTHER.pt ...]
 """
 
@@ -16,6 +17,7 @@ import torch
 
 from _report import DATA, table, write_section
 from facepoints.data import read_dataset
+from facepoints.landmarks import FLIP
 from facepoints.metrics import nme
 from facepoints.train import predict_batches, split_crops, split_indices
 from facepoints.weights import load_model
@@ -37,6 +39,9 @@ def main():
         cpu = torch.device("cpu")
         pt, _ = predict_batches(model, [(xt[i : i + 256], torch.from_numpy(yt[i : i + 256])) for i in range(0, len(xt), 256)], cpu, False)
         pv, _ = predict_batches(model, [(xv, torch.from_numpy(yv))], cpu, False)
+        pm, _ = predict_batches(model, [(torch.flip(xv, [3]), torch.from_numpy(yv))], cpu, False)
+        unmirrored = pm[:, FLIP]
+        asymmetry = (pv[..., 0] - (meta["input_size"] - 1 - unmirrored[..., 0])).mean()
 
         def per_face_bias(pred, target, idx):
             crop_per_src = np.array([meta["input_size"] / (meta["margin"] * np.ptp(samples[i].points, 0).max()) for i in idx])
@@ -47,13 +52,18 @@ def main():
         (sx, ix), (sy, iy) = (np.linalg.lstsq(design, bias[:, k], rcond=None)[0] for k in range(2))
         const = (pt - yt).mean((0, 1))  # mean crop-pixel bias on the training split, removed from held-out predictions
         rows.append([f"`{name}`", cfg.get("annotation_offsets", False), f"{sx:+.2f} · s {ix:+.2f}", f"{sy:+.2f} · s {iy:+.2f}",
+                     f"{asymmetry:+.2f}", f"{(pv - yv)[..., 0].mean():+.2f}",
                      f"{100 * nme(pv, yv).mean():.2f}%", f"{100 * nme(pv - const, yv).mean():.2f}%"])
     body = ["## Annotation offsets (train/ only: its training split and held-out 10%)", "",
             "Per face, the mean signed error in source pixels of the 300-W crop, fitted as a · s + b over the crop's "
             "downscale s from manifest.csv (1-based source annotations put the points s px right of and below what they "
-            "mark). a ≈ -1: the model misses the offset; a ≈ 0: it learned it. The last column removes the model's mean "
-            "crop-pixel bias, measured on the training split, from its held-out predictions.", "",
-            table(["model", "mirrors keep the offset", "x error (px)", "y error (px)", "held-out NME", "held-out NME, mean bias removed"], rows)]
+            "mark). s cannot be seen in a crop, so every model keeps a ≈ -1; b is the mean offset it learned. "
+            "Mirror asymmetry: the direct answer minus the answer on the mirrored crop mirrored back, in x (crop px): twice "
+            "the x offset the model keeps. Held-out x bias: mean signed x error on held-out faces (crop px). The last column "
+            "removes the model's mean crop-pixel error on its training faces (what the predictor does with `output_shift`) "
+            "from its held-out predictions.", "",
+            table(["model", "mirrors keep the offset", "x error (source px)", "y error (source px)", "mirror asymmetry x",
+                   "held-out x bias", "held-out NME", "held-out NME, mean bias removed"], rows)]
     write_section("offsets", "\n".join(body), "python benchmarks/annotation_offsets.py --models " + " ".join(args.models))
 
 

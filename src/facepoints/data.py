@@ -26,8 +26,8 @@ from .landmarks import NUM_POINTS
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard (~10k x 10k)
 # 300-W's source annotations count pixels from 1 (Matlab), so a crop scaled by s has its points
-# s px right of and below what they mark. Measured on our training split: a flip-trained model's
-# x error is -1.2 x s px (y: -1.1 x s), across both source repositories of the crops.
+# s px right of and below what they mark: on train/, a model's error per face falls by ~1 px per unit
+# of s in x and y alike (benchmarks/annotation_offsets.py), across both source repositories of the crops.
 SOURCE_ORIGIN_PX = 1.0
 MANIFEST = "manifest.csv"
 
