@@ -182,3 +182,14 @@ def test_finished_run_records_its_mean_error_on_training_faces(tiny_model):
         error = (model.decode(model(x)).numpy() - y).mean((0, 1))
     np.testing.assert_allclose(payload["train"]["output_shift"], error, atol=2e-3)
     assert meta["output_shift"] == tuple(payload["train"]["output_shift"])
+
+
+def test_cli_resume_needs_no_data_and_train_needs_it(face_folder, tmp_path, monkeypatch, capsys):
+    from facepoints.cli import main
+
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    train(_cfg(face_folder, out, epochs=1))
+    assert main(["train", "--out", str(out), "--resume"]) == 0  # the settings, data included, come from the checkpoint
+    assert main(["train", "--out", str(tmp_path / "other")]) == 1
+    assert "needs --data" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from .errors import FacepointsError
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train a landmark model on 68-point data")
-    p.add_argument("--data", required=True, help="folder of image+.pts pairs, or a dlib XML file")
+    p.add_argument("--data", help="folder of image+.pts pairs, or a dlib XML file (not needed with --resume)")
     p.add_argument("--out", default="runs/train", help="run folder: checkpoints, progress.gif, curves.png, model.pt")
     p.add_argument("--model", dest="arch", default="xception", help="architecture: xception, pipnet_small, pipnet_fast or pipnet_fast_detail")
     p.add_argument("--epochs", type=int, default=30)
@@ -41,6 +41,8 @@ def _run_train(args):
     from .models import MODELS
     from .train import TrainConfig, train
 
+    if not args.data and not args.resume:
+        raise FacepointsError("train needs --data (a folder of image+.pts pairs or a dlib XML file)")
     if args.arch not in MODELS:
         raise FacepointsError(f"unknown architecture {args.arch!r}; choose from {', '.join(MODELS)}")
     aug = AugmentConfig(rotation=args.rotation, flip=not args.no_flip, blur=args.blur, occlusion=args.occlusion)
