@@ -54,3 +54,24 @@ def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def held_out_weights(name: str) -> tuple[str, str]:
+    """Weights to judge on held-out faces, and how to name them in a report.
+
+    A shipped model trained on every face of train/ (--val-fraction 0) has nothing held out;
+    its held-out figures are those of the run that chose its recipe (MODELS.json recipe_run),
+    which must be in runs/ (rerun it with the command in MODELS.json if it is not)."""
+    import torch
+
+    from facepoints.weights import resolve, shipped_models
+
+    path, _ = resolve(name)
+    if torch.load(path, map_location="cpu", weights_only=True)["train"]["config"]["val_fraction"] > 0:
+        return name, f"`{name}`"
+    run = shipped_models().get(name, {}).get("recipe_run")
+    recipe = ROOT / "runs" / str(run) / "model.pt"
+    if not run or not recipe.exists():
+        raise SystemExit(f"{name}: trained on every face of train/, nothing held out; its recipe run runs/{run} is missing "
+                         "(train it with the MODELS.json command, --val-fraction 0.1)")
+    return str(recipe), f"`{name}`'s recipe run (`runs/{run}`: same settings, 10% of train/ held out)"

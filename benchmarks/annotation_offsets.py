@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import torch
 
-from _report import DATA, table, write_section
+from _report import DATA, held_out_weights, table, write_section
 from facepoints.data import read_dataset
 from facepoints.landmarks import FLIP
 from facepoints.metrics import nme
@@ -31,7 +31,8 @@ def main():
     samples = read_dataset(args.data)
     rows = []
     for name in args.models:
-        model, meta = load_model(name)
+        weights, label = held_out_weights(name)
+        model, meta = load_model(weights)
         model.eval()
         cfg = torch.load(meta["path"], weights_only=True)["train"]["config"]
         (xt, yt), (xv, yv) = split_crops(args.data, cfg, meta["input_size"], meta["margin"])
@@ -51,7 +52,7 @@ def main():
         design = np.stack([scale, np.ones_like(scale)], 1)
         (sx, ix), (sy, iy) = (np.linalg.lstsq(design, bias[:, k], rcond=None)[0] for k in range(2))
         const = (pt - yt).mean((0, 1))  # mean crop-pixel bias on the training split, removed from held-out predictions
-        rows.append([f"`{name}`", cfg.get("annotation_offsets", False), f"{sx:+.2f} · s {ix:+.2f}", f"{sy:+.2f} · s {iy:+.2f}",
+        rows.append([label, cfg.get("annotation_offsets", False), f"{sx:+.2f} · s {ix:+.2f}", f"{sy:+.2f} · s {iy:+.2f}",
                      f"{asymmetry:+.2f}", f"{(pv - yv)[..., 0].mean():+.2f}",
                      f"{100 * nme(pv, yv).mean():.2f}%", f"{100 * nme(pv - const, yv).mean():.2f}%"])
     body = ["## Annotation offsets (train/ only: its training split and held-out 10%)", "",

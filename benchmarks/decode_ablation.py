@@ -9,7 +9,7 @@ import argparse
 
 import torch
 
-from _report import DATA, table, write_section
+from _report import DATA, held_out_weights, table, write_section
 from facepoints.metrics import nme
 from facepoints.train import split_crops
 from facepoints.weights import load_model
@@ -20,7 +20,8 @@ def main():
     ap.add_argument("--model", default="fast")
     ap.add_argument("--data", default=str(DATA / "train"))
     args = ap.parse_args()
-    model, meta = load_model(args.model)
+    weights, label = held_out_weights(args.model)
+    model, meta = load_model(weights)
     cfg = torch.load(meta["path"], weights_only=True)["train"]["config"]
     _, (x, y) = split_crops(args.data, cfg, meta["input_size"], meta["margin"])
     with torch.no_grad():
@@ -37,7 +38,7 @@ def main():
             ["3x3 softmax-weighted neighbours (shipped)", f"{100 * nme(model.decode(out).numpy(), y).mean():.2f}%"],
             ["oracle: the true cell + its offset", f"{100 * nme(oracle.numpy(), y).mean():.2f}%"]]
     body = ["## Decoding ablation (fast model, held-out 10% of train)", "",
-            f"{len(x)} faces with landmark boxes. The argmax picks the true cell for {100 * exact:.1f}% of points; even with the "
+            f"Model: {label}. {len(x)} held-out faces with landmark boxes. The argmax picks the true cell for {100 * exact:.1f}% of points; even with the "
             "true cell the offsets limit the NME, so precision, not cell choice, bounds this model.", "",
             table(["decode", "NME"], rows)]
     write_section("decode", "\n".join(body), "python benchmarks/decode_ablation.py")

@@ -3,6 +3,10 @@
 Records in src/facepoints/weights/MODELS.json: file, sha256, architecture, the exact
 training command, its wall time (sum of the epochs), the machine, validation NME, and
 the licence. Run: python scripts/ship_weights.py runs/fast fast --command "facepoints train ..."
+
+A run trained on every face (--val-fraction 0) has no held-out NME of its own; name the
+run that chose its recipe with --recipe-run (same settings, 10% held out): its held-out
+NME is recorded as the recipe's, and the script refuses a recipe run with other settings.
 """
 
 import argparse
@@ -21,11 +25,27 @@ from facepoints.weights import PACKAGE_WEIGHTS, load_model, sha256_file  # noqa:
 LICENCE = "Trained on 300-W (iBUG): non-commercial research use only, like the data."
 
 
+def recipe_selection(cfg: dict, train_meta: dict, recipe_run: Path | None) -> dict:
+    """The held-out evidence for these weights: their own, or that of the run that chose their recipe."""
+    if cfg["val_fraction"] > 0:
+        return {"val_nme": round(train_meta["val_nme"], 5)}
+    if recipe_run is None:
+        sys.exit("this run trained on every face (--val-fraction 0): name the held-out run that chose its recipe with --recipe-run")
+    recipe = torch.load(recipe_run / "model.pt", map_location="cpu", weights_only=True)["train"]
+    ignore = {"out", "val_fraction", "epochs"}  # epochs may be scaled to keep the number of optimiser steps
+    diff = sorted(k for k in set(cfg) | set(recipe["config"]) if k not in ignore and cfg.get(k) != recipe["config"].get(k))
+    if diff:
+        sys.exit(f"{recipe_run}: not the same recipe (differs in {', '.join(diff)})")
+    return {"val_nme": None, "recipe_run": recipe_run.name, "recipe_val_nme": round(recipe["val_nme"], 5),
+            "recipe_selected_epoch": recipe["epoch"], "recipe_epochs": recipe["config"]["epochs"]}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path)
     ap.add_argument("name")
     ap.add_argument("--command", required=True, help="the facepoints train command that made the run")
+    ap.add_argument("--recipe-run", type=Path, help="for a run with --val-fraction 0: the held-out run with the same recipe")
     args = ap.parse_args()
     src = args.run / "model.pt"
     load_model(str(src))  # refuses a broken file
@@ -35,6 +55,8 @@ def main():
     dest = PACKAGE_WEIGHTS / f"{args.name}.pt"
     if "output_shift" not in weights["train"]:
         sys.exit(f"{src}: no output_shift recorded (the run did not finish, or predates it); finish it with --resume")
+    cfg = weights["train"]["config"]
+    selection = recipe_selection(cfg, weights["train"], args.recipe_run)
     shutil.copyfile(src, dest)
     index_path = PACKAGE_WEIGHTS / "MODELS.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
@@ -47,14 +69,16 @@ def main():
         "command": args.command,
         "epochs_trained": last["epoch"],
         "selected_epoch": weights["train"].get("epoch"),
-        "val_nme": round(weights["train"].get("val_nme", float("nan")), 5),
+        **selection,
         "train_wall_minutes": round(sum(h["epoch_s"] for h in history) / 60, 1),
         # start of the run (config.json) to its last checkpoint: includes plots and anything else the machine ran
         "train_wall_clock_minutes": round(((args.run / "last.pt").stat().st_mtime - (args.run / "config.json").stat().st_mtime) / 60, 1),
         "train_img_per_s": round(sum(h["img_per_s"] for h in history) / len(history), 1),
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
-        "data": "300-W train split as in ../shared/data/300w/train (2,012 faces; 10% held out for model selection)",
+        "data": "300-W train split as in ../shared/data/300w/train (2,012 faces; "
+                + (f"{cfg['val_fraction']:.0%} held out for model selection)" if cfg["val_fraction"] > 0 else
+                   "all of them; recipe and epoch count chosen on a run that held out 10%)"),
         "licence": LICENCE,
     }
     index_path.write_text(json.dumps(index, indent=2) + "\n")

@@ -1,7 +1,6 @@
 """Training path on tiny synthetic data: checkpoints, resume, NaN stop, progress outputs, weight-file errors."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -193,3 +192,22 @@ def test_cli_resume_needs_no_data_and_train_needs_it(face_folder, tmp_path, monk
     assert main(["train", "--out", str(out), "--resume"]) == 0  # the settings, data included, come from the checkpoint
     assert main(["train", "--out", str(tmp_path / "other")]) == 1
     assert "needs --data" in capsys.readouterr().err
+
+
+def test_val_fraction_zero_trains_on_every_face_and_keeps_the_last_epoch(face_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    train(_cfg(face_folder, out, epochs=2, val_fraction=0.0, ema=0.5))
+    state = load_checkpoint(out / "last.pt")
+    assert all("val_nme" not in h and np.isfinite(h["fit_nme"]) and "fit_nme_raw" in h for h in state["history"])
+    payload = torch.load(out / "model.pt", weights_only=True)
+    assert payload["train"]["epoch"] == 2  # the last epoch, whatever its NME: nothing held out to select on
+    for k, v in payload["model"].items():  # and it is the last epoch's moving average
+        ema = state["ema"][f"module.{k}"]
+        assert torch.equal(v, ema.float() if v.is_floating_point() else ema), k
+    assert "output_shift" in payload["train"]
+    assert (out / "curves.png").stat().st_size > 0
+    from facepoints.train import split_indices
+
+    fit, held = split_indices(12, 0.0, 0)
+    assert len(fit) == 12 and len(held) == 0

@@ -7,6 +7,10 @@ weights give activations of another scale, and the held-out NME goes to ~30%), s
 they are re-estimated each epoch on its last augmented batches: clean crops would
 not do, they cost the raw model 0.1 points of held-out NME.
 
+With `val_fraction=0` every face trains and the last epoch is kept: for retraining a
+recipe chosen on held-out faces on all of them. Progress is then tracked on a fixed
+set of un-augmented training faces (`fit_nme`), which says nothing about generalisation.
+
 Every epoch writes `last.pt` (and `best.pt` on a new best validation NME) atomically,
 so Ctrl-C or a power cut leaves the last complete epoch resumable. A non-finite loss
 stops the run with the last good checkpoint untouched.
@@ -39,6 +43,7 @@ CHECKPOINT_FORMAT = "facepoints-checkpoint/1"
 MAX_GIF_FRAMES = 40  # progress.gif shows at most this many epochs, evenly spaced
 BN_BATCHES = 8  # augmented batches that re-estimate the moving average's BatchNorm statistics
 GIF_EVERY = 10  # epochs between rebuilds of progress.gif and curves.png
+FIT_FACES = 200  # un-augmented training faces that track progress when nothing is held out
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class TrainConfig:
     ema: float = 0.0  # per-step decay of an exponential moving average of the weights; 0 = off
     input_size: int = 128
     margin: float = 1.25  # crop side = margin x the longer side of the face box
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1  # held out for validation and selection; 0 = train on every face, keep the last epoch
     seed: int = 0
     workers: int = 1
     precision: str = "auto"  # auto: bf16 autocast where the CPU/GPU supports it, else fp32
@@ -83,7 +88,7 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(n * val_fraction))) if n > 1 else 0
+    n_val = max(1, int(round(n * val_fraction))) if n > 1 and val_fraction > 0 else 0
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
@@ -94,6 +99,8 @@ def split_crops(data: str, cfg: dict, input_size: int, margin: float):
 
     def tensors(idx):
         ds = LandmarkDataset(images[idx], points[idx], input_size, margin, None)
+        if len(ds) == 0:  # a run trained on every face holds nothing out
+            return torch.zeros(0, 1, input_size, input_size), np.zeros((0, 68, 2), np.float32)
         return torch.stack([ds[i][0] for i in range(len(ds))]), np.stack([ds[i][1].numpy() for i in range(len(ds))])
 
     train_idx, val_idx = split_indices(len(samples), cfg["val_fraction"], cfg["seed"])
@@ -172,7 +179,8 @@ def predict_batches(model, loader, device, bf16: bool) -> tuple[np.ndarray, np.n
     return np.concatenate(preds), np.concatenate(targets)
 
 
-def progress_frame(crops: torch.Tensor, preds: np.ndarray, targets: np.ndarray, epoch: int, val_nme: float) -> np.ndarray:
+def progress_frame(crops: torch.Tensor, preds: np.ndarray, targets: np.ndarray, epoch: int, val_nme: float,
+                   faces: str = "val") -> np.ndarray:
     import cv2
 
     tiles = []
@@ -183,7 +191,7 @@ def progress_frame(crops: torch.Tensor, preds: np.ndarray, targets: np.ndarray, 
         draw_face(rgb, (p + 0.5) * 2 - 0.5, lines=True, radius=2)
         tiles.append(rgb)
     frame = grid(tiles, cols=4, tile=160)
-    cv2.putText(frame, f"epoch {epoch}  val NME {100 * val_nme:.2f}%", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+    cv2.putText(frame, f"epoch {epoch}  {faces} NME {100 * val_nme:.2f}%", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
     return frame
 
 
@@ -216,7 +224,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     train_set = LandmarkDataset(images[train_idx], points[train_idx], cfg.input_size, cfg.margin, cfg.augment, cfg.seed,
                                 train_offsets)
     annotation_offset = mean_crop_offset(points[train_idx], train_offsets, cfg.input_size, cfg.margin)
-    val_set = LandmarkDataset(images[val_idx], points[val_idx], cfg.input_size, cfg.margin, None)
+    held_out = len(val_idx) > 0
+    watch_idx = val_idx if held_out else train_idx[:FIT_FACES]  # what the per-epoch NME is measured on
+    nme_key = "val_nme" if held_out else "fit_nme"
+    val_set = LandmarkDataset(images[watch_idx], points[watch_idx], cfg.input_size, cfg.margin, None)
     loader_kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     val_loader = torch.utils.data.DataLoader(val_set, shuffle=False, **loader_kw)
 
@@ -241,7 +252,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     (out / "progress").mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{cfg.arch}: {n_params:,} params | {len(train_set)} train / {len(val_set)} val faces | "
+    print(f"{cfg.arch}: {n_params:,} params | {len(train_set)} train / {len(val_idx)} val faces | "
           f"device {device.type}{' bf16' if bf16 else ''} | {torch.get_num_threads()} threads")
 
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
@@ -283,12 +294,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 torch.optim.swa_utils.update_bn(recent, selected)
                 preds, targets = predict_batches(selected, val_loader, device, bf16)
                 val_nme = float(nme(preds, targets).mean())
-            entry = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_nme": val_nme,
+            entry = {"epoch": epoch, "train_loss": total / max(seen, 1), nme_key: val_nme,
                      "img_per_s": seen / train_time, "epoch_s": time.perf_counter() - t0}
             if ema is not None:
-                entry["val_nme_raw"] = raw_nme
+                entry[f"{nme_key}_raw"] = raw_nme
             history.append(entry)
-            is_best = val_nme < best_nme
+            is_best = val_nme < best_nme or not held_out  # nothing held out: keep the last epoch
             best_nme = min(best_nme, val_nme)
             ckpt = {"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(), "history": history, "best_nme": best_nme}
@@ -297,9 +308,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             save_checkpoint(last_path, ckpt)
             if is_best:
                 save_checkpoint(best_path, ckpt)
-                save_weights(out / "model.pt", selected, cfg, {"epoch": epoch, "val_nme": val_nme})
+                save_weights(out / "model.pt", selected, cfg, {"epoch": epoch, nme_key: val_nme})
             p, _ = predict_batches(selected, [(prog_x, torch.from_numpy(prog_y))], device, bf16)
-            frame = progress_frame(prog_x, p, prog_y, epoch, val_nme)
+            frame = progress_frame(prog_x, p, prog_y, epoch, val_nme, "val" if held_out else "train")
             from PIL import Image
 
             with atomic_path(out / "progress" / f"epoch_{epoch:03d}.png") as tmp:
@@ -309,9 +320,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 keep = np.unique(np.linspace(0, len(files) - 1, min(len(files), MAX_GIF_FRAMES)).round().astype(int))
                 save_gif([np.asarray(Image.open(files[i]).convert("RGB")) for i in keep], out / "progress.gif")
                 plot_curves(history, out / "curves.png")
-            print(f"epoch {epoch}: loss {entry['train_loss']:.4g} | val NME {100 * val_nme:.3f}% "
-                  f"(best {100 * best_nme:.3f}%)"
-                  f"{f' raw {100 * raw_nme:.3f}%' if ema is not None else ''} | {entry['img_per_s']:.1f} img/s | {entry['epoch_s']:.0f}s", flush=True)
+            best = f" (best {100 * best_nme:.3f}%)" if held_out else ""
+            raw = f" raw {100 * raw_nme:.3f}%" if ema is not None else ""
+            print(f"epoch {epoch}: loss {entry['train_loss']:.4g} | {'val' if held_out else 'train (un-augmented)'} NME "
+                  f"{100 * val_nme:.3f}%{best}{raw} | {entry['img_per_s']:.1f} img/s | {entry['epoch_s']:.0f}s", flush=True)
     except KeyboardInterrupt:
         done = history[-1]["epoch"] if history else 0
         raise FacepointsError(f"interrupted; {last_path} holds epoch {done}: continue with --resume --out {out}") from None
