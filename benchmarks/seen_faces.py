@@ -34,13 +34,16 @@ from facepoints.weights import resolve
 GROUPS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48), "mouth": range(48, 68)}
 
 
-def group_bias(samples, ev, subset: str) -> list[str] | None:
+def group_errors(samples, ev, subset: str) -> tuple[list[str], list[str]] | None:
+    """Per landmark group: mean signed error (x, y) and mean error, in % of the inter-ocular distance."""
     errs = [(p - s.points) / np.linalg.norm(s.points[36] - s.points[45])
             for s, p in zip(samples, ev.predictions) if p is not None and s.subset == subset]
     if not errs:
         return None
     mean = 100 * np.mean(errs, axis=0)  # (68, 2)
-    return [f"{mean[list(r), 0].mean():+.2f}, {mean[list(r), 1].mean():+.2f}" for r in GROUPS.values()]
+    dist = 100 * np.linalg.norm(errs, axis=2).mean(0)  # (68,)
+    return ([f"{mean[list(r), 0].mean():+.2f}, {mean[list(r), 1].mean():+.2f}" for r in GROUPS.values()],
+            [f"{dist[list(r)].mean():.2f}" for r in GROUPS.values()])
 
 
 def main():
@@ -59,7 +62,7 @@ def main():
     det = CachedDetector(create_detector("dlib"))
     ours = LandmarkPredictor(weights, backend="onnxruntime")
     ref = DlibShapePredictor()
-    rows, bias_rows, results = [], [], {}
+    rows, bias_rows, error_rows, results = [], [], [], {}
     for name, samples in sets.items():
         ev_a = evaluate(samples, ours.predict, "detector", det)
         ev_b = evaluate(samples, ref.predict, "detector", det.view(raw=True))
@@ -67,9 +70,10 @@ def main():
         results[name] = {"facepoints": a, "dlib": b}
         for subset in ("helen", "lfpw"):
             for model, ev in (("facepoints", ev_a), ("dlib", ev_b)):
-                bias = group_bias(samples, ev, subset)
-                if bias is not None:
-                    bias_rows.append([name.split(" (")[0], subset, model, *bias])
+                errors = group_errors(samples, ev, subset)
+                if errors is not None:
+                    bias_rows.append([name.split(" (")[0], subset, model, *errors[0]])
+                    error_rows.append([name.split(" (")[0], subset, model, *errors[1]])
         subsets = " / ".join(f"{k} {100 * a['subsets'][k]['nme_mean']:.2f} vs {100 * b['subsets'][k]['nme_mean']:.2f}"
                              for k in sorted(a["subsets"]))
         rows.append([name, f"{a['n_detected']}/{a['n_faces']}", f"{100 * a['nme_mean']:.2f}%", f"{100 * b['nme_mean']:.2f}%",
@@ -88,6 +92,8 @@ def main():
         "same runs. A shift that both models show on test/ but not on the faces they trained on is a difference "
         "between the annotations of the two splits, which no model trained on train/ can learn.",
         table(["faces", "subset", "model", *GROUPS], bias_rows),
+        "NME per landmark group (% of the inter-ocular distance), same runs:",
+        table(["faces", "subset", "model", *GROUPS], error_rows),
         f"All numbers: `benchmarks/results/{out.name}`.",
     ])
     write_section("seen", body, "python benchmarks/seen_faces.py" + (f" --model {args.model}" if args.model != "fast" else ""))
