@@ -64,7 +64,7 @@ def held_out_weights(name: str) -> tuple[str, str]:
     which must be in runs/ (rerun it with the command in MODELS.json if it is not)."""
     import torch
 
-    from facepoints.weights import resolve, shipped_models
+    from facepoints.weights import resolve, sha256_file, shipped_models
 
     path, _ = resolve(name)
     if torch.load(path, map_location="cpu", weights_only=True)["train"]["config"]["val_fraction"] > 0:
@@ -73,5 +73,6 @@ def held_out_weights(name: str) -> tuple[str, str]:
     recipe = ROOT / "runs" / str(run) / "model.pt"
     if not run or not recipe.exists():
         raise SystemExit(f"{name}: trained on every face of train/, nothing held out; its recipe run runs/{run} is missing "
-                         "(train it with the MODELS.json command, --val-fraction 0.1)")
-    return str(recipe), f"`{name}`'s recipe run (`runs/{run}`: same settings, 10% of train/ held out)"
+                         "(README, 'Reproducing the numbers', has its command)")
+    return str(recipe), (f"`{name}`'s recipe run (`runs/{run}/model.pt` sha256 {sha256_file(recipe)[:16]}…: "
+                         "same settings, 10% of train/ held out)")

@@ -6,8 +6,9 @@ faces it was trained on. So: both models, same dlib HOG boxes, on
   train/ (our training split)   seen by both,
   train/ (our held-out 10%)     seen by dlib (300-W training images), not by us,
   test/                          not seen by us; the question is dlib.
-If dlib is as good on test/ as on the train/ faces it surely saw, while our model is clearly
-better on its seen faces than on unseen ones, dlib's test/ figure is a seen-face figure.
+Relative to us, a dlib that never saw test/ should do worse there than on the held-out faces
+it saw and we did not. Doing as well is consistent with it having seen test/, but not proof:
+its own seen/unseen gap cannot be measured here, since it saw all of train/.
 
 Run: python benchmarks/seen_faces.py [--model fast]
 """

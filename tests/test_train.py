@@ -206,6 +206,7 @@ def test_val_fraction_zero_trains_on_every_face_and_keeps_the_last_epoch(face_fo
         ema = state["ema"][f"module.{k}"]
         assert torch.equal(v, ema.float() if v.is_floating_point() else ema), k
     assert "output_shift" in payload["train"]
+    assert not (out / "best.pt").exists()  # nothing was selected
     assert (out / "curves.png").stat().st_size > 0
     from facepoints.train import split_indices
 

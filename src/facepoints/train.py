@@ -307,7 +307,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 ckpt["ema"] = ema.state_dict()
             save_checkpoint(last_path, ckpt)
             if is_best:
-                save_checkpoint(best_path, ckpt)
+                if held_out:  # with nothing held out, best.pt would be a second copy of last.pt
+                    save_checkpoint(best_path, ckpt)
                 save_weights(out / "model.pt", selected, cfg, {"epoch": epoch, nme_key: val_nme})
             p, _ = predict_batches(selected, [(prog_x, torch.from_numpy(prog_y))], device, bf16)
             frame = progress_frame(prog_x, p, prog_y, epoch, val_nme, "val" if held_out else "train")
