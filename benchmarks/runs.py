@@ -32,7 +32,7 @@ def main():
         cfg, history = state["config"], state["history"]
         if "val_nme" not in history[0]:
             raise SystemExit(f"{run}: trained on every face (--val-fraction 0), no held-out NME to compare")
-        setup = (f"{cfg['arch']}, {len(history)} epochs, rotation ±{cfg['augment']['rotation']:g}°, "
+        setup = (f"{cfg['arch']}, {len(history)} epochs, rotation ±{cfg['augment']['rotation']:g}°, margin {cfg['margin']:g}, "
                  f"mirrors keep offsets: {cfg.get('annotation_offsets', False)}")
         val = np.array([h["val_nme"] for h in history])
         if "val_nme_raw" in history[0]:

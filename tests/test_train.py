@@ -194,6 +194,17 @@ def test_cli_resume_needs_no_data_and_train_needs_it(face_folder, tmp_path, monk
     assert "needs --data" in capsys.readouterr().err
 
 
+def test_cli_margin_reaches_the_weights_the_predictor_reads(face_folder, tmp_path, monkeypatch):
+    from facepoints.cli import main
+
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    args = ["train", "--data", str(face_folder), "--out", str(out), "--model", "pipnet_small", "--epochs", "1",
+            "--batch-size", "4", "--workers", "0", "--precision", "fp32", "--margin", "1.1"]
+    assert main(args) == 0
+    assert load_model(str(out / "model.pt"))[1]["margin"] == 1.1
+
+
 def test_val_fraction_zero_trains_on_every_face_and_keeps_the_last_epoch(face_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"

@@ -24,6 +24,7 @@ def _add_train(sub):
     p.add_argument("--ema", type=float, default=0.0, help="moving average of the weights, decay per step (e.g. 0.998); 0 = off")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of faces held out to validate and select the epoch; 0 = train on every face, keep the last epoch")
+    p.add_argument("--margin", type=float, default=1.25, help="crop side as a multiple of the face box's longer side")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
