@@ -64,6 +64,18 @@ def test_random_geometry_keeps_points_on_dots():
         assert cpts[36, 0] < cpts[45, 0]
 
 
+def test_shift_x_moves_the_crop_across_only():
+    pts = template(100, (130, 120))
+    cfg = AugmentConfig(rotation=0, flip=False, shift=0.0, shift_x=0.2, scale=0.0)
+    centres = []
+    for seed in range(20):
+        m, _ = random_geometry(pts, 128, 1.25, cfg, np.random.default_rng(seed))
+        centres.append(transform_points(pts, m).mean(0))
+    centres = np.array(centres)
+    assert np.ptp(centres[:, 1]) < 1e-3  # no shift down
+    assert np.ptp(centres[:, 0]) > 20  # up to 0.2 x 128 px either way across
+
+
 def test_flip_table_is_an_involution_that_mirrors_the_template():
     assert sorted(FLIP) == list(range(68))
     np.testing.assert_array_equal(FLIP[FLIP], np.arange(68))

@@ -20,6 +20,7 @@ class AugmentConfig:
     rotation: float = 30.0  # max degrees either way
     flip: bool = True
     shift: float = 0.08  # max box-centre shift, fraction of the crop side
+    shift_x: float | None = None  # max shift across; None = `shift` (detector boxes err more across than down)
     scale: float = 0.12  # crop side multiplied by exp(U(-scale, scale))
     brightness: float = 0.25
     contrast: float = 0.3
@@ -34,7 +35,8 @@ def random_geometry(points: np.ndarray, out: int, margin: float, cfg: AugmentCon
     """A jittered crop matrix around the landmarks' tight box, and whether it mirrors."""
     cx, cy, side = square_from_box(points_box(points), margin)
     side *= float(np.exp(rng.uniform(-cfg.scale, cfg.scale)))
-    cx += rng.uniform(-cfg.shift, cfg.shift) * side
+    shift_x = cfg.shift if cfg.shift_x is None else cfg.shift_x
+    cx += rng.uniform(-shift_x, shift_x) * side
     cy += rng.uniform(-cfg.shift, cfg.shift) * side
     angle = rng.uniform(-cfg.rotation, cfg.rotation)
     flip = bool(cfg.flip and rng.random() < 0.5)

@@ -31,6 +31,9 @@ def _add_train(sub):
     p.add_argument("--blur", type=float, default=0.0, help="probability of Gaussian blur augmentation")
     p.add_argument("--occlusion", type=float, default=0.0, help="probability of a random occluding rectangle")
     p.add_argument("--rotation", type=float, default=30.0, help="max rotation augmentation, degrees")
+    p.add_argument("--shift", type=float, default=0.08, help="max box-centre shift augmentation, fraction of the crop side")
+    p.add_argument("--shift-x", type=float, default=None, help="max shift across, if it should differ from --shift")
+    p.add_argument("--scale-jitter", type=float, default=0.12, help="crop side multiplied by exp(U(-s, s))")
     p.add_argument("--no-flip", action="store_true", help="disable mirror augmentation")
     p.add_argument("--ignore-annotation-offsets", dest="annotation_offsets", action="store_false",
                    help="mirror the points as written, not what they mark (the 300-W manifest's 1-based offsets)")
@@ -47,7 +50,8 @@ def _run_train(args):
         raise FacepointsError("train needs --data (a folder of image+.pts pairs or a dlib XML file)")
     if args.arch not in MODELS:
         raise FacepointsError(f"unknown architecture {args.arch!r}; choose from {', '.join(MODELS)}")
-    aug = AugmentConfig(rotation=args.rotation, flip=not args.no_flip, blur=args.blur, occlusion=args.occlusion)
+    aug = AugmentConfig(rotation=args.rotation, flip=not args.no_flip, blur=args.blur, occlusion=args.occlusion,
+                        shift=args.shift, shift_x=args.shift_x, scale=args.scale_jitter)
     names = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(augment=aug, **{k: v for k, v in vars(args).items() if k in names and k != "augment"})
     train(cfg, resume=args.resume)
