@@ -79,7 +79,10 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
     key = "val_nme" if "val_nme" in history[0] else "fit_nme"
     b.plot(epochs, [100 * h[key] for h in history])
     title = "validation NME (inter-ocular)" if key == "val_nme" else "NME on un-augmented training faces"
-    b.set(xlabel="epoch", ylabel="NME (%)", title=title)
+    b.set(xlabel="epoch", ylabel="NME (%)", yscale="log", title=title)  # log: the last tenths of a point stay visible
+    if "val_nme_raw" in history[0] or "fit_nme_raw" in history[0]:
+        b.plot(epochs, [100 * h[f"{key}_raw"] for h in history], alpha=0.5, label="raw weights")
+        b.legend(["moving average", "raw weights"])
     for ax in (a, b):
         ax.grid(alpha=0.3)
     fig.tight_layout()
