@@ -69,7 +69,7 @@ def main():
             "Each run's selected weights (model.pt, fp32, the torch backend) on the same held-out faces. "
             "Box jitter is a fraction of the crop side; dlib HOG boxes are mapped to landmark boxes by "
             "`detector_boxes.json` (fitted on train/), and the NME is over the faces the detector finds.", "",
-            table(["run", "crop and box jitter", "landmark boxes", "dlib HOG boxes", "FR@0.08, HOG boxes"], scored)]
+            table(["run", "crop and box jitter", "landmark boxes", "dlib HOG boxes", "FR@0.08, HOG boxes (misses are failures)"], scored)]
     write_section("runs", "\n".join(body), "python benchmarks/runs.py " + " ".join(str(r) for r in args.runs))
 
 

@@ -2,7 +2,7 @@
 
 A run's own progress.gif holds 40 full-size frames (~7 MB); this keeps 12 epochs, spaced
 evenly in log(epoch) so the fast early improvement is not one frame, at 3/4 size.
-Run: python scripts/make_docs_progress.py runs/m110
+Run: python scripts/make_docs_progress.py runs/jit
 """
 
 import sys
