@@ -30,13 +30,16 @@ class AugmentConfig:
     blur: float = 0.0  # probability of a Gaussian blur
     occlusion: float = 0.0  # probability of a random grey rectangle
 
+    @property
+    def shift_across(self) -> float:
+        return self.shift if self.shift_x is None else self.shift_x
+
 
 def random_geometry(points: np.ndarray, out: int, margin: float, cfg: AugmentConfig, rng: np.random.Generator):
     """A jittered crop matrix around the landmarks' tight box, and whether it mirrors."""
     cx, cy, side = square_from_box(points_box(points), margin)
     side *= float(np.exp(rng.uniform(-cfg.scale, cfg.scale)))
-    shift_x = cfg.shift if cfg.shift_x is None else cfg.shift_x
-    cx += rng.uniform(-shift_x, shift_x) * side
+    cx += rng.uniform(-cfg.shift_across, cfg.shift_across) * side
     cy += rng.uniform(-cfg.shift, cfg.shift) * side
     angle = rng.uniform(-cfg.rotation, cfg.rotation)
     flip = bool(cfg.flip and rng.random() < 0.5)
