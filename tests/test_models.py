@@ -37,7 +37,7 @@ def test_forward_backward_every_parameter_gets_gradient(arch):
     assert pts.shape == (2, 68, 2) and torch.isfinite(pts).all()
 
 
-@pytest.mark.parametrize("arch", ["pipnet_small", "pipnet_fast", "pipnet_fast_detail"])
+@pytest.mark.parametrize("arch", ["pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail"])
 def test_pipnet_decodes_a_perfect_output_exactly(arch):
     m = create_model(arch)
     t = torch.rand(3, 68, 2) * 127

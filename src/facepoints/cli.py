@@ -13,7 +13,7 @@ def _add_train(sub):
     p = sub.add_parser("train", help="train a landmark model on 68-point data")
     p.add_argument("--data", help="folder of image+.pts pairs, or a dlib XML file (not needed with --resume)")
     p.add_argument("--out", default="runs/train", help="run folder: checkpoints, progress.gif, curves.png, model.pt")
-    p.add_argument("--model", dest="arch", default="xception", help="architecture: xception, pipnet_small, pipnet_fast or pipnet_fast_detail")
+    p.add_argument("--model", dest="arch", default="xception", help="architecture: xception, pipnet_small, pipnet_fast, pipnet_fast_wide or pipnet_fast_detail")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.0008)

@@ -3,10 +3,10 @@ offers `loss(out, target_pixels)` and `decode(out) -> (B, 68, 2)` crop pixel coo
 
 import torch.nn as nn
 
-from .pipnet import PIPNetSmall, pipnet_fast, pipnet_fast_detail, pipnet_small
+from .pipnet import PIPNetSmall, pipnet_fast, pipnet_fast_detail, pipnet_fast_wide, pipnet_small
 from .xception import Xception, xception
 
-MODELS = {"xception": xception, "pipnet_small": pipnet_small, "pipnet_fast": pipnet_fast, "pipnet_fast_detail": pipnet_fast_detail}
+MODELS = {"xception": xception, "pipnet_small": pipnet_small, "pipnet_fast": pipnet_fast, "pipnet_fast_wide": pipnet_fast_wide, "pipnet_fast_detail": pipnet_fast_detail}
 
 
 def create_model(arch: str, **kwargs) -> nn.Module:
@@ -17,4 +17,4 @@ def create_model(arch: str, **kwargs) -> nn.Module:
     return MODELS[arch](**kwargs)
 
 
-__all__ = ["MODELS", "create_model", "xception", "pipnet_small", "pipnet_fast", "pipnet_fast_detail", "Xception", "PIPNetSmall"]
+__all__ = ["MODELS", "create_model", "xception", "pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail", "Xception", "PIPNetSmall"]

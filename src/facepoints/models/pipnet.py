@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["PIPNetSmall", "pipnet_small", "pipnet_fast", "pipnet_fast_detail"]
+__all__ = ["PIPNetSmall", "pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail"]
 
 
 def conv_bn(in_chs: int, out_chs: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -163,6 +163,12 @@ def pipnet_fast(**kwargs) -> PIPNetSmall:
     wider 8x8 stage, where parameters are cheapest per multiply-add. 350K params, 36M MACs."""
     cfg = dict(fused=True, widths=(16, 24, 48, 128), depths=(0, 0, 2, 5), expand=(4, 3, 2))
     return PIPNetSmall(**{**cfg, **kwargs})
+
+
+def pipnet_fast_wide(**kwargs) -> PIPNetSmall:
+    """pipnet_fast with a 160-wide 8x8 stage: the model underfits (train NME close to held-out), and
+    width there is the cheapest capacity on a CPU (int8 latency nearly unchanged). 506K params, 46M MACs."""
+    return pipnet_fast(**{"widths": (16, 24, 48, 160), **kwargs})
 
 
 def pipnet_fast_detail(**kwargs) -> PIPNetSmall:
