@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from facepoints.augment import AugmentConfig, geometric, photometric, random_geometry
-from facepoints.crop import crop_face, crop_matrix, invert, points_box, transform_points, warp
+from facepoints.crop import crop_face, crop_matrix, invert, points_box, square_from_box, transform_points, warp
 from facepoints.landmarks import FLIP, connections
 
 from .conftest import template
@@ -122,3 +122,23 @@ def test_mirroring_keeps_the_annotation_offset_on_the_same_side():
             dx.append(cpts[i, 0] - (win * np.arange(x - 4, x + 5)[None, :]).sum() / win.sum())
         assert np.mean(dx) > 1.5, f"seed {seed} (mirrored: {mirrored[-1]}): points sit {np.mean(dx):.2f} px from their dots in x"
     assert any(mirrored) and not all(mirrored)
+
+
+def test_cache_shrinks_big_faces_without_aliasing(tmp_path):
+    """1-px stripes shrunk 6x blur towards grey, as in inference crops; plain bilinear sampling keeps them."""
+    from facepoints.data import Sample
+    from facepoints.dataset import CACHE_CONTEXT, CACHE_SIDE, build_cache
+
+    stripes = np.zeros((2400, 2400, 3), np.uint8)
+    stripes[:, ::2] = 255
+    path = tmp_path / "big.png"
+    import cv2
+
+    cv2.imwrite(str(path), stripes)
+    points = template(size=1000.0, centre=(1200.0, 1200.0))
+    assert max(np.ptp(points, 0)) * CACHE_CONTEXT / CACHE_SIDE > 5  # a face far bigger than the cache keeps
+    images, cached = build_cache([Sample(path, points)], tmp_path / "cache")
+    inner = images[0, 40:-40, 40:-40, 0].astype(float)
+    plain = warp(stripes, crop_matrix(*square_from_box(points_box(points), CACHE_CONTEXT), CACHE_SIDE), CACHE_SIDE)
+    assert abs(inner.mean() - 127.5) < 10 and inner.std() < plain[40:-40, 40:-40, 0].std() / 2
+    np.testing.assert_allclose(cached[0], crop_face(stripes, points_box(points), CACHE_SIDE, CACHE_CONTEXT).to_crop(points), atol=1e-3)

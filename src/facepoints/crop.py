@@ -67,7 +67,11 @@ def warp(image: np.ndarray, matrix: np.ndarray, out: int) -> np.ndarray:
 
 def crop_face(image: np.ndarray, box: Box, out: int, margin: float) -> Crop:
     """The inference crop: square around the (tight-landmark-equivalent) box, no rotation."""
-    cx, cy, side = square_from_box(box, margin)
+    return crop_square(image, *square_from_box(box, margin), out)
+
+
+def crop_square(image: np.ndarray, cx: float, cy: float, side: float, out: int) -> Crop:
+    """An upright out x out crop of the square of `side` px centred on (cx, cy), without aliasing."""
     if side > 2 * out:  # pre-shrink huge faces so bilinear sampling does not alias
         factor = int(side // (2 * out))
         # shrink only the region the crop reads, in whole factor x factor blocks, so INTER_AREA is an

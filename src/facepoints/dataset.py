@@ -2,7 +2,9 @@
 
 Decoding 2,000 JPEGs every epoch would dominate CPU training, so each face is cut once
 into a larger RGB crop (CACHE_SIDE px, CACHE_CONTEXT x the landmark box) and kept in
-one .npz file; augmentation then samples the 128x128 training crop from it.
+one .npz file; augmentation then samples the 128x128 training crop from it. At 352 px the
+cache keeps 160 px per landmark box, the resolution of the 300-W crops, so training crops
+are shrunk from the faces' own pixels as inference crops are, not resampled at 1:1.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import torch
 from tqdm import tqdm
 
 from .augment import AugmentConfig, degrade, geometric, photometric
-from .crop import crop_matrix, points_box, square_from_box, to_gray, transform_points, warp
+from .crop import crop_matrix, crop_square, points_box, square_from_box, to_gray, transform_points, warp
 from .data import Sample, load_image
 
-CACHE_SIDE = 256
+CACHE_SIDE = 352
 CACHE_CONTEXT = 2.2
 
 
@@ -28,7 +30,7 @@ def default_cache_dir() -> Path:
 
 
 def _cache_key(samples: list[Sample]) -> str:
-    h = hashlib.sha256(f"v1 {CACHE_SIDE} {CACHE_CONTEXT}".encode())
+    h = hashlib.sha256(f"v2 {CACHE_SIDE} {CACHE_CONTEXT}".encode())
     for s in samples:
         st = s.image_path.stat()
         h.update(f"{s.image_path.resolve()} {st.st_size} {st.st_mtime_ns}".encode())
@@ -47,9 +49,8 @@ def build_cache(samples: list[Sample], cache_dir: Path | None = None) -> tuple[n
     points = np.empty((len(samples), 68, 2), np.float32)
     for i, s in enumerate(tqdm(samples, desc="caching crops", unit="face", leave=False)):
         cx, cy, side = square_from_box(points_box(s.points), CACHE_CONTEXT)
-        m = crop_matrix(cx, cy, side, CACHE_SIDE)
-        images[i] = warp(load_image(s.image_path), m, CACHE_SIDE)
-        points[i] = transform_points(s.points, m)
+        crop = crop_square(load_image(s.image_path), cx, cy, side, CACHE_SIDE)  # big faces: shrunk without aliasing
+        images[i], points[i] = crop.image, crop.to_crop(s.points)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, images=images, points=points)
