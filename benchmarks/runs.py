@@ -45,7 +45,8 @@ def main():
         cfg, history = state["config"], state["history"]
         if "val_nme" not in history[0]:
             raise SystemExit(f"{run}: trained on every face (--val-fraction 0), no held-out NME to compare")
-        setup = (f"{cfg['arch']}, {len(history)} epochs, rotation ±{cfg['augment']['rotation']:g}°, margin {cfg['margin']:g}, "
+        epochs = f"{len(history)} epochs" if len(history) == cfg["epochs"] else f"stopped after {len(history)} of {cfg['epochs']} epochs"
+        setup = (f"{cfg['arch']}, {epochs}, rotation ±{cfg['augment']['rotation']:g}°, margin {cfg['margin']:g}, "
                  f"mirrors keep offsets: {cfg.get('annotation_offsets', False)}")
         val = np.array([h["val_nme"] for h in history])
         if "val_nme_raw" in history[0]:
@@ -68,7 +69,9 @@ def main():
                        *[f"{100 * r['nme_mean']:.2f}%" for r in nmes]])
         found = " held-out, ".join(f"{r['n_detected']}/{r['n_faces']}" for r in nmes[1::2]) + " test"
     body = ["## Training runs compared (held-out 10% of train)", "",
-            f"Held-out NME per epoch from each run's log: the best epoch, and the mean over the last {TAIL} epochs.", "",
+            f"Held-out NME per epoch from each run's log: the best epoch, and the mean over the last {TAIL} epochs. "
+            "The log measures it on crops cut from the run's training cache, so runs made with different cache settings "
+            "(`CACHE_SIDE` in dataset.py) compare only in the second table, which crops each face from its image as the predictor does.", "",
             table(["run", "setup", "weights", "best held-out NME", f"mean, last {TAIL} epochs"], rows), "",
             "Each run's selected weights (model.pt, named by sha256; fp32, the torch backend) on the same held-out faces, "
             "and on test/ for reporting only (runs are chosen on the held-out columns). Box jitter is a fraction of the "
