@@ -2,9 +2,10 @@
 
 Decoding 2,000 JPEGs every epoch would dominate CPU training, so each face is cut once
 into a larger RGB crop (CACHE_SIDE px, CACHE_CONTEXT x the landmark box) and kept in
-one .npz file; augmentation then samples the 128x128 training crop from it. At 352 px the
-cache keeps 160 px per landmark box, the resolution of the 300-W crops, so training crops
-are shrunk from the faces' own pixels as inference crops are, not resampled at 1:1.
+one .npz file; augmentation then samples the 128x128 training crop from it. 256 px keeps
+116 px per landmark box, 1:1 for a margin-1.1 crop; 352 px (the 300-W crops' own 160 px)
+scored the same held-out NME with landmark boxes (BENCHMARKS.md, run `native`), so the
+shipped recipe's cache stays as it was trained.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .augment import AugmentConfig, degrade, geometric, photometric
 from .crop import crop_matrix, crop_square, points_box, square_from_box, to_gray, transform_points, warp
 from .data import Sample, load_image
 
-CACHE_SIDE = 352
+CACHE_SIDE = 256
 CACHE_CONTEXT = 2.2
 
 
