@@ -71,7 +71,7 @@ def main():
     body = ["## Training runs compared (held-out 10% of train)", "",
             f"Held-out NME per epoch from each run's log: the best epoch, and the mean over the last {TAIL} epochs. "
             "The log measures it on crops cut from the run's training cache, so runs made with different cache settings "
-            "(`CACHE_SIDE` in dataset.py) compare only in the second table, which crops each face from its image as the predictor does.", "",
+            "(`--cache-side`; `native` was made with 352 px before the option existed) compare only in the second table, which crops each face from its image as the predictor does.", "",
             table(["run", "setup", "weights", "best held-out NME", f"mean, last {TAIL} epochs"], rows), "",
             "Each run's selected weights (model.pt, named by sha256; fp32, the torch backend) on the same held-out faces, "
             "and on test/ for reporting only (runs are chosen on the held-out columns). Box jitter is a fraction of the "

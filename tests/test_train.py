@@ -200,9 +200,13 @@ def test_cli_margin_reaches_the_weights_the_predictor_reads(face_folder, tmp_pat
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
     args = ["train", "--data", str(face_folder), "--out", str(out), "--model", "pipnet_small", "--epochs", "1",
-            "--batch-size", "4", "--workers", "0", "--precision", "fp32", "--margin", "1.1"]
+            "--batch-size", "4", "--workers", "0", "--precision", "fp32", "--margin", "1.1", "--cache-side", "300"]
     assert main(args) == 0
     assert load_model(str(out / "model.pt"))[1]["margin"] == 1.1
+    assert load_checkpoint(out / "last.pt")["config"]["cache_side"] == 300  # recorded, and the cache was cut at that size:
+    (cached,) = (tmp_path / "cache").glob("crops-*.npz")
+    with np.load(cached) as f:
+        assert f["images"].shape[1:3] == (300, 300)
 
 
 def test_val_fraction_zero_trains_on_every_face_and_keeps_the_last_epoch(face_folder, tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ def _add_train(sub):
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of faces held out to validate and select the epoch; 0 = train on every face, keep the last epoch")
     p.add_argument("--margin", type=float, default=1.25, help="crop side as a multiple of the face box's longer side")
+    p.add_argument("--cache-side", type=int, default=256, help="px of the source crops cached for training (2.2x the face box)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")

@@ -3,9 +3,8 @@
 Decoding 2,000 JPEGs every epoch would dominate CPU training, so each face is cut once
 into a larger RGB crop (CACHE_SIDE px, CACHE_CONTEXT x the landmark box) and kept in
 one .npz file; augmentation then samples the 128x128 training crop from it. 256 px keeps
-116 px per landmark box, 1:1 for a margin-1.1 crop; 352 px (the 300-W crops' own 160 px)
-scored the same held-out NME with landmark boxes (BENCHMARKS.md, run `native`), so the
-shipped recipe's cache stays as it was trained.
+116 px per landmark box, 1:1 for a margin-1.1 crop; `facepoints train --cache-side 352` keeps
+the 300-W crops' own 160 px (BENCHMARKS.md, run `native`).
 """
 
 from __future__ import annotations
@@ -30,8 +29,8 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("FACEPOINTS_CACHE", Path.home() / ".cache" / "facepoints"))
 
 
-def _cache_key(samples: list[Sample]) -> str:
-    h = hashlib.sha256(f"v2 {CACHE_SIDE} {CACHE_CONTEXT}".encode())
+def _cache_key(samples: list[Sample], side: int) -> str:
+    h = hashlib.sha256(f"v2 {side} {CACHE_CONTEXT}".encode())
     for s in samples:
         st = s.image_path.stat()
         h.update(f"{s.image_path.resolve()} {st.st_size} {st.st_mtime_ns}".encode())
@@ -39,18 +38,18 @@ def _cache_key(samples: list[Sample]) -> str:
     return h.hexdigest()[:16]
 
 
-def build_cache(samples: list[Sample], cache_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(N, CACHE_SIDE, CACHE_SIDE, 3) uint8 images and (N, 68, 2) points in their coordinates."""
+def build_cache(samples: list[Sample], cache_dir: Path | None = None, side: int = CACHE_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """(N, side, side, 3) uint8 images and (N, 68, 2) points in their coordinates."""
     cache_dir = Path(cache_dir or default_cache_dir())
-    path = cache_dir / f"crops-{_cache_key(samples)}.npz"
+    path = cache_dir / f"crops-{_cache_key(samples, side)}.npz"
     if path.exists():
         with np.load(path) as f:
             return f["images"], f["points"]
-    images = np.empty((len(samples), CACHE_SIDE, CACHE_SIDE, 3), np.uint8)
+    images = np.empty((len(samples), side, side, 3), np.uint8)
     points = np.empty((len(samples), 68, 2), np.float32)
     for i, s in enumerate(tqdm(samples, desc="caching crops", unit="face", leave=False)):
-        cx, cy, side = square_from_box(points_box(s.points), CACHE_CONTEXT)
-        crop = crop_square(load_image(s.image_path), cx, cy, side, CACHE_SIDE)  # big faces: shrunk without aliasing
+        cx, cy, source_side = square_from_box(points_box(s.points), CACHE_CONTEXT)
+        crop = crop_square(load_image(s.image_path), cx, cy, source_side, side)  # big faces: shrunk without aliasing
         images[i], points[i] = crop.image, crop.to_crop(s.points)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
@@ -59,10 +58,10 @@ def build_cache(samples: list[Sample], cache_dir: Path | None = None) -> tuple[n
     return images, points
 
 
-def cache_offsets(samples: list[Sample]) -> np.ndarray:
+def cache_offsets(samples: list[Sample], side: int = CACHE_SIDE) -> np.ndarray:
     """(N, 2) annotation offsets (Sample.offset) in the cached crops' pixels."""
     sides = np.array([square_from_box(points_box(s.points), CACHE_CONTEXT)[2] for s in samples])
-    return np.asarray([s.offset for s in samples], np.float64).reshape(-1, 2) * (CACHE_SIDE / sides)[:, None]
+    return np.asarray([s.offset for s in samples], np.float64).reshape(-1, 2) * (side / sides)[:, None]
 
 
 def to_tensor(gray: np.ndarray) -> torch.Tensor:

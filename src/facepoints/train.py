@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .augment import AugmentConfig
 from .data import MANIFEST, read_dataset
-from .dataset import LandmarkDataset, build_cache, cache_offsets
+from .dataset import CACHE_SIDE, LandmarkDataset, build_cache, cache_offsets
 from .drawing import draw_face, grid, plot_curves, save_gif
 from .errors import FacepointsError
 from .io_utils import atomic_path, atomic_write_text
@@ -63,6 +63,7 @@ class TrainConfig:
     ema: float = 0.0  # per-step decay of an exponential moving average of the weights; 0 = off
     input_size: int = 128
     margin: float = 1.25  # crop side = margin x the longer side of the face box
+    cache_side: int = CACHE_SIDE  # px of the cached source crops the training crops are sampled from
     val_fraction: float = 0.1  # held out for validation and selection; 0 = train on every face, keep the last epoch
     seed: int = 0
     workers: int = 1
@@ -95,7 +96,7 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
 def split_crops(data: str, cfg: dict, input_size: int, margin: float):
     """Un-augmented (crops, targets) of a run's training faces and of its held-out faces, split as `train` split them."""
     samples = read_dataset(data)
-    images, points = build_cache(samples)
+    images, points = build_cache(samples, side=cfg.get("cache_side", CACHE_SIDE))
 
     def tensors(idx):
         ds = LandmarkDataset(images[idx], points[idx], input_size, margin, None)
@@ -215,9 +216,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     samples = read_dataset(cfg.data)
     if len(samples) < 2:
         raise FacepointsError(f"{cfg.data}: need at least 2 annotated faces to train, found {len(samples)}")
-    images, points = build_cache(samples)
+    images, points = build_cache(samples, side=cfg.cache_side)
     train_idx, val_idx = split_indices(len(samples), cfg.val_fraction, cfg.seed)
-    offsets = cache_offsets(samples) if cfg.annotation_offsets else None
+    offsets = cache_offsets(samples, cfg.cache_side) if cfg.annotation_offsets else None
     if offsets is not None and offsets.any():
         print(f"annotation offsets from {MANIFEST}: mean {offsets.mean(0).round(2).tolist()} px in the cached crops")
     train_offsets = None if offsets is None else offsets[train_idx]
