@@ -227,3 +227,12 @@ def test_val_fraction_zero_trains_on_every_face_and_keeps_the_last_epoch(face_fo
 
     fit, held = split_indices(12, 0.0, 0)
     assert len(fit) == 12 and len(held) == 0
+
+
+def test_cache_smaller_than_the_input_is_a_clear_error(face_folder, tmp_path):
+    from facepoints.cli import main
+
+    args = ["train", "--data", str(face_folder), "--out", str(tmp_path / "run"), "--model", "pipnet_small", "--epochs", "1",
+            "--workers", "0", "--cache-side", "64"]
+    assert main(args) == 1
+    assert not (tmp_path / "run" / "last.pt").exists()

@@ -209,6 +209,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         print(f"resuming {out} after epoch {state['epoch']}")
     elif last_path.exists():
         raise FacepointsError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
+    if cfg.cache_side < cfg.input_size:
+        raise FacepointsError(f"--cache-side {cfg.cache_side}: must be at least the input size ({cfg.input_size} px), "
+                              "or every training crop is an upsampled blur")
 
     torch.manual_seed(cfg.seed)
     device = choose_device()
