@@ -81,27 +81,26 @@ def onnx_bytes(model: torch.nn.Module, size: int = 128) -> bytes:
         return export_onnx(model, size, Path(d) / "m.onnx").read_bytes()
 
 
-def cost_rows(rounds: int = 3) -> list:
-    """Latency does not depend on the weights, so untrained networks stand in (int8 calibrated on noise).
+def fastest_ms(timed: list[tuple[ort.InferenceSession, int, int]], rounds: int = 3) -> list[str]:
+    """Median latency of each (session, input size, repeats), the fastest of `rounds` interleaved rounds:
+    this shared machine slows down for seconds at a time, and one slow spell must not decide a row."""
+    best = [min(ms) for ms in zip(*[[latency_ms(s, size, n) for s, size, n in timed] for _ in range(rounds)])]
+    return [f"{ms:.3f} ms" for ms in best]
 
-    This shared machine slows down for seconds at a time, so every network is timed in each of
-    `rounds` interleaved rounds and keeps its fastest median.
-    """
-    rows, sessions = [], []
+
+def cost_rows() -> list:
+    """Latency does not depend on the weights, so untrained networks stand in (int8 calibrated on noise)."""
+    rows, timed = [], []
     with tempfile.TemporaryDirectory() as d:
         for i, (label, (arch, kw)) in enumerate(CANDIDATES.items()):
             model, size = create_model(arch, **kw).eval(), kw.get("input_size", 128)
-            noise = np.random.default_rng(0).random((32, 1, size, size), np.float32)
-            q8 = None if arch == "xception" else session(str(quantize_int8(model, size, noise, Path(d) / f"q{i}.onnx")))
-            sessions.append((session(onnx_bytes(model, size)), q8, size, 100 if arch == "xception" else 400))
             rows.append([label, f"{sum(p.numel() for p in model.parameters()) / 1e3:.0f}K", f"{macs(model, size) / 1e6:.1f}M"])
-        best = [[float("inf"), float("inf")] for _ in sessions]
-        for _ in range(rounds):
-            for b, (f32, q8, size, repeat) in zip(best, sessions):
-                b[0] = min(b[0], latency_ms(f32, size, repeat))
-                if q8 is not None:
-                    b[1] = min(b[1], latency_ms(q8, size, repeat))
-    return [row + [f"{b[0]:.3f} ms", "—" if b[1] == float("inf") else f"{b[1]:.3f} ms"] for row, b in zip(rows, best)]
+            timed.append((session(onnx_bytes(model, size)), size, 100 if arch == "xception" else 400))
+            if arch != "xception":
+                noise = np.random.default_rng(0).random((32, 1, size, size), np.float32)
+                timed.append((session(str(quantize_int8(model, size, noise, Path(d) / f"q{i}.onnx"))), size, 400))
+    times = iter(fastest_ms(timed))
+    return [row + [next(times), next(times) if arch != "xception" else "—"] for row, (arch, _) in zip(rows, CANDIDATES.values())]
 
 
 def predict(model, x: torch.Tensor) -> np.ndarray:
@@ -126,10 +125,11 @@ def fit_and_int8_rows(data: str):
         with tempfile.TemporaryDirectory() as d:
             f32 = export_onnx(model, meta["input_size"], Path(d) / "f32.onnx")
             q8 = quantize_int8(model, meta["input_size"], xt[:200].numpy(), Path(d) / "int8.onnx")
-            for label, path in (("fp32", f32), ("int8 (static, per-channel, Conv only)", q8)):
-                sess = session(str(path))
+            sessions = {"fp32": session(str(f32)), "int8 (static, per-channel, Conv only)": session(str(q8))}
+            times = fastest_ms([(s, meta["input_size"], 400) for s in sessions.values()])
+            for (label, sess), ms in zip(sessions.items(), times):
                 p = np.concatenate([sess.run(None, {"crops": xv[i : i + 64].numpy()})[0] for i in range(0, len(xv), 64)])
-                quant.append([label, f"{100 * nme(p, yv).mean():.2f}%", f"{latency_ms(sess):.3f} ms"])
+                quant.append([label, f"{100 * nme(p, yv).mean():.2f}%", ms])
     return fit, quant
 
 

@@ -11,6 +11,7 @@ NME is recorded as the recipe's, and the script refuses a recipe run with other 
 
 import argparse
 import datetime
+from dataclasses import asdict
 import json
 import shutil
 import sys
@@ -20,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from _report import machine  # noqa: E402
+from facepoints.train import config_from_dict  # noqa: E402
 from facepoints.weights import PACKAGE_WEIGHTS, load_model, sha256_file  # noqa: E402
 
 LICENCE = "Trained on 300-W (iBUG): non-commercial research use only, like the data."
@@ -33,7 +35,9 @@ def recipe_selection(cfg: dict, train_meta: dict, recipe_run: Path | None) -> di
         sys.exit("this run trained on every face (--val-fraction 0): name the held-out run that chose its recipe with --recipe-run")
     recipe = torch.load(recipe_run / "model.pt", map_location="cpu", weights_only=True)["train"]
     ignore = {"out", "val_fraction", "epochs"}  # epochs may be scaled to keep the number of optimiser steps
-    diff = sorted(k for k in set(cfg) | set(recipe["config"]) if k not in ignore and cfg.get(k) != recipe["config"].get(k))
+    # with defaults filled in, so an option added after a run was made (e.g. cache_side) is not a difference
+    ours, theirs = asdict(config_from_dict(cfg)), asdict(config_from_dict(recipe["config"]))
+    diff = sorted(k for k in ours if k not in ignore and ours[k] != theirs[k])
     if diff:
         sys.exit(f"{recipe_run}: not the same recipe (differs in {', '.join(diff)})")
     return {"val_nme": None, "recipe_run": recipe_run.name, "recipe_val_nme": round(recipe["val_nme"], 5),

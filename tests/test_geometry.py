@@ -1,5 +1,6 @@
 """Crops and geometric augmentation: every landmark must still sit on its painted dot."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -132,8 +133,6 @@ def test_cache_shrinks_big_faces_without_aliasing(tmp_path):
     stripes = np.zeros((2400, 2400, 3), np.uint8)
     stripes[:, ::2] = 255
     path = tmp_path / "big.png"
-    import cv2
-
     cv2.imwrite(str(path), stripes)
     points = template(size=1000.0, centre=(1200.0, 1200.0))
     assert max(np.ptp(points, 0)) * CACHE_CONTEXT / CACHE_SIDE > 5  # a face far bigger than the cache keeps
