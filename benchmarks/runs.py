@@ -23,7 +23,7 @@ from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
 from facepoints.evaluate import evaluate
 from facepoints.predictor import LandmarkPredictor
-from facepoints.train import load_checkpoint, split_indices
+from facepoints.train import config_from_dict, load_checkpoint, split_indices
 from facepoints.weights import sha256_file
 
 TAIL = 60
@@ -37,7 +37,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+", type=Path)
     args = ap.parse_args()
-    rows, scored, split = [], [], None
+    rows, scored, found = [], [], {}
     train, test = read_dataset(DATA / "train"), read_dataset(DATA / "test")
     det = CachedDetector(create_detector("dlib"))
     for run in args.runs:
@@ -48,16 +48,14 @@ def main():
         epochs = f"{len(history)} epochs" if len(history) == cfg["epochs"] else f"stopped after {len(history)} of {cfg['epochs']} epochs"
         setup = (f"{cfg['arch']}, {epochs}, rotation ±{cfg['augment']['rotation']:g}°, margin {cfg['margin']:g}, "
                  f"mirrors keep offsets: {cfg.get('annotation_offsets', False)}")
+        split = f"seed {cfg['seed']}" + ("" if cfg["val_fraction"] == 0.1 else f", {cfg['val_fraction']:.0%}")
         val = np.array([h["val_nme"] for h in history])
         if "val_nme_raw" in history[0]:
-            rows.append([f"`{run.name}`", setup, f"moving average ({cfg['ema']})", *describe(val)])
-            rows.append([f"`{run.name}`", setup, "raw weights", *describe(np.array([h["val_nme_raw"] for h in history]))])
+            rows.append([f"`{run.name}`", split, setup, f"moving average ({cfg['ema']})", *describe(val)])
+            rows.append([f"`{run.name}`", split, setup, "raw weights", *describe(np.array([h["val_nme_raw"] for h in history]))])
         else:
-            rows.append([f"`{run.name}`", setup, "raw weights", *describe(val)])
+            rows.append([f"`{run.name}`", split, setup, "raw weights", *describe(val)])
         held = split_indices(len(train), cfg["val_fraction"], cfg["seed"])[1]
-        if split is not None and not np.array_equal(held, split):
-            raise SystemExit(f"{run}: holds out other faces than {args.runs[0]}; its NME is not comparable")
-        split = held
         samples = [train[i] for i in held]
         weights = run / "model.pt"
         predictor = LandmarkPredictor(str(weights), backend="torch")
@@ -65,19 +63,23 @@ def main():
                 for faces in (samples, test) for boxes in (("landmarks",), ("detector", det))]
         aug = AugmentConfig(**cfg["augment"])
         jitter = f"shift ±{aug.shift_across:g} across, ±{aug.shift:g} down, scale ±{aug.scale:g}"
-        scored.append([f"`{run.name}` ({sha256_file(weights)[:12]}…)", f"margin {cfg['margin']:g}, {jitter}",
+        cache = config_from_dict(cfg).cache_side
+        scored.append([f"`{run.name}` ({sha256_file(weights)[:12]}…)", split, f"margin {cfg['margin']:g}, {jitter}, cache {cache} px",
                        *[f"{100 * r['nme_mean']:.2f}%" for r in nmes]])
-        found = " held-out, ".join(f"{r['n_detected']}/{r['n_faces']}" for r in nmes[1::2]) + " test"
+        found[split] = f"{nmes[1]['n_detected']}/{nmes[1]['n_faces']} held-out ({split})"
+        found_test = f"{nmes[3]['n_detected']}/{nmes[3]['n_faces']} test"
     body = ["## Training runs compared (held-out 10% of train)", "",
             f"Held-out NME per epoch from each run's log: the best epoch, and the mean over the last {TAIL} epochs. "
             "The log measures it on crops cut from the run's training cache, so runs made with different cache settings "
-            "(`--cache-side`; `native` was made with 352 px before the option existed) compare only in the second table, which crops each face from its image as the predictor does.", "",
-            table(["run", "setup", "weights", "best held-out NME", f"mean, last {TAIL} epochs"], rows), "",
+            "(`--cache-side`) compare only in the second table, which crops each face from its image as the predictor does. "
+            "`--seed` picks both the held-out faces and the augmentation draws: runs compare only with runs of the same split, "
+            "and a pair of recipes repeated with another seed shows how much of a difference is chance.", "",
+            table(["run", "held-out split", "setup", "weights", "best held-out NME", f"mean, last {TAIL} epochs"], rows), "",
             "Each run's selected weights (model.pt, named by sha256; fp32, the torch backend) on the same held-out faces, "
             "and on test/ for reporting only (runs are chosen on the held-out columns). Box jitter is a fraction of the "
             "crop side; dlib HOG boxes are mapped to landmark boxes by `detector_boxes.json` (fitted on train/), and the "
-            f"NME is over the faces the detector finds ({found}).", "",
-            table(["run (model.pt sha256)", "crop and box jitter", "held-out, landmark boxes", "held-out, dlib HOG boxes",
+            f"NME is over the faces the detector finds ({', '.join([*found.values(), found_test])}).", "",
+            table(["run (model.pt sha256)", "held-out split", "crop, box jitter, cache", "held-out, landmark boxes", "held-out, dlib HOG boxes",
                    "test/, landmark boxes", "test/, dlib HOG boxes"], scored)]
     write_section("runs", "\n".join(body), "python benchmarks/runs.py " + " ".join(str(r) for r in args.runs))
 
