@@ -194,6 +194,17 @@ def test_cli_resume_needs_no_data_and_train_needs_it(face_folder, tmp_path, monk
     assert "needs --data" in capsys.readouterr().err
 
 
+def test_cli_train_options_map_onto_the_config():
+    from facepoints.cli import build_parser, train_config
+
+    parse = build_parser().parse_args
+    assert train_config(parse(["train", "--data", "d"])) == TrainConfig(data="d")  # no option: the dataclass defaults
+    cfg = train_config(parse(["train", "--data", "d", "--no-flip", "--scale-jitter", "0.2", "--shift-x", "0.15",
+                              "--ignore-annotation-offsets", "--cache-side", "352", "--epochs", "7"]))
+    assert (cfg.augment.flip, cfg.augment.scale, cfg.augment.shift_across, cfg.augment.shift) == (False, 0.2, 0.15, 0.08)
+    assert (cfg.annotation_offsets, cfg.cache_side, cfg.epochs) == (False, 352, 7)
+
+
 def test_cli_margin_reaches_the_weights_the_predictor_reads(face_folder, tmp_path, monkeypatch):
     from facepoints.cli import main
 

@@ -6,33 +6,12 @@ image and the landmarks together; colour jitter acts on the RGB crop before gray
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
+from .config import AugmentConfig
 from .crop import crop_matrix, points_box, square_from_box, transform_points, warp
 from .landmarks import FLIP
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    rotation: float = 30.0  # max degrees either way
-    flip: bool = True
-    shift: float = 0.08  # max box-centre shift, fraction of the crop side
-    shift_x: float | None = None  # max shift across; None = `shift` (detector boxes err more across than down)
-    scale: float = 0.12  # crop side multiplied by exp(U(-scale, scale))
-    brightness: float = 0.25
-    contrast: float = 0.3
-    gamma: float = 0.3
-    saturation: float = 0.4
-    hue: float = 0.05  # fraction of the hue circle
-    blur: float = 0.0  # probability of a Gaussian blur
-    occlusion: float = 0.0  # probability of a random grey rectangle
-
-    @property
-    def shift_across(self) -> float:
-        return self.shift if self.shift_x is None else self.shift_x
 
 
 def random_geometry(points: np.ndarray, out: int, margin: float, cfg: AugmentConfig, rng: np.random.Generator):

@@ -6,35 +6,40 @@ import argparse
 import sys
 from dataclasses import fields
 
+from .config import AugmentConfig, TrainConfig
 from .errors import FacepointsError
+
+# the CLI's defaults are the dataclasses' defaults: one place for each
+TRAIN = {f.name: f.default for f in fields(TrainConfig)}
+AUGMENT = {f.name: f.default for f in fields(AugmentConfig)}
 
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train a landmark model on 68-point data")
     p.add_argument("--data", help="folder of image+.pts pairs, or a dlib XML file (not needed with --resume)")
-    p.add_argument("--out", default="runs/train", help="run folder: checkpoints, progress.gif, curves.png, model.pt")
-    p.add_argument("--model", dest="arch", default="xception", help="architecture: xception, pipnet_small, pipnet_fast, pipnet_fast_wide or pipnet_fast_detail")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.0008)
-    p.add_argument("--optimizer", choices=["adam", "adamw"], default="adam")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
-    p.add_argument("--warmup-epochs", type=float, default=0.0)
-    p.add_argument("--ema", type=float, default=0.0, help="moving average of the weights, decay per step (e.g. 0.998); 0 = off")
-    p.add_argument("--val-fraction", type=float, default=0.1,
+    p.add_argument("--out", default=TRAIN["out"], help="run folder: checkpoints, progress.gif, curves.png, model.pt")
+    p.add_argument("--model", dest="arch", default=TRAIN["arch"], help="architecture: xception, pipnet_small, pipnet_fast, pipnet_fast_wide or pipnet_fast_detail")
+    p.add_argument("--epochs", type=int, default=TRAIN["epochs"])
+    p.add_argument("--batch-size", type=int, default=TRAIN["batch_size"])
+    p.add_argument("--lr", type=float, default=TRAIN["lr"])
+    p.add_argument("--optimizer", choices=["adam", "adamw"], default=TRAIN["optimizer"])
+    p.add_argument("--weight-decay", type=float, default=TRAIN["weight_decay"])
+    p.add_argument("--schedule", choices=["constant", "cosine"], default=TRAIN["schedule"])
+    p.add_argument("--warmup-epochs", type=float, default=TRAIN["warmup_epochs"])
+    p.add_argument("--ema", type=float, default=TRAIN["ema"], help="moving average of the weights, decay per step (e.g. 0.998); 0 = off")
+    p.add_argument("--val-fraction", type=float, default=TRAIN["val_fraction"],
                    help="share of faces held out to validate and select the epoch; 0 = train on every face, keep the last epoch")
-    p.add_argument("--margin", type=float, default=1.25, help="crop side as a multiple of the face box's longer side")
-    p.add_argument("--cache-side", type=int, default=256, help="px of the source crops cached for training (2.2x the face box)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
-    p.add_argument("--blur", type=float, default=0.0, help="probability of Gaussian blur augmentation")
-    p.add_argument("--occlusion", type=float, default=0.0, help="probability of a random occluding rectangle")
-    p.add_argument("--rotation", type=float, default=30.0, help="max rotation augmentation, degrees")
-    p.add_argument("--shift", type=float, default=0.08, help="max box-centre shift augmentation, fraction of the crop side")
-    p.add_argument("--shift-x", type=float, default=None, help="max shift across, if it should differ from --shift")
-    p.add_argument("--scale-jitter", type=float, default=0.12, help="crop side multiplied by exp(U(-s, s))")
+    p.add_argument("--margin", type=float, default=TRAIN["margin"], help="crop side as a multiple of the face box's longer side")
+    p.add_argument("--cache-side", type=int, default=TRAIN["cache_side"], help="px of the source crops cached for training (2.2x the face box)")
+    p.add_argument("--seed", type=int, default=TRAIN["seed"])
+    p.add_argument("--workers", type=int, default=TRAIN["workers"])
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=TRAIN["precision"])
+    p.add_argument("--blur", type=float, default=AUGMENT["blur"], help="probability of Gaussian blur augmentation")
+    p.add_argument("--occlusion", type=float, default=AUGMENT["occlusion"], help="probability of a random occluding rectangle")
+    p.add_argument("--rotation", type=float, default=AUGMENT["rotation"], help="max rotation augmentation, degrees")
+    p.add_argument("--shift", type=float, default=AUGMENT["shift"], help="max box-centre shift augmentation, fraction of the crop side")
+    p.add_argument("--shift-x", type=float, default=AUGMENT["shift_x"], help="max shift across, if it should differ from --shift")
+    p.add_argument("--scale-jitter", type=float, default=AUGMENT["scale"], help="crop side multiplied by exp(U(-s, s))")
     p.add_argument("--no-flip", action="store_true", help="disable mirror augmentation")
     p.add_argument("--ignore-annotation-offsets", dest="annotation_offsets", action="store_false",
                    help="mirror the points as written, not what they mark (the 300-W manifest's 1-based offsets)")
@@ -43,19 +48,20 @@ def _add_train(sub):
 
 
 def _run_train(args):
-    from .augment import AugmentConfig
     from .models import MODELS
-    from .train import TrainConfig, train
+    from .train import train
 
     if not args.data and not args.resume:
         raise FacepointsError("train needs --data (a folder of image+.pts pairs or a dlib XML file)")
     if args.arch not in MODELS:
         raise FacepointsError(f"unknown architecture {args.arch!r}; choose from {', '.join(MODELS)}")
+    train(train_config(args), resume=args.resume)
+
+
+def train_config(args) -> TrainConfig:
     aug = AugmentConfig(rotation=args.rotation, flip=not args.no_flip, blur=args.blur, occlusion=args.occlusion,
                         shift=args.shift, shift_x=args.shift_x, scale=args.scale_jitter)
-    names = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(augment=aug, **{k: v for k, v in vars(args).items() if k in names and k != "augment"})
-    train(cfg, resume=args.resume)
+    return TrainConfig(augment=aug, **{k: v for k, v in vars(args).items() if k in TRAIN and k != "augment"})
 
 
 def build_parser() -> argparse.ArgumentParser:

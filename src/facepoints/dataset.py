@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .augment import AugmentConfig, degrade, geometric, photometric
+from .augment import degrade, geometric, photometric
+from .config import CACHE_SIDE, AugmentConfig
 from .crop import crop_matrix, crop_square, points_box, square_from_box, to_gray, transform_points, warp
 from .data import Sample, load_image
 
-CACHE_SIDE = 256
 CACHE_CONTEXT = 2.2
 
 

@@ -22,16 +22,16 @@ import json
 import math
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from .augment import AugmentConfig
+from .config import CACHE_SIDE, AugmentConfig, TrainConfig
 from .data import MANIFEST, read_dataset
-from .dataset import CACHE_SIDE, LandmarkDataset, build_cache, cache_offsets
+from .dataset import LandmarkDataset, build_cache, cache_offsets
 from .drawing import draw_face, grid, plot_curves, save_gif
 from .errors import FacepointsError
 from .io_utils import atomic_path, atomic_write_text
@@ -44,32 +44,6 @@ MAX_GIF_FRAMES = 40  # progress.gif shows at most this many epochs, evenly space
 BN_BATCHES = 8  # augmented batches that re-estimate the moving average's BatchNorm statistics
 GIF_EVERY = 10  # epochs between rebuilds of progress.gif and curves.png
 FIT_FACES = 200  # un-augmented training faces that track progress when nothing is held out
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    data: str
-    out: str = "runs/train"
-    arch: str = "xception"
-    model_kwargs: dict = field(default_factory=dict)
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 0.0008
-    optimizer: str = "adam"  # adam (the seed) or adamw
-    weight_decay: float = 0.0
-    schedule: str = "constant"  # constant (the seed) or cosine
-    warmup_epochs: float = 0.0
-    annotation_offsets: bool = True  # mirror about what the points mark, where the dataset says (data.Sample.offset)
-    ema: float = 0.0  # per-step decay of an exponential moving average of the weights; 0 = off
-    input_size: int = 128
-    margin: float = 1.25  # crop side = margin x the longer side of the face box
-    cache_side: int = CACHE_SIDE  # px of the cached source crops the training crops are sampled from
-    val_fraction: float = 0.1  # held out for validation and selection; 0 = train on every face, keep the last epoch
-    seed: int = 0
-    workers: int = 1
-    precision: str = "auto"  # auto: bf16 autocast where the CPU/GPU supports it, else fp32
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    progress_faces: int = 8
 
 
 def choose_device() -> torch.device:

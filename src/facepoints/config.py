@@ -1,0 +1,58 @@
+"""Settings of a training run, as typed dataclasses.
+
+Standard library only, so the CLI can take its defaults from here without importing
+torch or OpenCV (`facepoints --help` stays instant). A run saves its TrainConfig in
+config.json and in every checkpoint; `train.config_from_dict` reads it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CACHE_SIDE = 256  # px of the cached source crops (dataset.build_cache); the shipped fast was trained with 256
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotation: float = 30.0  # max degrees either way
+    flip: bool = True
+    shift: float = 0.08  # max box-centre shift, fraction of the crop side
+    shift_x: float | None = None  # max shift across; None = `shift` (detector boxes err more across than down)
+    scale: float = 0.12  # crop side multiplied by exp(U(-scale, scale))
+    brightness: float = 0.25
+    contrast: float = 0.3
+    gamma: float = 0.3
+    saturation: float = 0.4
+    hue: float = 0.05  # fraction of the hue circle
+    blur: float = 0.0  # probability of a Gaussian blur
+    occlusion: float = 0.0  # probability of a random grey rectangle
+
+    @property
+    def shift_across(self) -> float:
+        return self.shift if self.shift_x is None else self.shift_x
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out: str = "runs/train"
+    arch: str = "xception"
+    model_kwargs: dict = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 0.0008
+    optimizer: str = "adam"  # adam (the seed) or adamw
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # constant (the seed) or cosine
+    warmup_epochs: float = 0.0
+    annotation_offsets: bool = True  # mirror about what the points mark, where the dataset says (data.Sample.offset)
+    ema: float = 0.0  # per-step decay of an exponential moving average of the weights; 0 = off
+    input_size: int = 128
+    margin: float = 1.25  # crop side = margin x the longer side of the face box
+    cache_side: int = CACHE_SIDE  # px of the cached source crops the training crops are sampled from
+    val_fraction: float = 0.1  # held out for validation and selection; 0 = train on every face, keep the last epoch
+    seed: int = 0
+    workers: int = 1
+    precision: str = "auto"  # auto: bf16 autocast where the CPU/GPU supports it, else fp32
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    progress_faces: int = 8
