@@ -108,6 +108,18 @@ def predict(model, x: torch.Tensor) -> np.ndarray:
         return torch.cat([model.decode(model.eval()(x[i : i + 64])) for i in range(0, len(x), 64)]).numpy()
 
 
+def fp32_and_int8(model, size: int, calibration: np.ndarray, folder: str) -> dict[str, ort.InferenceSession]:
+    """The model's fp32 ONNX graph and its int8 graph as `scripts/quantize_weights.py` makes it."""
+    f32 = export_onnx(model, size, Path(folder) / "f32.onnx")
+    q8 = quantize_int8(model, size, calibration, Path(folder) / "int8.onnx")
+    return {"fp32": session(str(f32)), "int8 (static, per-channel, Conv only)": session(str(q8))}
+
+
+def onnx_nme(sess: ort.InferenceSession, x: torch.Tensor, y: torch.Tensor) -> float:
+    p = np.concatenate([sess.run(None, {"crops": x[i : i + 64].numpy()})[0] for i in range(0, len(x), 64)])
+    return float(nme(p, y).mean())
+
+
 def fit_and_int8_rows(data: str):
     """Train vs held-out NME of each shipped model (and of the recipe run of one trained on every face);
     fp32 vs int8 of the default model's recipe on held-out faces."""
@@ -123,13 +135,10 @@ def fit_and_int8_rows(data: str):
         if name != "fast":
             continue
         with tempfile.TemporaryDirectory() as d:
-            f32 = export_onnx(model, meta["input_size"], Path(d) / "f32.onnx")
-            q8 = quantize_int8(model, meta["input_size"], xt[:200].numpy(), Path(d) / "int8.onnx")
-            sessions = {"fp32": session(str(f32)), "int8 (static, per-channel, Conv only)": session(str(q8))}
+            sessions = fp32_and_int8(model, meta["input_size"], xt[:200].numpy(), d)
             times = fastest_ms([(s, meta["input_size"], 400) for s in sessions.values()])
             for (label, sess), ms in zip(sessions.items(), times):
-                p = np.concatenate([sess.run(None, {"crops": xv[i : i + 64].numpy()})[0] for i in range(0, len(xv), 64)])
-                quant.append([label, f"{100 * nme(p, yv).mean():.2f}%", ms])
+                quant.append([label, f"{100 * onnx_nme(sess, xv, yv):.2f}%", ms])
     return fit, quant
 
 

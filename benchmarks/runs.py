@@ -7,24 +7,27 @@ A second table scores each run's selected weights (model.pt, fp32) on the same h
 with landmark boxes and with dlib's HOG boxes, which is how users get them: box jitter and
 crop margin trade one against the other, and only the second says how. The same weights
 on test/ are reported beside them, for reporting only: runs are chosen on the held-out columns.
+A third table gives what int8 quantization costs each run on its held-out faces.
 Run: python benchmarks/runs.py runs/fast2 runs/offs   (run folders are not committed: retrain them with
 the commands in MODELS.json / BENCHMARKS.md)
 """
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from _report import DATA, table, write_section
 from accuracy import CachedDetector
-from facepoints.augment import AugmentConfig
+from architectures import fp32_and_int8, onnx_nme
+from facepoints.config import config_from_dict
 from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
 from facepoints.evaluate import evaluate
 from facepoints.predictor import LandmarkPredictor
-from facepoints.train import config_from_dict, load_checkpoint, split_indices
-from facepoints.weights import sha256_file
+from facepoints.train import load_checkpoint, split_crops, split_indices
+from facepoints.weights import load_model, sha256_file
 
 TAIL = 60
 
@@ -37,7 +40,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+", type=Path)
     args = ap.parse_args()
-    rows, scored, found = [], [], {}
+    rows, scored, quantized, found = [], [], [], {}
     train, test = read_dataset(DATA / "train"), read_dataset(DATA / "test")
     det = CachedDetector(create_detector("dlib"))
     for run in args.runs:
@@ -61,11 +64,16 @@ def main():
         predictor = LandmarkPredictor(str(weights), backend="torch")
         nmes = [evaluate(faces, predictor.predict, *boxes).report()
                 for faces in (samples, test) for boxes in (("landmarks",), ("detector", det))]
-        aug = AugmentConfig(**cfg["augment"])
+        full = config_from_dict(cfg)
+        aug = full.augment
         jitter = f"shift ±{aug.shift_across:g} across, ±{aug.shift:g} down, scale ±{aug.scale:g}"
-        cache = config_from_dict(cfg).cache_side
-        scored.append([f"`{run.name}` ({sha256_file(weights)[:12]}…)", split, f"margin {cfg['margin']:g}, {jitter}, cache {cache} px",
+        scored.append([f"`{run.name}` ({sha256_file(weights)[:12]}…)", split, f"margin {cfg['margin']:g}, {jitter}, cache {full.cache_side} px",
                        *[f"{100 * r['nme_mean']:.2f}%" for r in nmes]])
+        model, meta = load_model(str(weights))
+        (xt, _), (xv, yv) = split_crops(str(DATA / "train"), cfg, meta["input_size"], meta["margin"])
+        with tempfile.TemporaryDirectory() as d:
+            f32, q8 = (100 * onnx_nme(s, xv, yv) for s in fp32_and_int8(model, meta["input_size"], xt[:200].numpy(), d).values())
+        quantized.append([f"`{run.name}`", split, f"{f32:.3f}%", f"{q8:.3f}%", f"{q8 - f32:+.3f}"])
         found[split] = f"{nmes[1]['n_detected']}/{nmes[1]['n_faces']} held-out ({split})"
         found_test = f"{nmes[3]['n_detected']}/{nmes[3]['n_faces']} test"
     body = ["## Training runs compared (held-out 10% of train)", "",
@@ -80,7 +88,11 @@ def main():
             "crop side; dlib HOG boxes are mapped to landmark boxes by `detector_boxes.json` (fitted on train/), and the "
             f"NME is over the faces the detector finds ({', '.join([*found.values(), found_test])}).", "",
             table(["run (model.pt sha256)", "held-out split", "crop, box jitter, cache", "held-out, landmark boxes", "held-out, dlib HOG boxes",
-                   "test/, landmark boxes", "test/, dlib HOG boxes"], scored)]
+                   "test/, landmark boxes", "test/, dlib HOG boxes"], scored), "",
+            "What int8 costs each run: its model.pt as an fp32 ONNX graph and as the int8 graph `scripts/quantize_weights.py` "
+            "would ship (200 of its training crops calibrate it), on its held-out faces cut from its own training cache "
+            "(as `architectures.py` measures the shipped model; compare the two columns within a run, not across caches).", "",
+            table(["run", "held-out split", "fp32", "int8", "int8 − fp32"], quantized)]
     write_section("runs", "\n".join(body), "python benchmarks/runs.py " + " ".join(str(r) for r in args.runs))
 
 

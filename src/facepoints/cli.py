@@ -61,7 +61,7 @@ def _run_train(args):
 def train_config(args) -> TrainConfig:
     aug = AugmentConfig(rotation=args.rotation, flip=not args.no_flip, blur=args.blur, occlusion=args.occlusion,
                         shift=args.shift, shift_x=args.shift_x, scale=args.scale_jitter)
-    return TrainConfig(augment=aug, **{k: v for k, v in vars(args).items() if k in TRAIN and k != "augment"})
+    return TrainConfig(augment=aug, **{k: v for k, v in vars(args).items() if k in TRAIN})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,7 @@
 
 Standard library only, so the CLI can take its defaults from here without importing
 torch or OpenCV (`facepoints --help` stays instant). A run saves its TrainConfig in
-config.json and in every checkpoint; `train.config_from_dict` reads it back.
+config.json and in every checkpoint; `config_from_dict` reads it back, defaults filled in.
 """
 
 from __future__ import annotations
@@ -58,3 +58,11 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 autocast where the CPU/GPU supports it, else fp32
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     progress_faces: int = 8
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """A saved config, with defaults for the options added since the run was made (e.g. cache_side)."""
+    d = dict(d)
+    d.setdefault("annotation_offsets", False)  # runs saved before the option mirrored the points as written
+    d["augment"] = AugmentConfig(**d.get("augment", {}))
+    return TrainConfig(**d)

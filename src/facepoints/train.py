@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .config import CACHE_SIDE, AugmentConfig, TrainConfig
+from .config import TrainConfig, config_from_dict
 from .data import MANIFEST, read_dataset
 from .dataset import LandmarkDataset, build_cache, cache_offsets
 from .drawing import draw_face, grid, plot_curves, save_gif
@@ -70,7 +70,7 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
 def split_crops(data: str, cfg: dict, input_size: int, margin: float):
     """Un-augmented (crops, targets) of a run's training faces and of its held-out faces, split as `train` split them."""
     samples = read_dataset(data)
-    images, points = build_cache(samples, side=cfg.get("cache_side", CACHE_SIDE))
+    images, points = build_cache(samples, side=config_from_dict(cfg).cache_side)
 
     def tensors(idx):
         ds = LandmarkDataset(images[idx], points[idx], input_size, margin, None)
@@ -133,13 +133,6 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise FacepointsError(f"{path}: not a facepoints training checkpoint")
     return state
-
-
-def config_from_dict(d: dict) -> TrainConfig:
-    d = dict(d)
-    d.setdefault("annotation_offsets", False)  # runs saved before the option mirrored the points as written
-    d["augment"] = AugmentConfig(**d.get("augment", {}))
-    return TrainConfig(**d)
 
 
 @torch.no_grad()
