@@ -32,6 +32,18 @@ def points_box(points: np.ndarray) -> Box:
     return float(x1), float(y1), float(x2), float(y2)
 
 
+def upright_box(points: np.ndarray, angle_deg: float) -> Box:
+    """The tight box of points as seen in a frame turned by angle_deg, placed so that crop_face(box,
+    angle_deg) is centred on it: centre in image coordinates, sides of the upright box."""
+    t = np.deg2rad(angle_deg)
+    r = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])  # turns the face upright
+    q = np.asarray(points, np.float64) @ r.T
+    (x1, y1), (x2, y2) = q.min(0), q.max(0)
+    cx, cy = r.T @ [(x1 + x2) / 2, (y1 + y2) / 2]
+    hw, hh = (x2 - x1) / 2, (y2 - y1) / 2
+    return float(cx - hw), float(cy - hh), float(cx + hw), float(cy + hh)
+
+
 def square_from_box(box: Box, margin: float) -> tuple[float, float, float]:
     """Centre x, centre y and side of the square crop around a tight face box."""
     x1, y1, x2, y2 = box
@@ -65,27 +77,30 @@ def warp(image: np.ndarray, matrix: np.ndarray, out: int) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def crop_face(image: np.ndarray, box: Box, out: int, margin: float) -> Crop:
-    """The inference crop: square around the (tight-landmark-equivalent) box, no rotation."""
-    return crop_square(image, *square_from_box(box, margin), out)
+def crop_face(image: np.ndarray, box: Box, out: int, margin: float, angle_deg: float = 0.0) -> Crop:
+    """The inference crop: square around the (tight-landmark-equivalent) box, turned by `angle_deg`
+    (a face rolled by that angle comes out upright)."""
+    return crop_square(image, *square_from_box(box, margin), out, angle_deg)
 
 
-def crop_square(image: np.ndarray, cx: float, cy: float, side: float, out: int) -> Crop:
-    """An upright out x out crop of the square of `side` px centred on (cx, cy), without aliasing."""
+def crop_square(image: np.ndarray, cx: float, cy: float, side: float, out: int, angle_deg: float = 0.0) -> Crop:
+    """An out x out crop of the square of `side` px centred on (cx, cy), turned by angle_deg, without aliasing."""
     if side > 2 * out:  # pre-shrink huge faces so bilinear sampling does not alias
         factor = int(side // (2 * out))
+        t = np.deg2rad(angle_deg)
+        reach = side * (abs(np.cos(t)) + abs(np.sin(t))) / 2  # half the axis-aligned extent of the turned square
         # shrink only the region the crop reads, in whole factor x factor blocks, so INTER_AREA is an
         # exact block average and the cost does not grow with the image
         h, w = image.shape[:2]
-        x0 = min(max(int(cx - side / 2) - 2 * factor, 0), w - 1)
-        y0 = min(max(int(cy - side / 2) - 2 * factor, 0), h - 1)
-        nw = max((min(int(cx + side / 2) + 2 * factor, w) - x0) // factor, 1)
-        nh = max((min(int(cy + side / 2) + 2 * factor, h) - y0) // factor, 1)
+        x0 = min(max(int(cx - reach) - 2 * factor, 0), w - 1)
+        y0 = min(max(int(cy - reach) - 2 * factor, 0), h - 1)
+        nw = max((min(int(cx + reach) + 2 * factor, w) - x0) // factor, 1)
+        nh = max((min(int(cy + reach) + 2 * factor, h) - y0) // factor, 1)
         small = cv2.resize(image[y0 : y0 + nh * factor, x0 : x0 + nw * factor], (nw, nh), interpolation=cv2.INTER_AREA)
-        m = crop_matrix((cx - x0 + 0.5) / factor - 0.5, (cy - y0 + 0.5) / factor - 0.5, side / factor, out)
+        m = crop_matrix((cx - x0 + 0.5) / factor - 0.5, (cy - y0 + 0.5) / factor - 0.5, side / factor, out, angle_deg)
         s = np.array([[1 / factor, 0, (0.5 - x0) / factor - 0.5], [0, 1 / factor, (0.5 - y0) / factor - 0.5], [0, 0, 1]])
         return Crop(warp(small, m, out), m @ s)
-    m = crop_matrix(cx, cy, side, out)
+    m = crop_matrix(cx, cy, side, out, angle_deg)
     return Crop(warp(image, m, out), m)
 
 

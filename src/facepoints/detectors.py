@@ -1,4 +1,7 @@
-"""Face detectors behind one small interface: RGB image in, boxes with scores out.
+"""Face detectors behind one small interface: RGB image in, boxes with scores (and keypoints) out.
+
+`retinaface` (the default) is a CNN run with ONNX Runtime from a file vendored in the package
+(weights/DETECTORS.json, weights/THIRD_PARTY.md); `dlib` (HOG) and `haar` are the classic ones.
 
 Each detector draws its box in its own convention (dlib's HOG box is tight on the inner
 face, Haar's is larger and sits higher). The landmark model wants the tight box of the
@@ -10,14 +13,17 @@ side as fractions of the detector box's side.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .errors import FacepointsError
 
 BOX_MAPS_FILE = Path(__file__).parent / "detector_boxes.json"
+DETECTOR_WEIGHTS = Path(__file__).parent / "weights"
 
 
 @dataclass(frozen=True)
@@ -28,11 +34,20 @@ class BoxMap:
     dy: float = 0.0
     scale: float = 1.0
 
-    def apply(self, boxes: np.ndarray) -> np.ndarray:
+    def apply(self, boxes: np.ndarray, angles: np.ndarray | None = None) -> np.ndarray:
+        """Landmark boxes; with `angles` (the face's roll, degrees), boxes in the face's upright frame.
+
+        A rolled face's axis-aligned box is larger than the face by about |cos| + |sin| of the roll,
+        and the centre shift points along the face's own axes, so both are turned back."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        cx = (boxes[:, 0] + boxes[:, 2]) / 2 + self.dx * side
-        cy = (boxes[:, 1] + boxes[:, 3]) / 2 + self.dy * side
+        dx, dy = np.full(len(boxes), self.dx), np.full(len(boxes), self.dy)
+        if angles is not None:
+            t = np.deg2rad(np.asarray(angles, np.float64).reshape(-1))
+            side = side / (np.abs(np.cos(t)) + np.abs(np.sin(t)))
+            dx, dy = self.dx * np.cos(t) - self.dy * np.sin(t), self.dx * np.sin(t) + self.dy * np.cos(t)
+        cx = (boxes[:, 0] + boxes[:, 2]) / 2 + dx * side
+        cy = (boxes[:, 1] + boxes[:, 3]) / 2 + dy * side
         half = self.scale * side / 2
         return np.stack([cx - half, cy - half, cx + half, cy + half], axis=1)
 
@@ -49,36 +64,143 @@ def load_box_map(name: str) -> BoxMap:
 class Detections:
     boxes: np.ndarray  # (N, 4) x1, y1, x2, y2 in the detector's own convention
     scores: np.ndarray  # (N,)
+    # (N, 5, 2) pixel x, y of the eyes (image left, image right), nose tip and mouth corners (image left, right),
+    # for detectors that give them (retinaface); None otherwise
+    keypoints: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def take(self, index) -> "Detections":
+        return Detections(self.boxes[index], self.scores[index], None if self.keypoints is None else self.keypoints[index])
+
+
+def roll_degrees(keypoints: np.ndarray) -> np.ndarray:
+    """Head roll from 5 keypoints: the mean direction of the eye line and the mouth line, in degrees
+    (positive = the face's right-hand side of the image lower, as image y points down)."""
+    k = np.asarray(keypoints, np.float64).reshape(-1, 5, 2)
+    v = (k[:, 1] - k[:, 0]) + (k[:, 4] - k[:, 3])
+    return np.rad2deg(np.arctan2(v[:, 1], v[:, 0]))
 
 
 class Detector:
-    """Base: subclasses implement `_detect`; `detect` returns boxes sorted by score."""
+    """Base: subclasses implement `_detect`; `detect` returns detections sorted by score.
+
+    Detectors whose library state is not safe to share across threads (dlib, OpenCV's cascade)
+    set `thread_safe = False` and are serialised by a lock, so one Landmarker may serve many threads."""
 
     name = "base"
+    thread_safe = True
+    default_max_side: int | None = None
 
-    def __init__(self):
+    def __init__(self, max_side: int | None = -1):
+        """max_side: images with a longer side are shrunk to it for detection only (None = never; -1 = the default)."""
         self.box_map = load_box_map(self.name)
+        self.max_side = self.default_max_side if max_side == -1 else max_side
+        if self.max_side is not None and self.max_side < 32:
+            raise FacepointsError(f"detector max_side must be at least 32 px, got {self.max_side}")
+        self._lock = threading.Lock()
 
     def _detect(self, rgb: np.ndarray) -> Detections:
         raise NotImplementedError
 
     def detect(self, rgb: np.ndarray) -> Detections:
-        d = self._detect(rgb)
+        h, w = rgb.shape[:2]
+        image = rgb
+        if self.max_side and max(h, w) > self.max_side:
+            f = self.max_side / max(h, w)
+            image = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        if self.thread_safe:
+            d = self._detect(image)
+        else:
+            with self._lock:
+                d = self._detect(image)
+        sx, sy = w / image.shape[1], h / image.shape[0]
         order = np.argsort(-d.scores, kind="stable")
-        return Detections(d.boxes[order].reshape(-1, 4).astype(np.float32), d.scores[order].astype(np.float32))
+        boxes = d.boxes[order].reshape(-1, 4) * [sx, sy, sx, sy]  # box edges scale as they are
+        kps = None
+        if d.keypoints is not None:  # pixel centres: shift to edges, scale, shift back
+            kps = ((d.keypoints[order].reshape(-1, 5, 2) + 0.5) * [sx, sy] - 0.5).astype(np.float32)
+        return Detections(boxes.astype(np.float32), d.scores[order].astype(np.float32), kps)
 
-    def landmark_boxes(self, boxes: np.ndarray) -> np.ndarray:
+    def landmark_boxes(self, boxes: np.ndarray, angles: np.ndarray | None = None) -> np.ndarray:
         """Convert this detector's boxes to the landmark-box convention the models are trained on."""
-        return self.box_map.apply(boxes)
+        return self.box_map.apply(boxes, angles)
+
+
+class RetinaFaceDetector(Detector):
+    """RetinaFace (MobileNet-0.25) with ONNX Runtime: boxes, scores and 5 keypoints per face.
+
+    `threshold` is the face score (0-1) a detection must pass; images whose long side exceeds
+    `max_side` are shrunk for detection only (landmarks still come from the full image). Both
+    defaults were chosen by benchmarks/detectors.py (BENCHMARKS.md, "Face detectors")."""
+
+    name = "retinaface"
+    default_max_side = 640
+    MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)  # the training images' channel means
+    STEPS = (8, 16, 32)
+    ANCHORS = ((16, 32), (64, 128), (256, 512))  # anchor sides in px per stride
+    VARIANCE = (0.1, 0.2)
+
+    def __init__(self, threshold: float = 0.5, max_side: int | None = -1, nms: float = 0.4, threads: int | None = 1):
+        super().__init__(max_side)
+        import onnxruntime as ort
+
+        from .weights import sha256_file  # noqa: PLC0415 (weights.py imports torch; only this detector needs it)
+
+        entry = json.loads((DETECTOR_WEIGHTS / "DETECTORS.json").read_text())["retinaface"]
+        path = DETECTOR_WEIGHTS / entry["file"]
+        if not path.exists() or sha256_file(path) != entry["sha256"]:
+            raise FacepointsError(f"{path}: missing or checksum mismatch (file damaged or replaced); reinstall facepoints")
+        if not 0 < threshold < 1:
+            raise FacepointsError(f"retinaface threshold must be between 0 and 1, got {threshold}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads or 0, 1
+        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.threshold, self.nms = threshold, nms
+        self._priors: dict[tuple[int, int], np.ndarray] = {}
+
+    def priors(self, h: int, w: int) -> np.ndarray:
+        """(P, 4) anchor centre x, y and side x, y in px, in the network's output order."""
+        if (h, w) not in self._priors:
+            parts = []
+            for step, sizes in zip(self.STEPS, self.ANCHORS):
+                ny, nx = -(-h // step), -(-w // step)
+                yy, xx = np.meshgrid((np.arange(ny) + 0.5) * step, (np.arange(nx) + 0.5) * step, indexing="ij")
+                centres = np.repeat(np.stack([xx.ravel(), yy.ravel()], 1), len(sizes), axis=0)
+                sides = np.tile(np.repeat(np.asarray(sizes, np.float64)[:, None], 2, axis=1), (nx * ny, 1))
+                parts.append(np.hstack([centres, sides]))
+            self._priors[(h, w)] = np.concatenate(parts).astype(np.float32)
+        return self._priors[(h, w)]
+
+    def _detect(self, rgb):
+        x = np.empty((1, 3, *rgb.shape[:2]), np.float32)  # BGR planes minus the means; 4x faster than a transpose
+        for c, plane in enumerate(cv2.split(rgb)[::-1]):
+            np.subtract(plane, self.MEAN_BGR[c], out=x[0, c], dtype=np.float32)
+        loc, conf, kps = (o[0] for o in self._session.run(None, {"input": x}))
+        keep = np.flatnonzero(conf[:, 1] > self.threshold)
+        p, loc, scores, kps = self.priors(*rgb.shape[:2])[keep], loc[keep], conf[keep, 1], kps[keep].reshape(-1, 5, 2)
+        v0, v1 = self.VARIANCE
+        centre = p[:, :2] + loc[:, :2] * v0 * p[:, 2:]
+        size = p[:, 2:] * np.exp(loc[:, 2:] * v1)
+        boxes = np.hstack([centre - size / 2, centre + size / 2])
+        kps = p[:, None, :2] + kps * v0 * p[:, None, 2:]
+        if len(boxes):
+            xywh = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
+            nms_keep = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.threshold, self.nms), int).reshape(-1)
+            boxes, scores, kps = boxes[nms_keep], scores[nms_keep], kps[nms_keep]
+        # network coordinates run along pixel edges; keypoints go to the pixel-centre convention of crop.py
+        return Detections(boxes.astype(np.float64), scores.astype(np.float64), kps.astype(np.float64) - 0.5)
 
 
 class DlibHOGDetector(Detector):
     """dlib's HOG + linear SVM frontal face detector (ships inside the dlib-bin wheel)."""
 
     name = "dlib"
+    thread_safe = False
 
-    def __init__(self, upsample: int = 1, threshold: float = 0.0):
-        super().__init__()
+    def __init__(self, upsample: int = 1, threshold: float = 0.0, max_side: int | None = -1):
+        super().__init__(max_side)
         import dlib
 
         self._detector = dlib.get_frontal_face_detector()
@@ -94,9 +216,10 @@ class HaarDetector(Detector):
     """OpenCV's Viola-Jones Haar cascade (frontal faces), shipped in opencv-python-headless 4.x."""
 
     name = "haar"
+    thread_safe = False
 
-    def __init__(self, min_size: int = 24):
-        super().__init__()
+    def __init__(self, min_size: int = 24, max_side: int | None = -1):
+        super().__init__(max_side)
         import cv2
 
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
@@ -123,17 +246,18 @@ class GivenBoxes(Detector):
     name = "boxes"
 
     def __init__(self, boxes):
-        super().__init__()
+        super().__init__(None)
         self.boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
 
     def _detect(self, rgb):
         return Detections(self.boxes, np.ones(len(self.boxes)))
 
-    def landmark_boxes(self, boxes):
+    def landmark_boxes(self, boxes, angles=None):
         return np.asarray(boxes, np.float64).reshape(-1, 4)
 
 
-DETECTORS = {"dlib": DlibHOGDetector, "haar": HaarDetector}
+DETECTORS = {"retinaface": RetinaFaceDetector, "dlib": DlibHOGDetector, "haar": HaarDetector}
+DEFAULT_DETECTOR = "retinaface"
 
 
 def create_detector(name: str, **kwargs) -> Detector:

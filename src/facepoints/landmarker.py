@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_image, to_rgb
-from .detectors import GivenBoxes, create_detector
+from .detectors import DEFAULT_DETECTOR, DETECTORS, Detections, Detector, GivenBoxes, create_detector, roll_degrees
 from .errors import FacepointsError
 from .predictor import LandmarkPredictor
 from .results import Face, LandmarkResult
@@ -21,7 +21,10 @@ from .results import Face, LandmarkResult
 @dataclass(frozen=True)
 class LandmarkerOptions:
     model: str | None = None  # shipped model name ("fast", "xception") or a .pt path; None = default
-    detector: str = "dlib"  # dlib (HOG) or haar
+    detector: str | Detector = DEFAULT_DETECTOR  # retinaface (CNN), dlib (HOG) or haar; or a Detector object
+    detector_threshold: float | None = None  # the detector's own score threshold; None = its default
+    detector_max_side: int | None = -1  # shrink images to this long side for detection only; None = never, -1 = default
+    upright: bool = True  # crop each face upright when the detector gives keypoints (retinaface): robust to head roll
     backend: str = "auto"  # auto (ONNX Runtime when installed), onnxruntime or torch
     threads: int | None = None
     flip_test: bool = False  # average with the mirrored crop: a little more accurate, half the speed
@@ -42,37 +45,56 @@ def as_rgb(image) -> tuple[np.ndarray, str | None]:
 
 
 class Landmarker:
+    """Detector + landmark model. One instance may be shared by threads: ONNX Runtime sessions are
+    thread-safe and detectors that are not (dlib, haar) are serialised by a lock."""
+
     def __init__(self, options: LandmarkerOptions | None = None):
         self.options = options or LandmarkerOptions()
         o = self.options
+        if not isinstance(o.detector, Detector) and o.detector not in DETECTORS:
+            raise FacepointsError(f"unknown detector {o.detector!r}; choose from {', '.join(DETECTORS)}")
         self.predictor = LandmarkPredictor(o.model, backend=o.backend, threads=o.threads, flip_test=o.flip_test)
-        self._detector = None
+        self._detector = o.detector if isinstance(o.detector, Detector) else None
 
     @classmethod
     def from_pretrained(cls, model: str | None = None, **options) -> "Landmarker":
         return cls(LandmarkerOptions(model=model, **options))
 
     @property
-    def detector(self):
-        if self._detector is None:
-            self._detector = create_detector(self.options.detector)
+    def detector(self) -> Detector:
+        if self._detector is None:  # built on first use: `boxes=` callers never load one
+            kwargs = {"max_side": self.options.detector_max_side}
+            if self.options.detector_threshold is not None:
+                kwargs["threshold"] = self.options.detector_threshold
+            self._detector = create_detector(self.options.detector, **kwargs)
         return self._detector
+
+    def find_faces(self, rgb: np.ndarray) -> Detections:
+        """The detector's faces that pass `min_score`, best first, at most `max_faces` (images and video alike)."""
+        det = self.detector.detect(rgb)
+        det = det.take(det.scores >= self.options.min_score)
+        return det.take(slice(0, self.options.max_faces))
+
+    def face_angles(self, det: Detections) -> np.ndarray | None:
+        """Each face's roll from the detector's keypoints, when upright crops are on and there are keypoints."""
+        return roll_degrees(det.keypoints) if self.options.upright and det.keypoints is not None else None
 
     def detect(self, image, boxes=None) -> LandmarkResult:
         """Find faces (or use `boxes`, (N, 4) x1 y1 x2 y2 tight face boxes) and put 68 points on each."""
         rgb, source = as_rgb(image)
-        detector = GivenBoxes(boxes) if boxes is not None else self.detector
-        det = detector.detect(rgb)
-        keep = det.scores >= self.options.min_score
-        det_boxes, scores = det.boxes[keep], det.scores[keep]
-        if self.options.max_faces is not None:
-            det_boxes, scores = det_boxes[: self.options.max_faces], scores[: self.options.max_faces]
-        points = self.predictor.predict(rgb, detector.landmark_boxes(det_boxes))
-        return LandmarkResult(build_faces(det_boxes, scores, points, rgb.shape[1::-1], self.options.pose), rgb, source)
+        if boxes is not None:
+            given = GivenBoxes(boxes)
+            det, lm_boxes, angles = given.detect(rgb), given.boxes, None
+        else:
+            det = self.find_faces(rgb)
+            angles = self.face_angles(det)
+            lm_boxes = self.detector.landmark_boxes(det.boxes, angles)
+        points = self.predictor.predict(rgb, lm_boxes, angles)
+        return LandmarkResult(build_faces(det.boxes, det.scores, points, rgb.shape[1::-1], self.options.pose), rgb, source)
 
-    def landmarks(self, rgb: np.ndarray, landmark_boxes: np.ndarray) -> np.ndarray:
+    def landmarks(self, rgb: np.ndarray, landmark_boxes: np.ndarray, angles=None) -> np.ndarray:
         """Points for faces whose tight boxes are already known (tracking)."""
-        return self.predictor.predict(rgb, landmark_boxes)
+        return self.predictor.predict(rgb, landmark_boxes, angles)
 
     def with_options(self, **changes) -> "Landmarker":
         return Landmarker(replace(self.options, **changes))

@@ -97,10 +97,14 @@ class LandmarkPredictor:
             out = (out[:n] + mirrored) / 2
         return (out - np.asarray(self.meta["output_shift"], np.float32)).astype(np.float32)
 
-    def predict(self, image: np.ndarray, boxes) -> np.ndarray:
-        """RGB image and (N, 4) landmark-convention boxes -> (N, 68, 2) points in image pixels."""
+    def predict(self, image: np.ndarray, boxes, angles=None) -> np.ndarray:
+        """RGB image and (N, 4) landmark-convention boxes -> (N, 68, 2) points in image pixels.
+
+        `angles`: each face's roll in degrees, to crop it upright (boxes then in its upright frame)."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        crops = [crop_face(image, tuple(b), self.input_size, self.margin) for b in boxes]  # gray after the warp: cheaper
+        angles = np.zeros(len(boxes)) if angles is None else np.asarray(angles, np.float64).reshape(-1)
+        # gray after the warp: cheaper
+        crops = [crop_face(image, tuple(b), self.input_size, self.margin, a) for b, a in zip(boxes, angles)]
         if not crops:
             return np.zeros((0, 68, 2), np.float32)
         points = self.run_crops(np.stack([to_gray(c.image) for c in crops]))

@@ -18,10 +18,12 @@ import numpy as np
 
 from tqdm import tqdm
 
-from .crop import points_box
+from .crop import points_box, upright_box
+from .detectors import roll_degrees
 from .drawing import save_gif
 from .errors import FacepointsError
 from .io_utils import atomic_path
+from .landmarks import five_points
 from .results import LandmarkResult
 
 
@@ -64,22 +66,30 @@ class FaceTracker:
 
         return LandmarkSmoother()
 
+    def _track_boxes(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Each track's landmark box for the next frame, and its roll when crops are upright."""
+        if not self.landmarker.options.upright or not self.tracks:
+            return np.array([points_box(t.points) for t in self.tracks]).reshape(-1, 4), None
+        angles = roll_degrees(five_points(np.stack([t.points for t in self.tracks])))
+        return np.array([upright_box(t.points, a) for t, a in zip(self.tracks, angles)]).reshape(-1, 4), angles
+
     def update(self, rgb: np.ndarray, timestamp: float) -> LandmarkResult:
         from .landmarker import build_faces
 
         o = self.options
         need_detect = not self.tracks or self.frame_index % o.redetect_every == 0
-        boxes = np.array([points_box(t.points) for t in self.tracks]).reshape(-1, 4)
+        old_boxes = np.array([points_box(t.points) for t in self.tracks]).reshape(-1, 4)
         if not need_detect:
-            points = self.landmarker.landmarks(rgb, boxes)
+            boxes, angles = self._track_boxes()
+            points = self.landmarker.landmarks(rgb, boxes, angles)
             new_boxes = np.array([points_box(p) for p in points]).reshape(-1, 4)
-            if any(iou(a, b) < o.min_overlap for a, b in zip(boxes, new_boxes)):
+            if any(iou(a, b) < o.min_overlap for a, b in zip(old_boxes, new_boxes)):
                 need_detect = True  # a track drifted off its face
             else:
                 for t, p in zip(self.tracks, points):
                     t.points = p
         if need_detect:
-            self._redetect(rgb, boxes)
+            self._redetect(rgb, old_boxes)
         self.frame_index += 1
         shown = [t.smoother(t.points, timestamp) if t.smoother is not None else t.points for t in self.tracks]
         boxes = [points_box(p) for p in shown]
@@ -88,15 +98,11 @@ class FaceTracker:
 
     def _redetect(self, rgb, old_boxes):
         self.detector_runs += 1
-        det = self.landmarker.detector.detect(rgb)
-        lm_boxes = self.landmarker.detector.landmark_boxes(det.boxes)
-        if self.landmarker.options.max_faces is not None:
-            lm_boxes, det_scores = lm_boxes[: self.landmarker.options.max_faces], det.scores[: self.landmarker.options.max_faces]
-        else:
-            det_scores = det.scores
-        points = self.landmarker.landmarks(rgb, lm_boxes)
+        det = self.landmarker.find_faces(rgb)  # the same selection (min_score, max_faces) as for images
+        angles = self.landmarker.face_angles(det)
+        points = self.landmarker.landmarks(rgb, self.landmarker.detector.landmark_boxes(det.boxes, angles), angles)
         tracks = []
-        for p, s in zip(points, det_scores):
+        for p, s in zip(points, det.scores):
             box = np.asarray(points_box(p))
             # keep the smoother of the old track this face continues, so a re-detect does not jump
             match = max(range(len(self.tracks)), key=lambda i: iou(old_boxes[i], box), default=None)
