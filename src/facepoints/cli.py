@@ -14,6 +14,28 @@ TRAIN = {f.name: f.default for f in fields(TrainConfig)}
 AUGMENT = {f.name: f.default for f in fields(AugmentConfig)}
 
 
+DETECTOR_NAMES = ("retinaface", "dlib", "haar")  # detectors.DETECTORS; listed here so --help does not import OpenCV
+
+
+def _add_detector_options(p, help_prefix: str = "") -> None:
+    p.add_argument("--detector", default="retinaface", choices=DETECTOR_NAMES,
+                   help=help_prefix + "face detector: retinaface (CNN, default), dlib (HOG) or haar")
+    p.add_argument("--det-threshold", type=float, default=None,
+                   help="the detector's own score threshold (retinaface: 0-1, default 0.5; dlib: SVM score, default 0)")
+    p.add_argument("--det-max-side", type=int, default=-1,
+                   help="shrink images to this long side for detection only (retinaface default 1280; 0 = never)")
+    p.add_argument("--no-upright", dest="upright", action="store_false",
+                   help="do not turn faces upright by the detector's keypoints before the landmark model (retinaface)")
+
+
+def detector_options(args) -> dict:
+    """--det-* options -> keyword arguments of the detector (and of LandmarkerOptions, prefixed)."""
+    out = {"max_side": None if args.det_max_side == 0 else args.det_max_side}
+    if args.det_threshold is not None:
+        out["threshold"] = args.det_threshold
+    return out
+
+
 def _add_train(sub):
     p = sub.add_parser("train", help="train a landmark model on 68-point data")
     p.add_argument("--data", help="folder of image+.pts pairs, or a dlib XML file (not needed with --resume)")
@@ -78,7 +100,7 @@ def _add_evaluate(sub):
     p.add_argument("--data", required=True)
     p.add_argument("--model", default=None, help="shipped model name or .pt path (default: the shipped default)")
     p.add_argument("--boxes", choices=["landmarks", "detector"], default="landmarks")
-    p.add_argument("--detector", default="dlib", help="with --boxes detector: dlib or haar")
+    _add_detector_options(p, "with --boxes detector: ")
     p.add_argument("--json", dest="json_out", default=None, help="write the metrics here")
     p.add_argument("--ced", default=None, help="CED plot path (default: beside --json, else ced.png)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
@@ -92,7 +114,8 @@ def _run_evaluate(args):
     from .evaluate import run
 
     ced = args.ced or (str(Path(args.json_out).with_suffix(".ced.png")) if args.json_out else "ced.png")
-    run(args.data, args.model, args.boxes, args.detector, args.json_out, ced, args.backend, args.flip_test)
+    run(args.data, args.model, args.boxes, args.detector, args.json_out, ced, args.backend, args.flip_test, args.upright,
+        detector_options(args))
 
 
 def _add_export(sub):
@@ -118,7 +141,7 @@ def _add_detect(sub):
     p.add_argument("-o", "--out", default="runs/detect", help="folder for annotated images/videos and JSON")
     p.add_argument("--json", dest="json_out", default=None, help="one JSONL (or .csv) file for all inputs")
     p.add_argument("--model", default=None, help="shipped model name or .pt path")
-    p.add_argument("--detector", default="dlib", help="dlib (HOG) or haar")
+    _add_detector_options(p)
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
     p.add_argument("--camera", type=int, default=None, help="webcam index, e.g. 0")
     p.add_argument("--max-frames", type=int, default=None, help="stop a video or camera after N frames")

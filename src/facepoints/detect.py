@@ -64,15 +64,18 @@ def _output_path(out_dir: Path, rel: Path, suffix: str, inputs: set[Path]) -> Pa
 
 
 def run_detect(args) -> int:
+    from .cli import detector_options
     from .landmarker import Landmarker, LandmarkerOptions
     from .video import VideoOptions, process_video
 
     if not args.inputs and args.camera is None:
         raise FacepointsError("give image/video files or folders, or --camera N")
     items = expand_inputs(args.inputs)
+    det = detector_options(args)
     landmarker = Landmarker(LandmarkerOptions(model=args.model, detector=args.detector, backend=args.backend,
-                                              flip_test=args.flip_test))
-    landmarker.detector  # fail early on an unknown detector
+                                              flip_test=args.flip_test, upright=args.upright, detector_max_side=det["max_side"],
+                                              detector_threshold=det.get("threshold")))
+    landmarker.detector  # fail early on bad detector options
     out_dir = Path(args.out)
     input_set = {f.resolve() for f, _ in items}
     draw = {"lines": not args.no_lines, "boxes": not args.no_boxes, "numbers": args.numbers}

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .crop import points_box
 from .data import Sample, load_image, read_pts_folder
+from .detectors import roll_degrees
 from .errors import FacepointsError
 from .metrics import nme, summary
 
@@ -59,13 +60,16 @@ def match_detection(boxes: np.ndarray, gt: np.ndarray) -> int | None:
     return int(np.argmin(dist))
 
 
-def evaluate(samples: list[Sample], predict, boxes: str = "landmarks", detector=None, progress: bool = True) -> Evaluation:
-    """predict(image, landmark_boxes) -> (N, 68, 2). boxes='detector' uses detector, mapped to landmark boxes."""
+def evaluate(samples: list[Sample], predict, boxes: str = "landmarks", detector=None, progress: bool = True,
+             upright: bool = True) -> Evaluation:
+    """predict(image, landmark_boxes, angles) -> (N, 68, 2). boxes='detector' uses detector, mapped to landmark
+    boxes; with `upright` and a detector that gives keypoints, each face is cropped upright as the Landmarker does."""
     if boxes not in ("landmarks", "detector"):
         raise FacepointsError(f"unknown box source {boxes!r}; choose landmarks or detector")
     nmes, preds = [], []
     for s in tqdm(samples, desc="evaluating", unit="face", disable=not progress, leave=False):
         image = load_image(s.image_path)
+        angles = None
         if boxes == "landmarks":
             box = np.array([points_box(s.points)])
         else:
@@ -75,8 +79,9 @@ def evaluate(samples: list[Sample], predict, boxes: str = "landmarks", detector=
                 nmes.append(FAILED)
                 preds.append(None)
                 continue
-            box = detector.landmark_boxes(det.boxes[j : j + 1])
-        p = predict(image, box)[0]
+            angles = roll_degrees(det.keypoints[j : j + 1]) if upright and det.keypoints is not None else None
+            box = detector.landmark_boxes(det.boxes[j : j + 1], angles)
+        p = predict(image, box)[0] if angles is None else predict(image, box, angles)[0]
         preds.append(p)
         nmes.append(float(nme(p, s.points)[0]))
     return Evaluation(np.asarray(nmes), [s.subset for s in samples], [str(s.image_path) for s in samples], preds)
@@ -95,7 +100,7 @@ def format_table(report: dict, title: str = "") -> str:
 
 
 def run(data: str, model: str | None, boxes: str, detector_name: str, json_out: str | None, ced_out: str | None,
-        backend: str = "auto", flip_test: bool = False) -> dict:
+        backend: str = "auto", flip_test: bool = False, upright: bool = True, detector_options: dict | None = None) -> dict:
     from .detectors import create_detector
     from .drawing import plot_ced
     from .io_utils import atomic_write_text
@@ -103,11 +108,12 @@ def run(data: str, model: str | None, boxes: str, detector_name: str, json_out: 
 
     samples = read_pts_folder(data)
     predictor = LandmarkPredictor(model, backend=backend, flip_test=flip_test)
-    detector = create_detector(detector_name) if boxes == "detector" else None
-    result = evaluate(samples, predictor.predict, boxes, detector)
+    detector = create_detector(detector_name, **(detector_options or {})) if boxes == "detector" else None
+    result = evaluate(samples, predictor.predict, boxes, detector, upright=upright)
     report = result.report()
     report.update({"model": predictor.meta["path"], "arch": predictor.meta["arch"], "boxes": boxes,
-                   "detector": detector_name if detector else None, "data": str(data), "flip_test": flip_test})
+                   "detector": detector_name if detector else None, "data": str(data), "flip_test": flip_test,
+                   "upright": bool(upright and detector is not None and detector.name == "retinaface")})
     print(format_table(report, f"{predictor.meta['arch']} on {data} ({boxes} boxes)"))
     if json_out:
         atomic_write_text(json_out, json.dumps(report, indent=2))
