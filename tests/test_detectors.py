@@ -1,0 +1,162 @@
+"""Face detectors: the built-in RetinaFace (real weights, real photo), upright crops, shared use by threads."""
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facepoints import FacepointsError, Landmarker
+from facepoints.crop import points_box, transform_points, upright_box
+from facepoints.data import load_image
+from facepoints.detectors import BoxMap, Detections, Detector, RetinaFaceDetector, create_detector, roll_degrees
+from facepoints.landmarks import five_points
+from facepoints.metrics import nme
+from facepoints.video import FaceTracker, VideoOptions
+
+PHOTO = Path(__file__).resolve().parents[1] / "examples" / "grace_hopper.jpg"
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return load_image(PHOTO)
+
+
+@pytest.fixture(scope="module")
+def retinaface():
+    return create_detector("retinaface")
+
+
+def turned(image: np.ndarray, angle: float, centre) -> tuple[np.ndarray, np.ndarray]:
+    """The image turned by angle degrees (anticlockwise on screen) about centre, and the 2x3 map it used."""
+    m = cv2.getRotationMatrix2D(tuple(float(c) for c in centre), angle, 1.0)
+    h, w = image.shape[:2]
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), m
+
+
+def test_retinaface_finds_the_face_with_keypoints_in_place(photo, retinaface):
+    det = retinaface.detect(photo)
+    assert len(det) == 1 and det.scores[0] > 0.9
+    x1, y1, x2, y2 = det.boxes[0]
+    assert 150 < x1 < 200 and 300 < x2 < 380 and 80 < y1 < 140 and 300 < y2 < 360  # the face, by eye
+    eye_l, eye_r, nose, mouth_l, mouth_r = det.keypoints[0]
+    assert eye_l[0] < nose[0] < eye_r[0] and mouth_l[0] < mouth_r[0]
+    assert max(eye_l[1], eye_r[1]) < nose[1] < min(mouth_l[1], mouth_r[1])
+    assert abs(roll_degrees(det.keypoints)[0]) < 5  # she holds her head level
+
+
+def test_max_side_shrinks_for_detection_only(photo, retinaface):
+    """Detections on a 2x enlarged photo, shrunk back to 600 px for the detector, land on 2x the coordinates."""
+    big = cv2.resize(photo, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    capped = RetinaFaceDetector(max_side=600).detect(big)
+    ref = retinaface.detect(photo)
+    assert len(capped) == 1
+    np.testing.assert_allclose(capped.boxes[0], 2 * ref.boxes[0], atol=12)
+    # pixel centres: x_big = 2 x + 0.5
+    np.testing.assert_allclose(capped.keypoints[0], 2 * ref.keypoints[0] + 0.5, atol=6)
+
+
+def test_bad_detector_options_and_damaged_weights(tmp_path, monkeypatch):
+    with pytest.raises(FacepointsError, match="threshold must be between 0 and 1"):
+        RetinaFaceDetector(threshold=1.5)
+    with pytest.raises(FacepointsError, match="max_side must be at least 32"):
+        create_detector("dlib", max_side=10)
+    import facepoints.detectors as detectors
+
+    folder = Path(detectors.DETECTOR_WEIGHTS)
+    (tmp_path / "DETECTORS.json").write_text((folder / "DETECTORS.json").read_text())
+    data = (folder / "retinaface_mnet025.onnx").read_bytes()
+    (tmp_path / "retinaface_mnet025.onnx").write_bytes(data[: len(data) // 2])  # truncated
+    monkeypatch.setattr(detectors, "DETECTOR_WEIGHTS", tmp_path)
+    with pytest.raises(FacepointsError, match=r"retinaface_mnet025\.onnx: missing or checksum mismatch"):
+        RetinaFaceDetector()
+
+
+def test_box_map_turns_its_shift_with_the_face():
+    m = BoxMap(dx=0.0, dy=0.2, scale=0.8)
+    box = np.array([[0.0, 0.0, 100.0, 100.0]])
+    upright = m.apply(box)[0]
+    np.testing.assert_allclose(((upright[:2] + upright[2:]) / 2), [50, 70])
+    np.testing.assert_allclose(upright[2:] - upright[:2], [80, 80])
+    # rolled 90 degrees (eye line pointing down the image), the face's "down" points to image left
+    side = m.apply(box, np.array([90.0]))[0]
+    np.testing.assert_allclose(((side[:2] + side[2:]) / 2), [30, 50], atol=1e-9)
+    np.testing.assert_allclose(side[2:] - side[:2], [80, 80])
+
+
+def test_upright_box_and_five_points_follow_a_turned_face(photo):
+    pts = Landmarker.from_pretrained(backend="torch", upright=False).detect(photo).faces[0].points
+    angle = 35.0
+    t = np.deg2rad(angle)
+    r = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])  # turns by +angle (image y down)
+    c = pts.mean(0)
+    turned_pts = (pts - c) @ r.T + c
+    assert roll_degrees(five_points(turned_pts))[0] == pytest.approx(roll_degrees(five_points(pts))[0] + angle, abs=1e-6)
+    x1, y1, x2, y2 = upright_box(turned_pts, angle)
+    ux1, uy1, ux2, uy2 = points_box(pts)
+    assert (x2 - x1, y2 - y1) == pytest.approx((ux2 - ux1, uy2 - uy1), abs=1e-4)
+    centre = r @ ([(ux1 + ux2) / 2, (uy1 + uy2) / 2] - c) + c
+    assert ((x1 + x2) / 2, (y1 + y2) / 2) == pytest.approx(tuple(centre), abs=1e-4)
+
+
+@pytest.mark.parametrize("angle", [-50, 50])
+def test_upright_crop_keeps_a_rolled_face_accurate(photo, angle):
+    """The shipped model on the photo turned by 50 degrees: with the crop turned upright by RetinaFace's keypoints
+    its points stay close to the upright photo's points (mapped through the turn); an axis-aligned crop does not."""
+    lm = Landmarker.from_pretrained(backend="torch")
+    ref = lm.detect(photo).faces[0].points
+    image, m = turned(photo, angle, ref.mean(0))
+    truth = transform_points(ref, m)
+    up = lm.detect(image).faces[0].points
+    flat = lm.with_options(upright=False).detect(image).faces[0].points
+    err_up, err_flat = nme(up, truth)[0], nme(flat, truth)[0]
+    assert err_up < 0.03, err_up  # within 3% of the inter-ocular distance of the upright result
+    assert err_up < 0.5 * err_flat, (err_up, err_flat)
+
+
+@pytest.mark.parametrize("name", ["retinaface", "dlib", "haar"])
+def test_one_landmarker_shared_by_four_threads(photo, name):
+    """4 threads x 16 images through one Landmarker give exactly the serial results (dlib used to abort the
+    process, Haar to raise cv2.error)."""
+    images = []
+    for i in range(16):
+        im = photo if i % 2 else photo[:, ::-1]
+        f = 0.6 + 0.05 * (i % 8)
+        images.append(np.ascontiguousarray(cv2.resize(im, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)))
+    lm = Landmarker.from_pretrained(detector=name, backend="onnxruntime", pose=False)
+    serial = [lm.detect(im) for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lm.detect, images))
+    assert sum(len(r) for r in serial) >= 12  # the detectors find the face in most of them
+    for a, b in zip(serial, parallel):
+        assert len(a) == len(b)
+        for fa, fb in zip(a.faces, b.faces):
+            np.testing.assert_array_equal(fa.points, fb.points)
+            np.testing.assert_array_equal(fa.box, fb.box)
+
+
+class ScoredDetector(Detector):
+    name = "scored"
+
+    def __init__(self, boxes, scores):
+        super().__init__(None)
+        self.boxes, self.scores = np.asarray(boxes, np.float32), np.asarray(scores, np.float32)
+
+    def _detect(self, rgb):
+        return Detections(self.boxes.copy(), self.scores.copy())
+
+
+def test_video_applies_min_score_and_max_faces_like_images(photo):
+    """The tracker's re-detection uses the Landmarker's own selection (it used to ignore min_score)."""
+    box = [170, 110, 360, 330]
+    far = [0, 0, 60, 60]
+    det = ScoredDetector([box, far], [0.9, 0.4])
+    lm = Landmarker.from_pretrained(backend="torch", detector=det, min_score=0.5, pose=False)
+    assert len(lm.detect(photo)) == 1
+    tracker = FaceTracker(lm, VideoOptions(redetect_every=1))
+    assert len(tracker.update(photo, 0.0)) == 1
+    lm2 = Landmarker.from_pretrained(backend="torch", detector=det, max_faces=1, pose=False)
+    assert len(FaceTracker(lm2, VideoOptions(redetect_every=1)).update(photo, 0.0)) == len(lm2.detect(photo)) == 1
+    lm3 = Landmarker.from_pretrained(backend="torch", detector=det, min_score=0.95, pose=False)
+    assert len(FaceTracker(lm3).update(photo, 0.0)) == len(lm3.detect(photo)) == 0
