@@ -2,7 +2,9 @@
 
 Same faces, same boxes, one run. Box sources:
   landmarks  the tight box of the ground-truth points (the 300-W convention for "given boxes");
-  dlib HOG   dlib's frontal detector at upsample 1; a face it misses counts as a failure.
+  dlib HOG   dlib's frontal detector at upsample 1; a face it misses counts as a failure;
+  RetinaFace the default detector (our models crop each face upright by its keypoints; dlib's
+             predictor gets its boxes mapped into dlib's box convention).
 Each landmark model maps a detector's box to its own crop with the box map measured on
 train/ (src/facepoints/detector_boxes.json); dlib's predictor gets the boxes it was built for.
 
@@ -43,8 +45,8 @@ class CachedDetector:
             self.seconds.append(time.perf_counter() - t)
         return self.cache[key]
 
-    def landmark_boxes(self, boxes):
-        return np.asarray(boxes, np.float64) if self.raw else self.detector.landmark_boxes(boxes)
+    def landmark_boxes(self, boxes, angles=None):
+        return np.asarray(boxes, np.float64) if self.raw else self.detector.landmark_boxes(boxes, angles)
 
     def view(self, raw: bool) -> "CachedDetector":
         v = CachedDetector(self.detector, raw)
@@ -74,6 +76,7 @@ def main():
     samples = read_pts_folder(args.data)
     dlib_det = CachedDetector(create_detector("dlib"))
     haar_det = CachedDetector(create_detector("haar"))
+    retina_det = CachedDetector(create_detector("retinaface"))
     ref = DlibShapePredictor()
     runs = {}  # label -> Evaluation
 
@@ -87,6 +90,7 @@ def main():
                 runs[(f"facepoints {name} (fp32 ONNX)", "dlib HOG")] = evaluate(samples, fp32.predict, "detector", dlib_det)
             runs[(label, "landmarks")] = evaluate(samples, pred.predict, "landmarks")
             runs[(label, "dlib HOG")] = evaluate(samples, pred.predict, "detector", dlib_det)
+            runs[(label, "RetinaFace")] = evaluate(samples, pred.predict, "detector", retina_det)
             if not flip:
                 runs[(label, "OpenCV Haar")] = evaluate(samples, pred.predict, "detector", haar_det)
             print(label, {k[1]: round(100 * v.report()["nme_mean"], 3) for k, v in runs.items() if k[0] == label})
@@ -95,6 +99,8 @@ def main():
     runs[("dlib shape_predictor_68", "landmarks, in dlib's box convention")] = evaluate(
         samples, lambda img, b: ref.predict(img, to_dlib(b)), "landmarks")
     runs[("dlib shape_predictor_68", "dlib HOG")] = evaluate(samples, ref.predict, "detector", dlib_det.view(raw=True))
+    runs[("dlib shape_predictor_68", "RetinaFace, in dlib's box convention")] = evaluate(
+        samples, lambda img, b: ref.predict(img, to_dlib(b)), "detector", retina_det, upright=False)
 
     rows, results = [], {}
     for (label, boxes), ev in runs.items():
@@ -104,8 +110,8 @@ def main():
                      f"{100 * r['nme_median']:.2f}%", f"{100 * r['fr_0.08']:.2f}%", f"{100 * r['auc_0.08']:.2f}%",
                      " / ".join(f"{100 * s['nme_mean']:.2f}%" for s in r["subsets"].values())])
     det_rows = []
-    for d in (dlib_det, haar_det):
-        boxes = {"dlib": "dlib HOG", "haar": "OpenCV Haar"}[d.name]  # every model gets the same detections: take the first
+    for d in (retina_det, dlib_det, haar_det):
+        boxes = {"retinaface": "RetinaFace", "dlib": "dlib HOG", "haar": "OpenCV Haar"}[d.name]  # every model gets the same detections: take the first
         found = next(ev.report()["n_detected"] for (_, b), ev in runs.items() if b == boxes)
         det_rows.append([d.name, f"{found}/{len(samples)} ({100 * found / len(samples):.1f}%)", f"{1000 * np.mean(d.seconds):.1f} ms"])
 
@@ -118,6 +124,9 @@ def main():
     curves = {label: np.where(np.isfinite(ev.nmes), ev.nmes, 1.0) for (label, boxes), ev in runs.items()
               if boxes == "dlib HOG" and "flip" not in label}
     plot_ced(curves, out_dir / "ced_300w_common_dlib_boxes.png")
+    curves = {label: np.where(np.isfinite(ev.nmes), ev.nmes, 1.0) for (label, boxes), ev in runs.items()
+              if boxes.startswith("RetinaFace") and "flip" not in label}
+    plot_ced(curves, out_dir / "ced_300w_common_retinaface_boxes.png")
 
     body = ["## Accuracy on 300-W common test (helen + lfpw, 554 faces)", "",
             "Inter-ocular NME (outer eye corners 36/45). With a detector, NME mean/median are over the faces it finds; "
@@ -125,7 +134,8 @@ def main():
             table(["method", "boxes", "faces found", "NME mean", "NME median", "FR@0.08", "AUC@0.08", "NME helen / lfpw"], rows), "",
             "Face detectors on the same 554 test images (recall = annotated faces whose box centre a detection covers):", "",
             table(["detector", "recall", "time per image"], det_rows), "",
-            "CED plots: `benchmarks/results/ced_300w_common_landmark_boxes.png`, `benchmarks/results/ced_300w_common_dlib_boxes.png`; "
+            "CED plots: `benchmarks/results/ced_300w_common_landmark_boxes.png`, `benchmarks/results/ced_300w_common_dlib_boxes.png`, "
+            "`benchmarks/results/ced_300w_common_retinaface_boxes.png`; "
             "all numbers: `benchmarks/results/accuracy.json`."]
     write_section("accuracy", "\n".join(body), "python benchmarks/accuracy.py")
 

@@ -80,18 +80,18 @@ def make_640x480(samples, n: int, folder: Path) -> list[Path]:
 
 def folder_throughput(paths, model: str) -> list:
     rows = []
-    for det_name in ("dlib", "haar"):
+    for det_name in ("retinaface", "dlib", "haar"):
         lm = Landmarker.from_pretrained(model, detector=det_name, threads=1, pose=False)
-        det = lm.detector
         t_dec = t_det = t_lm = 0.0
         faces = 0
         for p in paths:
             t0 = time.perf_counter()
             rgb = load_image(p)
             t1 = time.perf_counter()
-            d = det.detect(rgb)
+            d = lm.find_faces(rgb)
             t2 = time.perf_counter()
-            pts = lm.predictor.predict(rgb, det.landmark_boxes(d.boxes))
+            angles = lm.face_angles(d)
+            pts = lm.predictor.predict(rgb, lm.detector.landmark_boxes(d.boxes, angles), angles)
             t3 = time.perf_counter()
             t_dec, t_det, t_lm, faces = t_dec + t1 - t0, t_det + t2 - t1, t_lm + t3 - t2, faces + len(pts)
         n = len(paths)
