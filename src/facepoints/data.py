@@ -230,7 +230,7 @@ def upright(image: np.ndarray, orientation: int) -> np.ndarray:
     return image
 
 
-STRIP_PIXELS = 4_000_000
+STRIP_PIXELS = 1_000_000  # a strip and its transient copy stay small beside the image
 
 
 def _to_array(im: Image.Image) -> np.ndarray:

@@ -91,7 +91,15 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
-CED_SUFFIXES = (".png", ".svg", ".pdf")
+CED_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg", ".pdf")
+
+
+def ced_label(name: str, nmes: np.ndarray) -> str:
+    """The legend entry: the mean NME over the faces found (the evaluation table's "NME mean"), and how many."""
+    nmes = np.asarray(nmes, np.float64)
+    found = nmes[np.isfinite(nmes)]
+    mean = f"mean NME {100 * found.mean():.2f}%" if len(found) else "no face found"
+    return f"{name} ({mean}{f', {len(found)}/{len(nmes)} faces found' if len(found) < len(nmes) else ''})"
 
 
 def plot_ced(curves: dict[str, np.ndarray], path: str | Path, threshold: float = 0.08) -> None:
@@ -110,10 +118,7 @@ def plot_ced(curves: dict[str, np.ndarray], path: str | Path, threshold: float =
     xs = np.linspace(0, threshold, 200)
     for name, nmes in curves.items():
         nmes = np.asarray(nmes, np.float64)
-        found = nmes[np.isfinite(nmes)]
-        mean = f"mean NME {100 * found.mean():.2f}%" if len(found) else "no face found"
-        missed = f", {len(found)}/{len(nmes)} faces found" if len(found) < len(nmes) else ""
-        ax.plot(100 * xs, [(nmes <= x).mean() for x in xs], label=f"{name} ({mean}{missed})")
+        ax.plot(100 * xs, [(nmes <= x).mean() for x in xs], label=ced_label(name, nmes))
     ax.set(xlabel="NME (%)", ylabel="fraction of faces", title="Cumulative error distribution", ylim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")

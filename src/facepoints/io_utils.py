@@ -53,6 +53,9 @@ def check_outputs(outputs: Iterable[str | Path | tuple[str | Path, str] | None],
     for out, writer in outs:
         if out.is_dir():
             raise FacepointsError(f"{out}: is a folder; give a file name for this output")
+        blocker = _file_in_the_way(out.parent)
+        if blocker is not None:
+            raise FacepointsError(f"{out}: cannot be written, {blocker} is a file, not a folder")
         for i in ins:
             if _same_file(out, i):
                 raise FacepointsError(f"{out}: output would overwrite the input {i}; choose another output path")
@@ -72,11 +75,20 @@ def check_outputs(outputs: Iterable[str | Path | tuple[str | Path, str] | None],
     return [o for o, _ in outs]
 
 
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The existing file, if any, that stands where `folder` or one of the folders above it should be."""
+    for p in [folder, *folder.parents]:
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
+
+
 def check_output_folder(folder: str | Path, option: str) -> Path:
-    """A folder the run will write into: it may exist, but not as a file."""
+    """A folder the run will write into: it may exist, but not as a file (nor below one)."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise FacepointsError(f"{folder}: {option} is an existing file, not a folder")
+    blocker = _file_in_the_way(folder)
+    if blocker is not None:
+        raise FacepointsError(f"{folder}: {option} needs a folder, but {blocker} is an existing file")
     return folder
 
 

@@ -220,11 +220,14 @@ def train(cfg: TrainConfig, resume: bool = False, epochs: int | None = None) -> 
             if epochs < done:
                 raise FacepointsError(f"{out}: --epochs {epochs}, but the run has already trained {done} epochs")
             cfg = replace(cfg, epochs=epochs)
-        removed = remove_stale_temps(out) + remove_stale_temps(out / "progress")
-        print(f"resuming {out} after epoch {done} of {cfg.epochs}"
-              + (f" (removed {removed} temporary files a kill left behind)" if removed else ""))
+        if state is not None and (not last_path.exists() or load_checkpoint(last_path)["epoch"] < done):
+            save_checkpoint(last_path, state)  # killed between best.pt and last.pt: both hold this epoch's state
+        print(f"resuming {out} after epoch {done} of {cfg.epochs}")
     elif last_path.exists() or best_path.exists():
         raise FacepointsError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
+    removed = remove_stale_temps(out) + remove_stale_temps(out / "progress") if out.is_dir() else 0
+    if removed:
+        print(f"{out}: removed {removed} temporary files a killed run left behind")
     check_outputs([last_path, best_path, out / "model.pt", out / "curves.png", out / "progress" / "epoch_001.png"],
                   read_folders=[cfg.data] if cfg.data and Path(cfg.data).is_dir() else [],
                   read_suffixes=IMAGE_SUFFIXES + (".pts",))
