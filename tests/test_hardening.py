@@ -108,6 +108,14 @@ def test_detect_same_stem_inputs_under_one_folder_keep_their_structure(tiny_mode
     assert (out / "1" / "x.json").exists() and (out / "2" / "x.json").exists()
 
 
+def test_detect_json_for_many_images_is_valid_json(tiny_model, tmp_path):
+    _image(tmp_path / "d" / "a.jpg")
+    _image(tmp_path / "d" / "b.jpg", seed=1)
+    out = tmp_path / "all.json"
+    assert main(["detect", str(tmp_path / "d"), "--json", str(out), "--model", str(tiny_model / "model.pt"), "--detector", "haar"]) == 0
+    assert [Path(r["image"]).name for r in json.loads(out.read_text())] == ["a.jpg", "b.jpg"]
+
+
 def test_detect_rerun_does_not_read_its_own_outputs(tiny_model, tmp_path, capsys):
     _image(tmp_path / "photos" / "a.jpg")
     args = ["detect", str(tmp_path / "photos"), "-o", str(tmp_path / "photos" / "annotated"), "--model",
@@ -360,7 +368,9 @@ def test_corrupt_mp4_is_reported_once_without_decoder_noise(tiny_model, tmp_path
     for k in range(len(data) // 5, len(data) * 4 // 5, 97):
         data[k] ^= 0x5A
     path.write_bytes(bytes(data))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    import facepoints
+
+    env = {**os.environ, "PYTHONPATH": str(Path(facepoints.__file__).parents[1]), "OMP_NUM_THREADS": "1"}  # this facepoints
     env.pop("OPENCV_FFMPEG_LOGLEVEL", None)
     run = subprocess.run([sys.executable, "-m", "facepoints.cli", "detect", str(path), "-o", str(tmp_path / "out"),
                           "--model", str(tiny_model / "model.pt"), "--detector", "haar", "--backend", "torch"],

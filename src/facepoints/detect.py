@@ -176,6 +176,8 @@ def _write_table(path: Path, records) -> None:
         atomic_write_text(path, buf.getvalue())
     elif path.suffix.lower() == ".json" and len(records) == 1:
         atomic_write_text(path, records[0].to_json(indent=1))
+    elif path.suffix.lower() == ".json":  # a .json file stays valid JSON: a list, not JSON lines
+        atomic_write_text(path, json.dumps([r.summary() for r in records], indent=1))
     else:
         atomic_write_text(path, "".join(json.dumps(r.summary()) + "\n" for r in records))
 
