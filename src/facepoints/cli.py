@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from .config import AugmentConfig, TrainConfig
 from .errors import FacepointsError
@@ -14,15 +16,44 @@ TRAIN = {f.name: f.default for f in fields(TrainConfig)}
 AUGMENT = {f.name: f.default for f in fields(AugmentConfig)}
 
 
+# Numeric option types: every number is checked at parse time, so a bad value is argparse's one
+# line and exit code 2, never a traceback deep inside the run (or a crash, as `--camera -1` was).
+
+
+def _number(kind, ok, what: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _number(float, lambda v: v > 0, "a number > 0")
+non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+finite_float = _number(float, lambda v: True, "a finite number")
+fraction = _number(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
+probability = _number(float, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
+margin = _number(float, lambda v: 1 <= v <= 4, "a crop margin in [1, 4] (the crop must hold the whole face box)")
+degrees = _number(float, lambda v: 0 <= v <= 180, "an angle in [0, 180] degrees")
+max_side = _number(int, lambda v: v == 0 or v >= 32, "0 (never shrink) or a side of at least 32 px")
+
 DETECTOR_NAMES = ("retinaface", "dlib", "haar")  # detectors.DETECTORS; listed here so --help does not import OpenCV
 
 
 def _add_detector_options(p, help_prefix: str = "") -> None:
     p.add_argument("--detector", default="retinaface", choices=DETECTOR_NAMES,
                    help=help_prefix + "face detector: retinaface (CNN, default), dlib (HOG) or haar")
-    p.add_argument("--det-threshold", type=float, default=None,
+    p.add_argument("--det-threshold", type=finite_float, default=None,
                    help="the detector's own score threshold (retinaface: 0-1, default 0.5; dlib: SVM score, default 0)")
-    p.add_argument("--det-max-side", type=int, default=-1,
+    p.add_argument("--det-max-side", type=max_side, default=-1,
                    help="shrink images to this long side for detection only (retinaface default 1280; 0 = never)")
     p.add_argument("--no-upright", dest="upright", action="store_false",
                    help="do not turn faces upright by the detector's keypoints before the landmark model (retinaface)")
@@ -41,27 +72,28 @@ def _add_train(sub):
     p.add_argument("--data", help="folder of image+.pts pairs, or a dlib XML file (not needed with --resume)")
     p.add_argument("--out", default=TRAIN["out"], help="run folder: checkpoints, progress.gif, curves.png, model.pt")
     p.add_argument("--model", dest="arch", default=TRAIN["arch"], help="architecture: xception, pipnet_small, pipnet_fast, pipnet_fast_wide or pipnet_fast_detail")
-    p.add_argument("--epochs", type=int, default=TRAIN["epochs"])
-    p.add_argument("--batch-size", type=int, default=TRAIN["batch_size"])
-    p.add_argument("--lr", type=float, default=TRAIN["lr"])
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help=f"epochs to train (default {TRAIN['epochs']}); with --resume: train on up to this epoch")
+    p.add_argument("--batch-size", type=positive_int, default=TRAIN["batch_size"])
+    p.add_argument("--lr", type=positive_float, default=TRAIN["lr"])
     p.add_argument("--optimizer", choices=["adam", "adamw"], default=TRAIN["optimizer"])
-    p.add_argument("--weight-decay", type=float, default=TRAIN["weight_decay"])
+    p.add_argument("--weight-decay", type=non_negative_float, default=TRAIN["weight_decay"])
     p.add_argument("--schedule", choices=["constant", "cosine"], default=TRAIN["schedule"])
-    p.add_argument("--warmup-epochs", type=float, default=TRAIN["warmup_epochs"])
-    p.add_argument("--ema", type=float, default=TRAIN["ema"], help="moving average of the weights, decay per step (e.g. 0.998); 0 = off")
-    p.add_argument("--val-fraction", type=float, default=TRAIN["val_fraction"],
+    p.add_argument("--warmup-epochs", type=non_negative_float, default=TRAIN["warmup_epochs"])
+    p.add_argument("--ema", type=fraction, default=TRAIN["ema"], help="moving average of the weights, decay per step (e.g. 0.998); 0 = off")
+    p.add_argument("--val-fraction", type=fraction, default=TRAIN["val_fraction"],
                    help="share of faces held out to validate and select the epoch; 0 = train on every face, keep the last epoch")
-    p.add_argument("--margin", type=float, default=TRAIN["margin"], help="crop side as a multiple of the face box's longer side")
-    p.add_argument("--cache-side", type=int, default=TRAIN["cache_side"], help="px of the source crops cached for training (2.2x the face box)")
-    p.add_argument("--seed", type=int, default=TRAIN["seed"])
-    p.add_argument("--workers", type=int, default=TRAIN["workers"])
+    p.add_argument("--margin", type=margin, default=TRAIN["margin"], help="crop side as a multiple of the face box's longer side")
+    p.add_argument("--cache-side", type=positive_int, default=TRAIN["cache_side"], help="px of the source crops cached for training (2.2x the face box)")
+    p.add_argument("--seed", type=non_negative_int, default=TRAIN["seed"])
+    p.add_argument("--workers", type=non_negative_int, default=TRAIN["workers"])
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=TRAIN["precision"])
-    p.add_argument("--blur", type=float, default=AUGMENT["blur"], help="probability of Gaussian blur augmentation")
-    p.add_argument("--occlusion", type=float, default=AUGMENT["occlusion"], help="probability of a random occluding rectangle")
-    p.add_argument("--rotation", type=float, default=AUGMENT["rotation"], help="max rotation augmentation, degrees")
-    p.add_argument("--shift", type=float, default=AUGMENT["shift"], help="max box-centre shift augmentation, fraction of the crop side")
-    p.add_argument("--shift-x", type=float, default=AUGMENT["shift_x"], help="max shift across, if it should differ from --shift")
-    p.add_argument("--scale-jitter", type=float, default=AUGMENT["scale"], help="crop side multiplied by exp(U(-s, s))")
+    p.add_argument("--blur", type=probability, default=AUGMENT["blur"], help="probability of Gaussian blur augmentation")
+    p.add_argument("--occlusion", type=probability, default=AUGMENT["occlusion"], help="probability of a random occluding rectangle")
+    p.add_argument("--rotation", type=degrees, default=AUGMENT["rotation"], help="max rotation augmentation, degrees")
+    p.add_argument("--shift", type=non_negative_float, default=AUGMENT["shift"], help="max box-centre shift augmentation, fraction of the crop side")
+    p.add_argument("--shift-x", type=non_negative_float, default=AUGMENT["shift_x"], help="max shift across, if it should differ from --shift")
+    p.add_argument("--scale-jitter", type=non_negative_float, default=AUGMENT["scale"], help="crop side multiplied by exp(U(-s, s))")
     p.add_argument("--no-flip", action="store_true", help="disable mirror augmentation")
     p.add_argument("--ignore-annotation-offsets", dest="annotation_offsets", action="store_false",
                    help="mirror the points as written, not what they mark (the 300-W manifest's 1-based offsets)")
@@ -77,13 +109,43 @@ def _run_train(args):
         raise FacepointsError("train needs --data (a folder of image+.pts pairs or a dlib XML file)")
     if args.arch not in MODELS:
         raise FacepointsError(f"unknown architecture {args.arch!r}; choose from {', '.join(MODELS)}")
-    train(train_config(args), resume=args.resume)
+    if args.resume:
+        _check_resume_options(args)
+    train(train_config(args), resume=args.resume, epochs=args.epochs if args.resume else None)
+
+
+# flattened TrainConfig field -> its option, where the names differ
+OPTION_NAMES = {"arch": "model", "augment.scale": "scale-jitter", "augment.flip": "no-flip",
+                "annotation_offsets": "ignore-annotation-offsets"}
+
+
+def _check_resume_options(args) -> None:
+    """--resume takes the run's saved settings; an option set to something else is refused, not ignored.
+    --epochs is the exception: it extends (or shortens, if not yet reached) the run."""
+    from dataclasses import asdict
+
+    from .config import config_from_dict
+    from .train import saved_run
+
+    def flat(cfg):
+        d = asdict(cfg)
+        return {**{k: v for k, v in d.items() if k != "augment"}, **{f"augment.{k}": v for k, v in d["augment"].items()}}
+
+    asked, default = flat(train_config(args)), flat(train_config(build_parser().parse_args(["train"])))
+    saved = flat(config_from_dict(saved_run(args.out)[1]))
+    differ = [k for k in asked if k not in ("epochs", "out") and asked[k] != default[k] and asked[k] != saved.get(k)]
+    if differ:
+        names = ", ".join("--" + OPTION_NAMES.get(k, k.removeprefix("augment.")).replace("_", "-") for k in differ)
+        raise FacepointsError(f"{args.out}: --resume continues with the run's saved settings; {names} differ from them "
+                              "(only --epochs may change)")
 
 
 def train_config(args) -> TrainConfig:
     aug = AugmentConfig(rotation=args.rotation, flip=not args.no_flip, blur=args.blur, occlusion=args.occlusion,
                         shift=args.shift, shift_x=args.shift_x, scale=args.scale_jitter)
-    return TrainConfig(augment=aug, **{k: v for k, v in vars(args).items() if k in TRAIN})
+    values = {k: v for k, v in vars(args).items() if k in TRAIN}
+    values["epochs"] = args.epochs or TRAIN["epochs"]
+    return TrainConfig(augment=aug, **values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,8 +171,6 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args):
-    from pathlib import Path
-
     from .evaluate import run
 
     ced = args.ced or (str(Path(args.json_out).with_suffix(".ced.png")) if args.json_out else "ced.png")
@@ -127,8 +187,12 @@ def _add_export(sub):
 
 def _run_export(args):
     from .export import export_onnx
-    from .weights import load_model
+    from .io_utils import check_outputs
+    from .weights import load_model, resolve
 
+    if Path(args.output).suffix.lower() != ".onnx":
+        raise FacepointsError(f"-o {args.output}: an ONNX file needs the .onnx suffix")
+    check_outputs([args.output], inputs=[resolve(args.model)[0]])
     model, meta = load_model(args.model)
     path = export_onnx(model, meta["input_size"], args.output)
     print(f"{meta['arch']} -> {path} (input crops: batch x 1 x {meta['input_size']} x {meta['input_size']}, gray in [0, 1]; "
@@ -143,11 +207,11 @@ def _add_detect(sub):
     p.add_argument("--model", default=None, help="shipped model name or .pt path")
     _add_detector_options(p)
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
-    p.add_argument("--camera", type=int, default=None, help="webcam index, e.g. 0")
-    p.add_argument("--max-frames", type=int, default=None, help="stop a video or camera after N frames")
+    p.add_argument("--camera", type=non_negative_int, default=None, help="webcam index, e.g. 0")
+    p.add_argument("--max-frames", type=positive_int, default=None, help="stop a video or camera after N frames")
     p.add_argument("--gif", action="store_true", help="also write an animated GIF for videos")
     p.add_argument("--no-smooth", action="store_true", help="video: no temporal smoothing")
-    p.add_argument("--redetect-every", type=int, default=15, help="video: run the detector every N frames")
+    p.add_argument("--redetect-every", type=positive_int, default=15, help="video: run the detector every N frames")
     p.add_argument("--no-lines", action="store_true", help="draw points only")
     p.add_argument("--no-boxes", action="store_true")
     p.add_argument("--numbers", action="store_true", help="draw point indices")
@@ -165,11 +229,19 @@ def _run_detect(args):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    threshold = getattr(args, "det_threshold", None)
+    if threshold is not None and args.detector == "retinaface" and not 0 < threshold < 1:
+        parser.error(f"argument --det-threshold: {threshold} is not a retinaface score in (0, 1)")
     try:
         code = args.func(args)
     except FacepointsError as e:
         print(f"facepoints: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # the system refused a file operation (disk, permissions): one line; bugs still raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"facepoints: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("facepoints: interrupted", file=sys.stderr)

@@ -24,7 +24,10 @@ from .errors import FacepointsError
 from .landmarks import NUM_POINTS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard (~10k x 10k)
+# decompression-bomb guard and memory bound: Pillow's own threshold (~9.5k x 9.5k), where it starts to warn;
+# decoding one such image peaks at ~0.6 GB over the ~0.4 GB of the loaded models (README, "Bad input")
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+ORIENTATION = 0x0112  # the EXIF orientation tag
 # 300-W's source annotations count pixels from 1 (Matlab), so a crop scaled by s has its points
 # s px right of and below what they mark: on train/, a model's error per face falls by ~1 px per unit
 # of s in x and y alike (benchmarks/annotation_offsets.py), across both source repositories of the crops.
@@ -181,7 +184,11 @@ def read_dataset(source: str | Path) -> list[Sample]:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Decode any supported image to uint8 RGB (H, W, 3): grayscale, RGBA, 16-bit included."""
+    """Decode any supported image to uint8 RGB (H, W, 3): grayscale, RGBA, 16-bit included.
+
+    The EXIF orientation is applied (a phone photo stored sideways comes out upright, and points are
+    in that upright frame). Images over MAX_IMAGE_PIXELS are refused before decoding; below it the
+    decode holds at most Pillow's copy and ours at once (about 7 bytes a pixel: ~0.6 GB at the limit)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -192,13 +199,52 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise FacepointsError(f"{path}: image too large ({im.width}x{im.height}), refusing to decode")
+                raise FacepointsError(f"{path}: image too large ({im.width}x{im.height} = {im.width * im.height / 1e6:.0f} "
+                                      f"Mpx; the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx), refusing to decode")
+            orientation = im.getexif().get(ORIENTATION, 1)
             im.load()
-            return to_rgb(np.asarray(_pil_to_8bit(im)))
+            rgb = to_rgb(_to_array(_pil_to_8bit(im)))
+        return upright(rgb, orientation)  # after Pillow's copy is freed
     except FacepointsError:
         raise
     except Exception as e:  # PIL raises many types for corrupt data
         raise FacepointsError(f"{path}: not a decodable image ({e.__class__.__name__}: {e})") from None
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to a decoded image, as ImageOps.exif_transpose would."""
+    if orientation == 2:
+        return cv2.flip(image, 1)
+    if orientation == 3:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(image, 0)
+    if orientation == 5:
+        return np.ascontiguousarray(image.transpose(1, 0, 2))
+    if orientation == 6:
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return np.ascontiguousarray(image[::-1, ::-1].transpose(1, 0, 2))
+    if orientation == 8:
+        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return image
+
+
+STRIP_PIXELS = 1_000_000  # a strip and its transient copy stay small beside the image
+
+
+def _to_array(im: Image.Image) -> np.ndarray:
+    """PIL image -> numpy, in strips for big images: np.asarray(im) holds a second full copy at its peak."""
+    if im.width * im.height <= STRIP_PIXELS:
+        return np.asarray(im)
+    rows = max(1, STRIP_PIXELS // im.width)
+    strips = [(y, min(y + rows, im.height)) for y in range(0, im.height, rows)]
+    first = np.asarray(im.crop((0, 0, im.width, strips[0][1])))
+    out = np.empty((im.height, *first.shape[1:]), first.dtype)
+    out[: strips[0][1]] = first
+    for y0, y1 in strips[1:]:
+        out[y0:y1] = np.asarray(im.crop((0, y0, im.width, y1)))
+    return out
 
 
 def _pil_to_8bit(im: Image.Image) -> Image.Image:
@@ -216,6 +262,12 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim not in (2, 3) or image.size == 0:
         raise FacepointsError(f"expected an image array (H, W[, C]), got shape {image.shape}")
+    if image.dtype.kind not in "uifb":
+        raise FacepointsError(f"expected an image array of numbers, got dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4):
+        raise FacepointsError(f"expected an image array with 1, 2, 3 or 4 channels, got shape {image.shape}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise FacepointsError("image array holds NaN or infinite values")
     if image.dtype == np.uint16:
         image = (image / 257.0).astype(np.uint8)
     elif image.dtype.kind == "f":

@@ -21,6 +21,7 @@ from .augment import degrade, geometric, photometric
 from .config import CACHE_SIDE, AugmentConfig
 from .crop import crop_matrix, crop_square, points_box, square_from_box, to_gray, transform_points, warp
 from .data import Sample, load_image
+from .io_utils import atomic_path
 
 CACHE_CONTEXT = 2.2
 
@@ -51,10 +52,8 @@ def build_cache(samples: list[Sample], cache_dir: Path | None = None, side: int 
         cx, cy, source_side = square_from_box(points_box(s.points), CACHE_CONTEXT)
         crop = crop_square(load_image(s.image_path), cx, cy, source_side, side)  # big faces: shrunk without aliasing
         images[i], points[i] = crop.image, crop.to_crop(s.points)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, images=images, points=points)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a killed run leaves no half cache behind
+        np.savez(f, images=images, points=points)
     return images, points
 
 

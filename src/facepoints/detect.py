@@ -13,18 +13,21 @@ from tqdm import tqdm
 
 from .data import IMAGE_SUFFIXES
 from .errors import FacepointsError
-from .io_utils import atomic_path, atomic_write_text
+from .io_utils import atomic_path, atomic_write_text, check_output_folder, check_outputs
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
-def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(file, name relative to its folder) for each input; folders are walked recursively for images and videos."""
+def expand_inputs(inputs: list[str], skip: Path | None = None) -> list[tuple[Path, Path]]:
+    """(file, name relative to its folder) for each input; folders are walked recursively for images and
+    videos, except `skip` (the run's output folder, so a rerun does not annotate its own outputs)."""
     items = []
+    skip = skip.resolve() if skip is not None else None
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+                           and not (skip is not None and skip != p.resolve() and f.resolve().is_relative_to(skip)))
             if not found:
                 raise FacepointsError(f"{p}: no images or videos in this folder")
             items += [(f, f.relative_to(p)) for f in found]
@@ -56,11 +59,45 @@ def _face_tiles(result, draw_kwargs) -> list[np.ndarray]:
     return [crop_face(canvas, points_box(f.points), 192, 1.4).image for f in result.faces]
 
 
-def _output_path(out_dir: Path, rel: Path, suffix: str, inputs: set[Path]) -> Path:
-    path = out_dir / rel.with_suffix(suffix)
-    if path.resolve() in inputs:
-        raise FacepointsError(f"{path}: output would overwrite an input; choose another -o")
-    return path
+TABLE_SUFFIXES = (".jsonl", ".json", ".csv")
+
+
+def plan_outputs(args, items: list[tuple[Path, Path]], out_dir: Path) -> dict:
+    """Every file this run will write, checked before any work (io_utils.check_outputs).
+
+    key -> paths: an input file -> its outputs (image, json; or video, gif, jsonl), "camera" likewise,
+    "table" -> the --json file, "grid" -> the --grid picture.
+
+    Two inputs whose outputs share a name (d1/x.jpg and d2/x.jpg, or x.jpg beside x.png) are refused
+    up front rather than given invented names: an output's name stays the documented <stem>.json in
+    -o, and giving their common folder instead keeps the folder structure below it."""
+    check_output_folder(out_dir, "-o")
+    if args.grid and Path(args.grid).suffix.lower() not in IMAGE_SUFFIXES:
+        raise FacepointsError(f"--grid {args.grid}: the picture needs an image suffix ({', '.join(IMAGE_SUFFIXES)})")
+    if args.json_out and Path(args.json_out).suffix.lower() not in TABLE_SUFFIXES:
+        raise FacepointsError(f"--json {args.json_out}: give a .jsonl, .json or .csv file")
+    plan: dict = {}
+
+    def video(key, stem: Path):
+        plan[key] = [None if args.no_images else Path(f"{stem}.landmarks.mp4"),
+                     Path(f"{stem}.landmarks.gif") if args.gif else None, Path(f"{stem}.landmarks.jsonl")]
+
+    if args.camera is not None:
+        video("camera", out_dir / f"camera{args.camera}")
+    for f, rel in items:
+        if f.suffix.lower() in VIDEO_SUFFIXES:
+            video(f, out_dir / rel.with_suffix(""))
+        else:
+            suffix = f.suffix.lower() if f.suffix.lower() in IMAGE_SUFFIXES else ".png"  # e.g. a .tif given by name
+            plan[f] = [None if args.no_images else out_dir / rel.with_suffix(".landmarks" + suffix),
+                       None if args.json_out else out_dir / rel.with_suffix(".json")]
+    plan["table"] = [Path(args.json_out) if args.json_out else None]
+    plan["grid"] = [Path(args.grid) if args.grid else None]
+    labels = {"camera": f"--camera {args.camera}", "table": "--json", "grid": "--grid"}
+    check_outputs([(p, labels.get(k, str(k))) for k, paths in plan.items() for p in paths if p is not None],
+                  inputs=[f for f, _ in items], read_folders=[i for i in args.inputs if Path(i).is_dir()],
+                  read_suffixes=IMAGE_SUFFIXES + VIDEO_SUFFIXES, skip=out_dir)
+    return plan
 
 
 def run_detect(args) -> int:
@@ -70,43 +107,42 @@ def run_detect(args) -> int:
 
     if not args.inputs and args.camera is None:
         raise FacepointsError("give image/video files or folders, or --camera N")
-    items = expand_inputs(args.inputs)
+    out_dir = Path(args.out)
+    items = expand_inputs(args.inputs, skip=out_dir)
+    plan = plan_outputs(args, items, out_dir)
     det = detector_options(args)
     landmarker = Landmarker(LandmarkerOptions(model=args.model, detector=args.detector, backend=args.backend,
                                               flip_test=args.flip_test, upright=args.upright, detector_max_side=det["max_side"],
                                               detector_threshold=det.get("threshold")))
     landmarker.detector  # fail early on bad detector options
-    out_dir = Path(args.out)
-    input_set = {f.resolve() for f, _ in items}
     draw = {"lines": not args.no_lines, "boxes": not args.no_boxes, "numbers": args.numbers}
     video_opts = VideoOptions(redetect_every=args.redetect_every, smooth=not args.no_smooth)
     problems, records, tiles, n_faces = [], [], [], 0
 
-    def run_video(source, rel: Path):
-        stem = out_dir / rel.with_suffix("")
-        res = process_video(landmarker, source, None if args.no_images else Path(f"{stem}.landmarks.mp4"),
-                            Path(f"{stem}.landmarks.gif") if args.gif else None, Path(f"{stem}.landmarks.jsonl"),
-                            video_opts, args.max_frames, draw)
-        print(f"{source}: {res['frames']} frames at {res['fps']:.1f} fps -> {stem}.landmarks.*")
+    def run_video(source, key):
+        video, gif, jsonl = plan[key]
+        res = process_video(landmarker, source, video, gif, jsonl, video_opts, args.max_frames, draw)
+        print(f"{source}: {res['frames']} frames at {res['fps']:.1f} fps -> {str(jsonl).removesuffix('.jsonl')}.*")
         if res["error"]:
             problems.append(res["error"])
 
     if args.camera is not None:
-        run_video(args.camera, Path(f"camera{args.camera}"))
-    images = [(f, r) for f, r in items if f.suffix.lower() not in VIDEO_SUFFIXES]
-    for f, r in items:
+        run_video(args.camera, "camera")
+    images = [f for f, _ in items if f.suffix.lower() not in VIDEO_SUFFIXES]
+    for f, _ in items:
         if f.suffix.lower() in VIDEO_SUFFIXES:
             try:
-                run_video(str(f), r)
+                run_video(str(f), f)
             except FacepointsError as e:
                 problems.append(str(e))
-    for f, rel in tqdm(images, unit="image", desc="detecting", disable=len(images) < 2, leave=False):
+    for f in tqdm(images, unit="image", desc="detecting", disable=len(images) < 2, leave=False):
+        image_out, json_out = plan[f]
         try:
             result = landmarker.detect(f)
-            if not args.no_images:
-                result.save(_output_path(out_dir, rel, ".landmarks" + (f.suffix.lower() if f.suffix.lower() in IMAGE_SUFFIXES else ".png"), input_set), **draw)
-            if not args.json_out:
-                atomic_write_text(_output_path(out_dir, rel, ".json", input_set), result.to_json(indent=1))
+            if image_out is not None:
+                result.save(image_out, **draw)
+            if json_out is not None:
+                atomic_write_text(json_out, result.to_json(indent=1))
         except FacepointsError as e:
             problems.append(str(e))
             continue
@@ -117,7 +153,7 @@ def run_detect(args) -> int:
         if args.grid:
             tiles += _face_tiles(result, draw)
     if args.json_out:
-        _write_table(Path(args.json_out), records, input_set)
+        _write_table(Path(args.json_out), records)
     if args.grid:
         _write_grid(Path(args.grid), tiles)
     if images:
@@ -130,9 +166,7 @@ def run_detect(args) -> int:
     return 1 if problems else 0
 
 
-def _write_table(path: Path, records, inputs: set[Path]) -> None:
-    if path.resolve() in inputs:
-        raise FacepointsError(f"{path}: output would overwrite an input")
+def _write_table(path: Path, records) -> None:
     if path.suffix.lower() == ".csv":
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -142,6 +176,8 @@ def _write_table(path: Path, records, inputs: set[Path]) -> None:
         atomic_write_text(path, buf.getvalue())
     elif path.suffix.lower() == ".json" and len(records) == 1:
         atomic_write_text(path, records[0].to_json(indent=1))
+    elif path.suffix.lower() == ".json":  # a .json file stays valid JSON: a list, not JSON lines
+        atomic_write_text(path, json.dumps([r.summary() for r in records], indent=1))
     else:
         atomic_write_text(path, "".join(json.dumps(r.summary()) + "\n" for r in records))
 

@@ -240,6 +240,27 @@ class HaarDetector(Detector):
         return Detections(boxes, np.asarray(weights, np.float64).reshape(-1))
 
 
+def check_boxes(boxes) -> np.ndarray:
+    """A caller's boxes as (N, 4) float64 x1 y1 x2 y2; a FacepointsError naming what is wrong otherwise
+    (a raw numpy error, or silently NaN points, is what a bad box gave before)."""
+    try:
+        b = np.asarray(boxes, np.float64)
+    except (TypeError, ValueError):
+        raise FacepointsError("boxes: expected numbers, (N, 4) x1 y1 x2 y2") from None
+    if b.size == 0:
+        return b.reshape(0, 4)
+    if b.ndim == 1 and b.shape == (4,):
+        b = b[None]
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise FacepointsError(f"boxes: expected shape (N, 4) x1 y1 x2 y2, got {b.shape}")
+    if not np.isfinite(b).all():
+        raise FacepointsError(f"boxes: box {int(np.flatnonzero(~np.isfinite(b).all(1))[0])} holds NaN or infinite values")
+    bad = np.flatnonzero((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1]))
+    if len(bad):
+        raise FacepointsError(f"boxes: box {int(bad[0])} {b[bad[0]].tolist()} is empty or inverted (need x2 > x1 and y2 > y1)")
+    return b
+
+
 class GivenBoxes(Detector):
     """Boxes supplied by the caller, already in the landmark-box convention."""
 
@@ -247,7 +268,7 @@ class GivenBoxes(Detector):
 
     def __init__(self, boxes):
         super().__init__(None)
-        self.boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        self.boxes = check_boxes(boxes)
 
     def _detect(self, rgb):
         return Detections(self.boxes, np.ones(len(self.boxes)))

@@ -1,24 +1,128 @@
-"""Atomic writes: outputs appear complete or not at all, and never replace an input."""
+"""Outputs: decided before any work (never over an input or each other), then written atomically."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+
+from .errors import FacepointsError
+
+# errors that say the output could not be written, whatever the code inside the `with` was doing
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+TEMP_GLOB = ".*.tmp*"  # what atomic_path names its temporary files: .<name>.<random>.tmp<suffix>
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Same file after resolving symlinks and `..`, or the same inode (a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def check_outputs(outputs: Iterable[str | Path | tuple[str | Path, str] | None], inputs: Iterable[str | Path] = (),
+                  read_folders: Iterable[str | Path] = (), read_suffixes: tuple[str, ...] = (),
+                  skip: str | Path | None = None) -> list[Path]:
+    """Decide, before any work starts, that every output of one run is safe to write; one line if not.
+
+    Every verb calls this with all it will write and all it reads, so none can forget a case:
+    - an output may not be an existing folder;
+    - an output may not be an input or another output of the run (resolved paths, so symlinks and
+      `..` count, and inodes, so hard links count);
+    - in a folder that holds inputs an output may add a file but never replace one: a user's own
+      `a.json` beside `a.jpg` is theirs, and a rerun there says so rather than guessing;
+    - inside `read_folders` (walked recursively for `read_suffixes`, except `skip`, the run's own
+      output folder) an output may not have such a suffix: the next run would read it as an input.
+    An output may come as (path, what writes it), to name both writers when two collide.
+    Returns the output paths (None entries dropped)."""
+    outs = [(Path(o[0]), o[1]) if isinstance(o, tuple) else (Path(o), None) for o in outputs
+            if o is not None and not (isinstance(o, tuple) and o[0] is None)]
+    ins = [Path(i) for i in inputs]
+    input_dirs = {i.resolve().parent for i in ins}
+    seen: list[tuple[Path, str | None]] = []
+    for out, writer in outs:
+        if out.is_dir():
+            raise FacepointsError(f"{out}: is a folder; give a file name for this output")
+        blocker = _file_in_the_way(out.parent)
+        if blocker is not None:
+            raise FacepointsError(f"{out}: cannot be written, {blocker} is a file, not a folder")
+        for i in ins:
+            if _same_file(out, i):
+                raise FacepointsError(f"{out}: output would overwrite the input {i}; choose another output path")
+        for other, other_writer in seen:
+            if _same_file(out, other):
+                both = f"both {other_writer} and {writer}" if writer and other_writer else "two outputs of this run"
+                raise FacepointsError(f"{out}: {both} would write this file; results must not be lost, so nothing was done")
+        if out.exists() and out.resolve().parent in input_dirs:
+            raise FacepointsError(f"{out}: already exists in a folder of inputs; facepoints adds files there "
+                                  "but never replaces one (move it away or choose another output path)")
+        if out.suffix.lower() in read_suffixes and not (skip is not None and _inside(out, Path(skip))):
+            for folder in read_folders:
+                if _inside(out, Path(folder)):
+                    raise FacepointsError(f"{out}: inside the input folder {folder}, where the next run would read "
+                                          "it as an input; choose another output path")
+        seen.append((out, writer))
+    return [o for o, _ in outs]
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The existing file, if any, that stands where `folder` or one of the folders above it should be."""
+    for p in [folder, *folder.parents]:
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
+
+
+def check_output_folder(folder: str | Path, option: str) -> Path:
+    """A folder the run will write into: it may exist, but not as a file (nor below one)."""
+    folder = Path(folder)
+    blocker = _file_in_the_way(folder)
+    if blocker is not None:
+        raise FacepointsError(f"{folder}: {option} needs a folder, but {blocker} is an existing file")
+    return folder
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Delete temporary files a killed run left in `folder` (atomic_path's names); returns how many."""
+    n = 0
+    for tmp in Path(folder).glob(TEMP_GLOB):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
+
+    A full disk (or a read-only or over-quota one) becomes one FacepointsError naming `path`,
+    and the temporary file is removed: no partial output, no traceback."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    except OSError as e:
+        raise FacepointsError(f"{path}: cannot write here ({e.strerror or e})") from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno in WRITE_ERRNOS:
+            raise FacepointsError(f"{path}: cannot write ({os.strerror(e.errno)}); nothing was written") from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -60,7 +60,10 @@ class LandmarkResult:
         path = Path(path)
         if self.source and Path(self.source).exists() and path.exists() and path.samefile(self.source):
             raise FacepointsError(f"{path}: refusing to overwrite the input image")
-        bgr = cv2.cvtColor(self.plot(**plot_kwargs), cv2.COLOR_RGB2BGR)
+        bgr = self.plot(**plot_kwargs)
+        for y in range(0, len(bgr), 256):  # RGB -> BGR in place, in strips: no second full copy of a huge photo
+            strip = bgr[y : y + 256]
+            strip[:] = strip[..., ::-1]
         ok, buf = cv2.imencode(path.suffix or ".png", bgr)
         if not ok:
             raise FacepointsError(f"{path}: cannot encode an image with suffix {path.suffix!r}")

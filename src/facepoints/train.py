@@ -11,9 +11,11 @@ With `val_fraction=0` every face trains and the last epoch is kept: for retraini
 recipe chosen on held-out faces on all of them. Progress is then tracked on a fixed
 set of un-augmented training faces (`fit_nme`), which says nothing about generalisation.
 
-Every epoch writes `last.pt` (and `best.pt` on a new best validation NME) atomically,
-so Ctrl-C or a power cut leaves the last complete epoch resumable. A non-finite loss
-stops the run with the last good checkpoint untouched.
+Every epoch writes `best.pt` (on a new best validation NME), then `last.pt`, then the
+weights `model.pt`, each atomically. The checkpoints are the record: `--resume` starts from
+the newer of them and rebuilds `model.pt` from them when a kill came between the writes,
+so a run cut at any point resumes; temporary files a kill left behind are removed. A
+non-finite loss stops the run with the last good checkpoint untouched.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import math
 import time
 from collections import deque
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +32,11 @@ import torch
 from tqdm import tqdm
 
 from .config import TrainConfig, config_from_dict
-from .data import MANIFEST, read_dataset
+from .data import IMAGE_SUFFIXES, MANIFEST, read_dataset
 from .dataset import LandmarkDataset, build_cache, cache_offsets
 from .drawing import draw_face, grid, plot_curves, save_gif
 from .errors import FacepointsError
-from .io_utils import atomic_path, atomic_write_text
+from .io_utils import atomic_path, atomic_write_text, check_outputs, remove_stale_temps
 from .metrics import nme
 from .models import create_model
 from .weights import load_model, save_weights
@@ -102,8 +104,7 @@ def finish_weights(weights_path: Path, loader, device: torch.device, annotation_
     shift = [round(float(v), 4) for v in (preds - targets).mean((0, 1))]
     payload = torch.load(weights_path, map_location="cpu", weights_only=True)
     payload["train"].update(annotation_offset=annotation_offset, output_shift=shift)
-    with atomic_path(weights_path) as tmp:
-        torch.save(payload, tmp)
+    save_checkpoint(weights_path, payload)
     return shift
 
 
@@ -118,8 +119,9 @@ def lr_at(cfg: TrainConfig, progress: float) -> float:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Atomically; through a Python file, so a full disk is an OSError (one line), not torch's RuntimeError."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -163,19 +165,72 @@ def progress_frame(crops: torch.Tensor, preds: np.ndarray, targets: np.ndarray, 
     return frame
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict:
-    """Run (or continue) a training; returns the final history entry."""
+def saved_run(out: str | Path) -> tuple[dict | None, dict]:
+    """What `--resume` continues: the newest complete checkpoint (`best.pt` is written before `last.pt`,
+    so after a kill between the two it is the newer one) and the run's settings. A run killed before
+    its first checkpoint has only config.json, and starts again from it."""
+    out = Path(out)
+    found = [load_checkpoint(p) for p in (out / "last.pt", out / "best.pt") if p.exists()]
+    if found:
+        state = max(found, key=lambda st: st["epoch"])
+        return state, state["config"]
+    if (out / "config.json").is_file():
+        try:
+            return None, json.loads((out / "config.json").read_text())
+        except (OSError, ValueError):
+            raise FacepointsError(f"{out / 'config.json'}: not readable; nothing to resume") from None
+    raise FacepointsError(f"{out / 'last.pt'}: nothing to resume (no checkpoint in {out})")
+
+
+def restore_weights(out: Path, state: dict, held_out: bool) -> None:
+    """Make `model.pt` hold the selected epoch (best.pt's, or the last with nothing held out) when a kill
+    came before it was written; rebuilt from that checkpoint, which holds the same weights."""
+    source = state if not held_out else load_checkpoint(out / "best.pt") if (out / "best.pt").exists() else None
+    if source is None:
+        return
+    path = out / "model.pt"
+    try:
+        current = torch.load(path, map_location="cpu", weights_only=True)["train"]["epoch"] if path.exists() else None
+    except Exception:  # damaged: rebuild it
+        current = None
+    if current == source["epoch"]:
+        return
+    cfg = config_from_dict(source["config"])
+    model = create_model(cfg.arch, input_size=cfg.input_size, **cfg.model_kwargs)
+    ema = source.get("ema")
+    model.load_state_dict({k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")} if ema else source["model"])
+    key = "val_nme" if held_out else "fit_nme"
+    save_weights(path, model, cfg, {"epoch": source["epoch"], key: source["history"][-1][key]})
+    print(f"{path}: rebuilt from the epoch {source['epoch']} checkpoint (the run was cut before writing it)")
+
+
+def train(cfg: TrainConfig, resume: bool = False, epochs: int | None = None) -> dict:
+    """Run (or continue) a training; returns the final history entry.
+
+    On resume the saved settings are used; `epochs` (if given) moves the end of the run, so
+    a finished run can be extended (a cosine schedule is stretched to the new end)."""
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     state = None
     if resume:
-        if not last_path.exists():
-            raise FacepointsError(f"{last_path}: nothing to resume (no checkpoint in {out})")
-        state = load_checkpoint(last_path)
-        cfg = config_from_dict(state["config"])
-        print(f"resuming {out} after epoch {state['epoch']}")
-    elif last_path.exists():
+        state, saved = saved_run(out)
+        cfg = config_from_dict(saved)
+        done = state["epoch"] if state else 0
+        if epochs is not None:
+            if epochs < done:
+                raise FacepointsError(f"{out}: --epochs {epochs}, but the run has already trained {done} epochs")
+            cfg = replace(cfg, epochs=epochs)
+        if state is not None and (not last_path.exists() or load_checkpoint(last_path)["epoch"] < done):
+            save_checkpoint(last_path, state)  # killed between best.pt and last.pt: both hold this epoch's state
+        print(f"resuming {out} after epoch {done} of {cfg.epochs}")
+    elif last_path.exists() or best_path.exists():
         raise FacepointsError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
+    removed = remove_stale_temps(out) + remove_stale_temps(out / "progress") if out.is_dir() else 0
+    if removed:
+        print(f"{out}: removed {removed} temporary files a killed run left behind")
+    check_outputs([last_path, best_path, out / "model.pt", out / "curves.png", out / "progress" / "epoch_001.png"],
+                  read_folders=[cfg.data] if cfg.data and Path(cfg.data).is_dir() else [],
+                  read_suffixes=IMAGE_SUFFIXES + (".pts",))
     if cfg.cache_side < cfg.input_size:
         raise FacepointsError(f"--cache-side {cfg.cache_side}: must be at least the input size ({cfg.input_size} px), "
                               "or every training crop is an upsampled blur")
@@ -216,6 +271,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         if ema is not None:
             ema.load_state_dict(state["ema"])
         history, start_epoch, best_nme = state["history"], state["epoch"], state["best_nme"]
+        restore_weights(out, state, held_out)
 
     n_prog = min(cfg.progress_faces, len(val_set))
     prog_x = torch.stack([val_set[i][0] for i in range(n_prog)])
@@ -276,10 +332,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                     "optimizer": optimizer.state_dict(), "history": history, "best_nme": best_nme}
             if ema is not None:
                 ckpt["ema"] = ema.state_dict()
+            if is_best and held_out:  # with nothing held out, best.pt would be a second copy of last.pt
+                save_checkpoint(best_path, ckpt)  # before last.pt: a kill between the two resumes from it
             save_checkpoint(last_path, ckpt)
             if is_best:
-                if held_out:  # with nothing held out, best.pt would be a second copy of last.pt
-                    save_checkpoint(best_path, ckpt)
                 save_weights(out / "model.pt", selected, cfg, {"epoch": epoch, nme_key: val_nme})
             p, _ = predict_batches(selected, [(prog_x, torch.from_numpy(prog_y))], device, bf16)
             frame = progress_frame(prog_x, p, prog_y, epoch, val_nme, "val" if held_out else "train")

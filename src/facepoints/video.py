@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
+# FFmpeg prints a line per damaged macroblock of a corrupt file (hundreds); silence it, unless the user
+# chose a level. OpenCV reads this once, at the first capture of the process. Damage is reported once,
+# as the frames that could not be decoded (process_video).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-from tqdm import tqdm
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tqdm import tqdm  # noqa: E402
 
 from .crop import points_box, upright_box
 from .detectors import roll_degrees

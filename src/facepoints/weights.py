@@ -33,8 +33,8 @@ def save_weights(path: str | Path, model: torch.nn.Module, cfg, meta: dict | Non
         "model": state,
         "train": {"config": asdict(cfg), **(meta or {})},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a Python file: a full disk is an OSError, not a RuntimeError
+        torch.save(payload, f)
 
 
 def shipped_models() -> dict[str, dict]:
@@ -66,6 +66,29 @@ def resolve(name_or_path: str | None) -> tuple[Path, str | None]:
     raise FacepointsError(f"unknown model {name!r}; shipped models: {valid}; or give a path to a .pt file")
 
 
+# field -> (test, what it must be): a hand-built or damaged file is named with the field at fault
+FIELDS = {
+    "arch": (lambda v: isinstance(v, str), "an architecture name"),
+    "model_kwargs": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict of keyword arguments"),
+    "input_size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 1024, "an integer crop size (16-1024)"),
+    "margin": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v <= 4, "a crop margin (1-4)"),
+    "model": (lambda v: isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values()), "a dict of tensors"),
+}
+
+
+def _check_fields(payload: dict, path: Path) -> None:
+    for name, (ok, what) in FIELDS.items():
+        if name not in payload or payload[name] is None:
+            raise FacepointsError(f"{path}: malformed weights file (missing field {name!r})")
+        if not ok(payload[name]):
+            raise FacepointsError(f"{path}: malformed weights file (field {name!r} must be {what})")
+    extra = payload.get("train", {})
+    if not isinstance(extra, dict) or not all(
+            isinstance(extra.get(k, (0.0, 0.0)), (list, tuple)) and len(extra.get(k, (0.0, 0.0))) == 2
+            for k in ("annotation_offset", "output_shift")):
+        raise FacepointsError(f"{path}: malformed weights file (field 'train' must hold 2-value offsets)")
+
+
 def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, dict]:
     """Build the model a weights file describes and load it; clear errors for wrong or damaged files."""
     path, sha = resolve(name_or_path)
@@ -75,19 +98,29 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, dict]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise FacepointsError(f"{path}: not a readable weights file ({e.__class__.__name__}; truncated or not a torch file?)") from None
-    if isinstance(payload, dict) and payload.get("format", "").startswith("facepoints-checkpoint"):
-        cfg = payload["config"]
-        state = payload["model"]
-        if "ema" in payload:  # a run with --ema selects, and ships, the moving average
-            state = {k.removeprefix("module."): v for k, v in payload["ema"].items() if k.startswith("module.")}
-        payload = {"arch": cfg["arch"], "model_kwargs": cfg["model_kwargs"], "input_size": cfg["input_size"],
-                   "margin": cfg["margin"], "model": state, "train": {"config": cfg}}
-    elif not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+    if not isinstance(payload, dict) or not isinstance(payload.get("format"), str):
         raise FacepointsError(f"{path}: not a facepoints weights file")
-    model = create_model(payload["arch"], input_size=payload["input_size"], **payload["model_kwargs"])
+    if payload["format"].startswith("facepoints-checkpoint"):
+        cfg = payload.get("config")
+        if not isinstance(cfg, dict):
+            raise FacepointsError(f"{path}: malformed checkpoint (no 'config' dict)")
+        state = payload.get("model")
+        if isinstance(payload.get("ema"), dict):  # a run with --ema selects, and ships, the moving average
+            state = {k.removeprefix("module."): v for k, v in payload["ema"].items() if k.startswith("module.")}
+        payload = {**{k: cfg.get(k) for k in ("arch", "model_kwargs", "input_size", "margin")}, "model": state,
+                   "train": {"config": cfg}}
+    elif payload["format"] != WEIGHTS_FORMAT:
+        raise FacepointsError(f"{path}: not a facepoints weights file")
+    _check_fields(payload, path)
+    try:
+        model = create_model(payload["arch"], input_size=payload["input_size"], **payload["model_kwargs"])
+    except FacepointsError as e:  # unknown architecture
+        raise FacepointsError(f"{path}: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise FacepointsError(f"{path}: model_kwargs do not fit architecture {payload['arch']!r} ({e})") from None
     try:
         model.load_state_dict(payload["model"])
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[-1].strip()[:160]
         raise FacepointsError(f"{path}: weights do not fit architecture {payload['arch']!r} ({first})") from None
     model.eval()
