@@ -8,6 +8,7 @@ http://127.0.0.1:8000/):
 - retinaface_mnet025.onnx                        the face detector, the file shipped in the package
 - model.json                                     the spec the page reads: crop size, margin, offsets,
                                                  detector settings and its box map, the lines to draw
+- LICENSES.md                                    the licences of the page, the weights and the runtime
 - ort/                                           onnxruntime-web's wasm build from web/node_modules
                                                  (`npm ci` in web/ first): ort.wasm.min.js and the
                                                  matching .mjs and .wasm, nothing else
@@ -132,6 +133,14 @@ def build(out: str | Path, model: str | None = None, web_dir: Path = WEB) -> Pat
         "connections": [list(c) for c in connections()],
     }
     (out / "model.json").write_text(json.dumps(spec, indent=1))
+    (out / "LICENSES.md").write_text(
+        "# Licences of the files in this folder\n\n"
+        "- The page (index.html, app.js, facepoints.js, style.css): facepoints, MIT.\n"
+        f"- landmarks.onnx: the `{spec['landmarks']['model']}` weights of facepoints, trained on 300-W (iBUG), whose images "
+        "and annotations are for non-commercial research use only; the weights inherit that restriction.\n"
+        f"- ort/: onnxruntime-web {version} (npm), MIT, Copyright (c) Microsoft Corporation.\n"
+        f"- {det_path.name}: see below.\n\n"
+        + (DETECTOR_WEIGHTS / "THIRD_PARTY.md").read_text().replace("# Third-party files in this folder", "## The face detector"))
     return out
 
 
