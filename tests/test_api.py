@@ -1,6 +1,7 @@
 """Public API, ONNX parity, CLI verbs and video tracking, on synthetic faces with a tiny trained model."""
 
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -89,8 +90,8 @@ def test_onnx_parity_with_pytorch(tiny_model, tmp_path):
 
     from facepoints.export import export_onnx
     from facepoints.models import xception
-    from facepoints.predictor import PointsHead
-    from facepoints.weights import load_model
+    from facepoints.export import PointsHead
+    from facepoints.weights import ModelSpec, load_model
 
     rng = np.random.default_rng(0)
     faces = np.stack([cv2.cvtColor(cv2.resize(painted_face(template(90, (100, 100)), seed=i), (128, 128)), cv2.COLOR_RGB2GRAY)
@@ -101,7 +102,7 @@ def test_onnx_parity_with_pytorch(tiny_model, tmp_path):
     with torch.no_grad():
         tiny.head.weight[:68] *= 1000
     for name, model in [("tiny", tiny), ("xception", xception().eval())]:
-        path = export_onnx(model, 128, tmp_path / f"{name}.onnx")
+        path = export_onnx(model, ModelSpec(arch=name, input_size=128, margin=1.25), tmp_path / f"{name}.onnx")
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         got = sess.run(None, {"crops": x})[0]
         with torch.no_grad():
@@ -262,7 +263,7 @@ def test_shipped_int8_graph_agrees_with_fp32_and_is_checked(monkeypatch, tmp_pat
     assert np.abs(q.predict(img, box) - f.predict(img, box)).mean() < 1.0  # px, in a ~80 px face
     damaged = tmp_path / "fast.int8.onnx"
     damaged.write_bytes(b"not onnx")
-    monkeypatch.setitem(q.meta["int8_onnx"], "path", str(damaged))
+    monkeypatch.setattr(q, "spec", replace(q.spec, int8_onnx=replace(q.spec.int8_onnx, path=str(damaged))))
     with pytest.raises(FacepointsError, match="fast.int8.onnx: missing or checksum mismatch"):
         q._ort_session(required=True)
 
@@ -275,8 +276,7 @@ def test_flip_test_keeps_the_learned_annotation_offset(tiny_model):
 
     pred = LandmarkPredictor(str(tiny_model / "model.pt"), backend="torch", flip_test=True)
     s, o = pred.input_size, 0.6
-    pred.meta["annotation_offset"] = (o, 0.0)
-    pred.meta["output_shift"] = (0.0, 0.0)  # isolate the mirroring
+    pred.spec = replace(pred.spec, annotation_offset=(o, 0.0), output_shift=(0.0, 0.0))  # isolate the mirroring
     marked = torch.from_numpy(template(60, (s / 2, s / 2)))  # what the points mark, in crop pixels
     answer = marked + torch.tensor([o, 0.0])
     mirrored_answer = marked[FLIP].clone()
@@ -291,7 +291,7 @@ def test_output_shift_is_removed_from_every_point(tiny_model):
 
     pred = LandmarkPredictor(str(tiny_model / "model.pt"), backend="torch")
     crops = np.random.default_rng(0).integers(0, 255, (2, pred.input_size, pred.input_size), dtype=np.uint8)
-    pred.meta["output_shift"] = (0.0, 0.0)
+    pred.spec = replace(pred.spec, output_shift=(0.0, 0.0))
     plain = pred.run_crops(crops)
-    pred.meta["output_shift"] = (0.5, -0.25)  # measured at shipping: the mean error on the training faces
+    pred.spec = replace(pred.spec, output_shift=(0.5, -0.25))  # measured at shipping: the mean error on the training faces
     np.testing.assert_allclose(pred.run_crops(crops), plain - [0.5, -0.25], atol=1e-5)

@@ -8,6 +8,7 @@
 from .errors import FacepointsError
 from .landmarker import Landmarker, LandmarkerOptions
 from .results import Face, LandmarkResult
+from .version import __version__
+from .weights import ModelSpec
 
-__version__ = "0.1.0"
-__all__ = ["Landmarker", "LandmarkerOptions", "LandmarkResult", "Face", "FacepointsError", "__version__"]
+__all__ = ["Landmarker", "LandmarkerOptions", "LandmarkResult", "Face", "ModelSpec", "FacepointsError", "__version__"]

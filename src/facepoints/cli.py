@@ -193,10 +193,10 @@ def _run_export(args):
     if Path(args.output).suffix.lower() != ".onnx":
         raise FacepointsError(f"-o {args.output}: an ONNX file needs the .onnx suffix")
     check_outputs([args.output], inputs=[resolve(args.model)[0]])
-    model, meta = load_model(args.model)
-    path = export_onnx(model, meta["input_size"], args.output)
-    print(f"{meta['arch']} -> {path} (input crops: batch x 1 x {meta['input_size']} x {meta['input_size']}, gray in [0, 1]; "
-          f"output points: batch x 68 x 2, crop pixels)")
+    model, spec = load_model(args.model)
+    path = export_onnx(model, spec, args.output)
+    print(f"{spec.arch} -> {path} (input crops: batch x 1 x {spec.input_size} x {spec.input_size}, gray in [0, 1]; "
+          f"output points: batch x 68 x 2, crop pixels, output_shift applied; settings in the ONNX metadata)")
 
 
 def _add_detect(sub):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .landmarks import FLIP
+
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2
 
 
@@ -106,3 +108,20 @@ def crop_square(image: np.ndarray, cx: float, cy: float, side: float, out: int, 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     return rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def preprocess(gray: np.ndarray) -> np.ndarray:
+    """Gray uint8 crops, (S, S) or (N, S, S) -> the model's input, (1, S, S) or (N, 1, S, S) float32 in [0, 1].
+    The one normalisation of training (dataset.py) and inference (predictor.py)."""
+    return (np.asarray(gray).astype(np.float32) / np.float32(255.0))[..., None, :, :]
+
+
+def mirror_points(points: np.ndarray, size: int, offset_x: float = 0.0) -> np.ndarray:
+    """Points in a crop -> the same points in the mirrored crop (x -> size - 1 - x), re-indexed left <-> right.
+
+    `offset_x`: how far (crop px) the points sit right of what they mark. A mirror flips what they
+    mark and keeps the offset's direction, so the offset is put back on the same side. Its own
+    inverse: training mirrors targets with it (augment.py), inference mirrors answers back (predictor.py)."""
+    p = np.asarray(points, np.float64)[..., FLIP, :].copy()
+    p[..., 0] = size - 1 - p[..., 0] + 2 * offset_x
+    return p.astype(np.float32)

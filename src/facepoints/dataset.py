@@ -10,7 +10,6 @@ the 300-W crops' own 160 px (BENCHMARKS.md, run `native`).
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +18,11 @@ from tqdm import tqdm
 
 from .augment import degrade, geometric, photometric
 from .config import CACHE_SIDE, AugmentConfig
-from .crop import crop_matrix, crop_square, points_box, square_from_box, to_gray, transform_points, warp
+from .crop import crop_matrix, crop_square, points_box, preprocess, square_from_box, to_gray, transform_points, warp
 from .data import Sample, load_image
-from .io_utils import atomic_path
+from .io_utils import atomic_path, default_cache_dir
 
 CACHE_CONTEXT = 2.2
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("FACEPOINTS_CACHE", Path.home() / ".cache" / "facepoints"))
 
 
 def _cache_key(samples: list[Sample], side: int) -> str:
@@ -64,7 +59,7 @@ def cache_offsets(samples: list[Sample], side: int = CACHE_SIDE) -> np.ndarray:
 
 
 def to_tensor(gray: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(gray).float().div_(255.0).unsqueeze(0)
+    return torch.from_numpy(preprocess(gray))
 
 
 class LandmarkDataset(torch.utils.data.Dataset):

@@ -126,10 +126,10 @@ def run(data: str, model: str | None, boxes: str, detector_name: str, json_out: 
     detector = create_detector(detector_name, **(detector_options or {})) if boxes == "detector" else None
     result = evaluate(samples, predictor.predict, boxes, detector, upright=upright)
     report = result.report()
-    report.update({"model": predictor.meta["path"], "arch": predictor.meta["arch"], "boxes": boxes,
+    report.update({"model": predictor.spec.path, "arch": predictor.spec.arch, "boxes": boxes,
                    "detector": detector_name if detector else None, "data": str(data), "flip_test": flip_test,
                    "upright": bool(upright and detector is not None and detector.name == "retinaface")})
-    print(format_table(report, f"{predictor.meta['arch']} on {data} ({boxes} boxes)"))
+    print(format_table(report, f"{predictor.spec.arch} on {data} ({boxes} boxes)"))
     if report["n_detected"] < report["n_faces"]:
         print(f"note: {report['n_faces'] - report['n_detected']} faces were missed by the detector; they count as failures "
               "in FR and AUC (and in the CED), and NME is over the faces found")

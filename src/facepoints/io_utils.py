@@ -137,3 +137,8 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def default_cache_dir() -> Path:
+    """Where crops and exported graphs are cached: $FACEPOINTS_CACHE, else ~/.cache/facepoints."""
+    return Path(os.environ.get("FACEPOINTS_CACHE", Path.home() / ".cache" / "facepoints"))

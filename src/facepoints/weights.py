@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from .checkpoint import selected_state
 from .errors import FacepointsError
 from .io_utils import atomic_path
 from .models import create_model
@@ -20,6 +21,67 @@ from .models import create_model
 WEIGHTS_FORMAT = "facepoints-weights/1"
 PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "fast"
+# what the 68 points are and where they sit: the iBUG/300-W markup, pixel-centre coordinates (pixel i has centre i)
+LANDMARK_CONVENTION = "ibug-300w-68, pixel centres"
+
+
+@dataclass(frozen=True)
+class OnnxFile:
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a weights file says about its model: how to rebuild it, how to crop for it, how to read its output.
+
+    Crop: the square of `margin` x the longer side of the face's tight landmark box, centred on
+    that box, resized to `input_size` px, gray, values in [0, 1] (crop.preprocess).
+    Output: (68, 2) crop pixels; subtract `output_shift` (the model's mean error on its own
+    training faces, measured when it was saved) to get the calibrated points. A mirrored crop's
+    answer is mirrored back about `annotation_offset`, where the model puts points relative to
+    what they mark (crop.mirror_points)."""
+
+    arch: str
+    input_size: int
+    margin: float
+    model_kwargs: dict = field(default_factory=dict, hash=False)
+    path: str = ""
+    annotation_offset: tuple[float, float] = (0.0, 0.0)
+    output_shift: tuple[float, float] = (0.0, 0.0)
+    int8_onnx: OnnxFile | None = None  # a shipped int8 graph of the model (raw output: no shift in it)
+    train: dict = field(default_factory=dict, hash=False, compare=False)  # the training record: config, epoch, NME
+    landmarks: str = LANDMARK_CONVENTION
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
+
+    @property
+    def train_config(self) -> dict | None:
+        """The TrainConfig (as a dict) of the run that made the weights, when the file records it."""
+        return self.train.get("config")
+
+    def onnx_metadata(self, shift_in_graph: bool) -> dict[str, str]:
+        """Everything a user of the exported file alone needs to crop for it and read its output."""
+        from .version import __version__
+
+        return {
+            "facepoints.version": __version__,
+            "facepoints.arch": self.arch,
+            "facepoints.model_kwargs": json.dumps(self.model_kwargs, sort_keys=True),
+            "facepoints.input_size": str(self.input_size),
+            "facepoints.margin": repr(float(self.margin)),
+            "facepoints.annotation_offset": json.dumps([float(v) for v in self.annotation_offset]),
+            "facepoints.output_shift": json.dumps([float(v) for v in self.output_shift]),
+            "facepoints.output_shift_in_graph": "true" if shift_in_graph else "false",
+            "facepoints.landmarks": self.landmarks,
+            "facepoints.input": f"crops: batch x 1 x {self.input_size} x {self.input_size} float32, gray in [0, 1]; the "
+                                f"square of margin x the longer side of the tight landmark box, centred on it",
+            "facepoints.output": "points: batch x 68 x 2 float32, crop pixels (pixel i has centre i)"
+                                 + (", output_shift already subtracted" if shift_in_graph else
+                                    ", raw: subtract output_shift"),
+        }
 
 
 def save_weights(path: str | Path, model: torch.nn.Module, cfg, meta: dict | None = None) -> None:
@@ -89,7 +151,7 @@ def _check_fields(payload: dict, path: Path) -> None:
         raise FacepointsError(f"{path}: malformed weights file (field 'train' must hold 2-value offsets)")
 
 
-def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, dict]:
+def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, ModelSpec]:
     """Build the model a weights file describes and load it; clear errors for wrong or damaged files."""
     path, sha = resolve(name_or_path)
     if sha is not None and sha256_file(path) != sha:
@@ -104,9 +166,7 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, dict]:
         cfg = payload.get("config")
         if not isinstance(cfg, dict):
             raise FacepointsError(f"{path}: malformed checkpoint (no 'config' dict)")
-        state = payload.get("model")
-        if isinstance(payload.get("ema"), dict):  # a run with --ema selects, and ships, the moving average
-            state = {k.removeprefix("module."): v for k, v in payload["ema"].items() if k.startswith("module.")}
+        state = selected_state(payload)
         payload = {**{k: cfg.get(k) for k in ("arch", "model_kwargs", "input_size", "margin")}, "model": state,
                    "train": {"config": cfg}}
     elif payload["format"] != WEIGHTS_FORMAT:
@@ -124,13 +184,14 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, dict]:
         first = str(e).strip().splitlines()[-1].strip()[:160]
         raise FacepointsError(f"{path}: weights do not fit architecture {payload['arch']!r} ({first})") from None
     model.eval()
-    meta = {k: payload[k] for k in ("arch", "model_kwargs", "input_size", "margin")}
-    meta["path"] = str(path)
-    # where the model puts points relative to what they mark (crop px): 300-W's 1-based convention, learned
-    meta["annotation_offset"] = tuple(payload.get("train", {}).get("annotation_offset", (0.0, 0.0)))
-    # the mean error on its own training faces (crop px), measured when it was shipped; the predictor removes it
-    meta["output_shift"] = tuple(payload.get("train", {}).get("output_shift", (0.0, 0.0)))
+    train = payload.get("train", {})
     entry = shipped_models().get(name_or_path or DEFAULT_MODEL, {})
+    int8 = None
     if "int8_onnx" in entry and Path(entry["file"]).name == path.name:
-        meta["int8_onnx"] = {"path": str(PACKAGE_WEIGHTS / entry["int8_onnx"]["file"]), "sha256": entry["int8_onnx"]["sha256"]}
-    return model, meta
+        int8 = OnnxFile(str(PACKAGE_WEIGHTS / entry["int8_onnx"]["file"]), entry["int8_onnx"]["sha256"])
+    spec = ModelSpec(arch=payload["arch"], input_size=payload["input_size"], margin=payload["margin"],
+                     model_kwargs=dict(payload["model_kwargs"]), path=str(path),
+                     annotation_offset=tuple(float(v) for v in train.get("annotation_offset", (0.0, 0.0))),
+                     output_shift=tuple(float(v) for v in train.get("output_shift", (0.0, 0.0))),
+                     int8_onnx=int8, train=dict(train))
+    return model, spec
