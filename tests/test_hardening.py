@@ -398,7 +398,8 @@ def _cfg(data, out, **kw):
 def test_resume_works_from_every_kill_point_and_removes_stale_temp_files(face_folder, tmp_path, monkeypatch):
     import shutil
 
-    from facepoints.train import load_checkpoint, train
+    from facepoints.checkpoint import load_checkpoint
+    from facepoints.train import train
 
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     real_replace = os.replace
@@ -434,13 +435,13 @@ def test_resume_works_from_every_kill_point_and_removes_stale_temp_files(face_fo
         else:
             train(_cfg(face_folder, out), resume=True)
         assert load_checkpoint(out / "last.pt")["epoch"] == 1, k
-        assert load_model(str(out / "model.pt"))[1]["output_shift"] is not None, k
+        assert load_model(str(out / "model.pt"))[1].output_shift is not None, k
         assert "output_shift" in torch.load(out / "model.pt", weights_only=True)["train"], k
         assert not list(out.rglob(".*.tmp*")), k
 
 
 def test_resume_with_epochs_extends_the_run_and_other_options_are_refused(face_folder, tmp_path, monkeypatch, capsys):
-    from facepoints.train import load_checkpoint
+    from facepoints.checkpoint import load_checkpoint
 
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"

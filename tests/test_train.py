@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from facepoints.errors import FacepointsError
-from facepoints.train import TrainConfig, load_checkpoint, train
+from facepoints.checkpoint import load_checkpoint
+from facepoints.config import TrainConfig
+from facepoints.train import train
 from facepoints.weights import load_model
 
 TINY = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "head_chs": 16}
@@ -97,8 +99,8 @@ def test_interrupt_leaves_resumable_checkpoint(face_folder, tmp_path, monkeypatc
 
 
 def test_weight_file_errors(tiny_model, tmp_path):
-    model, meta = load_model(str(tiny_model / "model.pt"))
-    assert meta["arch"] == "pipnet_small"
+    model, spec = load_model(str(tiny_model / "model.pt"))
+    assert spec.arch == "pipnet_small"
     # wrong architecture: xception metadata over pipnet weights
     payload = torch.load(tiny_model / "model.pt", weights_only=True)
     payload["arch"], payload["model_kwargs"] = "xception", {}
@@ -127,12 +129,12 @@ def test_checksum_mismatch(tiny_model, tmp_path, monkeypatch):
     with pytest.raises(FacepointsError, match="checksum mismatch"):
         load_model("tiny")
     (tmp_path / "MODELS.json").write_text(json.dumps({"tiny": {"file": "tiny.pt", "sha256": w.sha256_file(tmp_path / "tiny.pt")}}))
-    assert load_model("tiny")[1]["arch"] == "pipnet_small"
+    assert load_model("tiny")[1].arch == "pipnet_small"
 
 
 def test_checkpoint_loads_as_weights(tiny_model):
-    model, meta = load_model(str(tiny_model / "best.pt"))
-    assert meta["input_size"] == 128 and not model.training
+    model, spec = load_model(str(tiny_model / "best.pt"))
+    assert spec.input_size == 128 and not model.training
 
 
 def test_learning_rate_schedules():
@@ -171,16 +173,15 @@ def test_ema_weights_are_saved_selected_and_resumed(face_folder, tmp_path, monke
 
 
 def test_finished_run_records_its_mean_error_on_training_faces(tiny_model):
-    from facepoints.train import split_crops
+    from facepoints.checkpoint import RunSplit
 
     payload = torch.load(tiny_model / "model.pt", weights_only=True)
-    cfg = payload["train"]["config"]
-    model, meta = load_model(str(tiny_model / "model.pt"))
-    (x, y), _ = split_crops(cfg["data"], cfg, meta["input_size"], meta["margin"])
+    model, spec = load_model(str(tiny_model / "model.pt"))
+    x, y = RunSplit.from_config(spec.train_config).train_crops()
     with torch.no_grad():
         error = (model.decode(model(x)).numpy() - y).mean((0, 1))
     np.testing.assert_allclose(payload["train"]["output_shift"], error, atol=2e-3)
-    assert meta["output_shift"] == tuple(payload["train"]["output_shift"])
+    assert spec.output_shift == tuple(payload["train"]["output_shift"])
 
 
 def test_cli_resume_needs_no_data_and_train_needs_it(face_folder, tmp_path, monkeypatch, capsys):
@@ -213,7 +214,7 @@ def test_cli_margin_reaches_the_weights_the_predictor_reads(face_folder, tmp_pat
     args = ["train", "--data", str(face_folder), "--out", str(out), "--model", "pipnet_small", "--epochs", "1",
             "--batch-size", "4", "--workers", "0", "--precision", "fp32", "--margin", "1.1", "--cache-side", "300"]
     assert main(args) == 0
-    assert load_model(str(out / "model.pt"))[1]["margin"] == 1.1
+    assert load_model(str(out / "model.pt"))[1].margin == 1.1
     assert load_checkpoint(out / "last.pt")["config"]["cache_side"] == 300  # recorded, and the cache was cut at that size:
     (cached,) = (tmp_path / "cache").glob("crops-*.npz")
     with np.load(cached) as f:
@@ -234,7 +235,7 @@ def test_val_fraction_zero_trains_on_every_face_and_keeps_the_last_epoch(face_fo
     assert "output_shift" in payload["train"]
     assert not (out / "best.pt").exists()  # nothing was selected
     assert (out / "curves.png").stat().st_size > 0
-    from facepoints.train import split_indices
+    from facepoints.checkpoint import split_indices
 
     fit, held = split_indices(12, 0.0, 0)
     assert len(fit) == 12 and len(held) == 0
