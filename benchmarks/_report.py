@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import re
 from pathlib import Path
+
+from facepoints.provenance import data_hash, git_commit, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "BENCHMARKS.md"
 DATA = ROOT.parent / "shared" / "data" / "300w"
-
-
-def machine() -> str:
-    import onnxruntime
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}")
 
 
 def weights_line() -> str:
@@ -36,11 +21,13 @@ def weights_line() -> str:
     return "; ".join(f"`{n}` = {m['file']} sha256 {m['sha256'][:16]}…" for n, m in models.items()) or "no shipped weights"
 
 
-def write_section(name: str, body: str, command: str) -> None:
-    """Replace (or append) the section `name` of BENCHMARKS.md."""
+def write_section(name: str, body: str, command: str, data: str | Path = DATA) -> None:
+    """Replace (or append) the section `name` of BENCHMARKS.md; the stamp names the code (git commit) and the
+    data (a hash of the folder the figures were computed on), so a figure can be traced to what made it."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     block = (f"<!-- {name}:start -->\n{body.rstrip()}\n\n"
-             f"_Written by `{command}` on {stamp}. Machine: {machine()}. Weights: {weights_line()}._\n<!-- {name}:end -->")
+             f"_Written by `{command}` on {stamp} at commit {git_commit(ROOT)}, data {Path(data).name}/ sha256 "
+             f"{data_hash(data)}…. Machine: {machine()}. Weights: {weights_line()}._\n<!-- {name}:end -->")
     text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n\nEvery figure below is written by a script in `benchmarks/`; rerun it to refresh its section.\n"
     pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"

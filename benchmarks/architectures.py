@@ -21,12 +21,13 @@ import onnxruntime as ort
 import torch
 
 from _report import DATA, held_out_weights, table, write_section
-from facepoints.augment import AugmentConfig
+from facepoints.checkpoint import RunSplit
+from facepoints.config import AugmentConfig, TrainConfig
 from facepoints.export import export_onnx, quantize_int8
 from facepoints.metrics import nme
 from facepoints.models import create_model
-from facepoints.train import TrainConfig, split_crops, train
-from facepoints.weights import load_model, shipped_models
+from facepoints.train import train  # the training entry point itself (not a helper): --train-epochs trains
+from facepoints.weights import ModelSpec, load_model, shipped_models
 
 CANDIDATES = {
     "pipnet_small (previous default)": ("pipnet_small", {}),
@@ -78,7 +79,7 @@ def macs(model: torch.nn.Module, size: int = 128) -> int:
 
 def onnx_bytes(model: torch.nn.Module, size: int = 128) -> bytes:
     with tempfile.TemporaryDirectory() as d:
-        return export_onnx(model, size, Path(d) / "m.onnx").read_bytes()
+        return export_onnx(model, ModelSpec(arch="candidate", input_size=size, margin=1.1), Path(d) / "m.onnx").read_bytes()
 
 
 def fastest_ms(timed: list[tuple[ort.InferenceSession, int, int]], rounds: int = 3) -> list[str]:
@@ -98,7 +99,7 @@ def cost_rows() -> list:
             timed.append((session(onnx_bytes(model, size)), size, 100 if arch == "xception" else 400))
             if arch != "xception":
                 noise = np.random.default_rng(0).random((32, 1, size, size), np.float32)
-                timed.append((session(str(quantize_int8(model, size, noise, Path(d) / f"q{i}.onnx"))), size, 400))
+                timed.append((session(str(quantize_int8(model, ModelSpec(arch="candidate", input_size=size, margin=1.1), noise, Path(d) / f"q{i}.onnx"))), size, 400))
     times = iter(fastest_ms(timed))
     return [row + [next(times), next(times) if arch != "xception" else "—"] for row, (arch, _) in zip(rows, CANDIDATES.values())]
 
@@ -108,10 +109,11 @@ def predict(model, x: torch.Tensor) -> np.ndarray:
         return torch.cat([model.decode(model.eval()(x[i : i + 64])) for i in range(0, len(x), 64)]).numpy()
 
 
-def fp32_and_int8(model, size: int, calibration: np.ndarray, folder: str) -> dict[str, ort.InferenceSession]:
-    """The model's fp32 ONNX graph and its int8 graph as `scripts/quantize_weights.py` makes it."""
-    f32 = export_onnx(model, size, Path(folder) / "f32.onnx")
-    q8 = quantize_int8(model, size, calibration, Path(folder) / "int8.onnx")
+def fp32_and_int8(model, spec: ModelSpec, calibration: np.ndarray, folder: str) -> dict[str, ort.InferenceSession]:
+    """The model's fp32 ONNX graph and its int8 graph as `scripts/quantize_weights.py` makes it; both raw
+    (no output_shift), so the two compare like for like."""
+    f32 = export_onnx(model, spec, Path(folder) / "f32.onnx", calibrated=False)
+    q8 = quantize_int8(model, spec, calibration, Path(folder) / "int8.onnx")
     return {"fp32": session(str(f32)), "int8 (static, per-channel, Conv only)": session(str(q8))}
 
 
@@ -127,16 +129,16 @@ def fit_and_int8_rows(data: str):
     for name in shipped_models():
         weights, label = held_out_weights(name)
         for w, lab in dict.fromkeys([(name, f"`{name}`"), (weights, label)]):
-            model, meta = load_model(w)
-            cfg = torch.load(meta["path"], weights_only=True)["train"]["config"]
-            (xt, yt), (xv, yv) = split_crops(data, cfg, meta["input_size"], meta["margin"])
+            model, spec = load_model(w)
+            split = RunSplit.from_config(spec.train_config, data)
+            (xt, yt), (xv, yv) = split.train_crops(), split.val_crops()
             held = f"{100 * nme(predict(model, xv), yv).mean():.2f}%" if len(xv) else "— (trained on every face)"
             fit.append([lab, f"{100 * nme(predict(model, xt), yt).mean():.2f}%", held])
         if name != "fast":
             continue
         with tempfile.TemporaryDirectory() as d:
-            sessions = fp32_and_int8(model, meta["input_size"], xt[:200].numpy(), d)
-            times = fastest_ms([(s, meta["input_size"], 400) for s in sessions.values()])
+            sessions = fp32_and_int8(model, spec, xt[:200].numpy(), d)
+            times = fastest_ms([(s, spec.input_size, 400) for s in sessions.values()])
             for (label, sess), ms in zip(sessions.items(), times):
                 quant.append([label, f"{100 * onnx_nme(sess, xv, yv):.2f}%", ms])
     return fit, quant

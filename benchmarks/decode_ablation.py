@@ -11,7 +11,7 @@ import torch
 
 from _report import DATA, held_out_weights, table, write_section
 from facepoints.metrics import nme
-from facepoints.train import split_crops
+from facepoints.checkpoint import RunSplit
 from facepoints.weights import load_model
 
 
@@ -21,9 +21,8 @@ def main():
     ap.add_argument("--data", default=str(DATA / "train"))
     args = ap.parse_args()
     weights, label = held_out_weights(args.model)
-    model, meta = load_model(weights)
-    cfg = torch.load(meta["path"], weights_only=True)["train"]["config"]
-    _, (x, y) = split_crops(args.data, cfg, meta["input_size"], meta["margin"])
+    model, spec = load_model(weights)
+    x, y = RunSplit.from_config(spec.train_config, args.data).val_crops()
     with torch.no_grad():
         out = model(x)
     score, ox, oy = model._split(out)
@@ -41,7 +40,7 @@ def main():
             f"Model: {label}. {len(x)} held-out faces with landmark boxes. The argmax picks the true cell for {100 * exact:.1f}% of points; even with the "
             "true cell the offsets limit the NME, so precision, not cell choice, bounds this model.", "",
             table(["decode", "NME"], rows)]
-    write_section("decode", "\n".join(body), "python benchmarks/decode_ablation.py")
+    write_section("decode", "\n".join(body), "python benchmarks/decode_ablation.py", args.data)
 
 
 if __name__ == "__main__":

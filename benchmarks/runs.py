@@ -26,7 +26,7 @@ from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
 from facepoints.evaluate import evaluate
 from facepoints.predictor import LandmarkPredictor
-from facepoints.train import load_checkpoint, split_crops, split_indices
+from facepoints.checkpoint import RunSplit, load_checkpoint
 from facepoints.weights import load_model, sha256_file
 
 TAIL = 60
@@ -58,8 +58,8 @@ def main():
             rows.append([f"`{run.name}`", split, setup, "raw weights", *describe(np.array([h["val_nme_raw"] for h in history]))])
         else:
             rows.append([f"`{run.name}`", split, setup, "raw weights", *describe(val)])
-        held = split_indices(len(train), cfg["val_fraction"], cfg["seed"])[1]
-        samples = [train[i] for i in held]
+        run_split = RunSplit.from_config(cfg, DATA / "train")
+        samples = [train[i] for i in run_split.val_idx]
         weights = run / "model.pt"
         predictor = LandmarkPredictor(str(weights), backend="torch")
         nmes = [evaluate(faces, predictor.predict, *boxes).report()
@@ -69,10 +69,10 @@ def main():
         jitter = f"shift ±{aug.shift_across:g} across, ±{aug.shift:g} down, scale ±{aug.scale:g}"
         scored.append([f"`{run.name}` ({sha256_file(weights)[:12]}…)", split, f"margin {cfg['margin']:g}, {jitter}, cache {full.cache_side} px",
                        *[f"{100 * r['nme_mean']:.2f}%" for r in nmes]])
-        model, meta = load_model(str(weights))
-        (xt, _), (xv, yv) = split_crops(str(DATA / "train"), cfg, meta["input_size"], meta["margin"])
+        model, spec = load_model(str(weights))
+        (xt, _), (xv, yv) = run_split.train_crops(), run_split.val_crops()
         with tempfile.TemporaryDirectory() as d:
-            f32, q8 = (100 * onnx_nme(s, xv, yv) for s in fp32_and_int8(model, meta["input_size"], xt[:200].numpy(), d).values())
+            f32, q8 = (100 * onnx_nme(s, xv, yv) for s in fp32_and_int8(model, spec, xt[:200].numpy(), d).values())
         quantized.append([f"`{run.name}`", split, f"{f32:.3f}%", f"{q8:.3f}%", f"{q8 - f32:+.3f}"])
         found[split] = f"{nmes[1]['n_detected']}/{nmes[1]['n_faces']} held-out ({split})"
         found_test = f"{nmes[3]['n_detected']}/{nmes[3]['n_faces']} test"

@@ -28,7 +28,7 @@ from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
 from facepoints.evaluate import evaluate
 from facepoints.predictor import LandmarkPredictor
-from facepoints.train import split_indices
+from facepoints.checkpoint import RunSplit
 from facepoints.weights import resolve
 
 
@@ -53,8 +53,8 @@ def main():
     args = ap.parse_args()
     weights, label = held_out_weights(args.model)
     cfg = torch.load(resolve(weights)[0], map_location="cpu", weights_only=True)["train"]["config"]
-    train = read_dataset(DATA / "train")
-    fit_idx, held_idx = split_indices(len(train), cfg["val_fraction"], cfg["seed"])
+    split = RunSplit.from_config(cfg, DATA / "train")
+    train, fit_idx, held_idx = split.samples, split.train_idx, split.val_idx
     sets = {
         "train/: our training split (both saw them)": [train[i] for i in fit_idx],
         "train/: our held-out 10% (dlib saw them, we did not)": [train[i] for i in held_idx],

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _report import machine  # noqa: E402
-from facepoints.config import config_from_dict  # noqa: E402
-from facepoints.weights import PACKAGE_WEIGHTS, load_model, sha256_file  # noqa: E402
+from facepoints.config import config_from_dict
+from facepoints.provenance import machine
+from facepoints.weights import PACKAGE_WEIGHTS, load_model, sha256_file
 
 LICENCE = "Trained on 300-W (iBUG): non-commercial research use only, like the data."
 
