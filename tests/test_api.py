@@ -30,7 +30,7 @@ def test_detect_with_boxes_numpy_pil_and_path(landmarker, tmp_path):
     assert isinstance(r, LandmarkResult) and len(r) == 1
     f = r.faces[0]
     assert f.points.shape == (68, 2) and f.points.dtype == np.float32
-    assert set(f.pose) == {"yaw", "pitch", "roll"} or f.pose is None
+    assert f.pose is None or set(f.pose.to_dict()) == {"yaw", "pitch", "roll"}
     r2 = landmarker.detect(Image.fromarray(img), boxes=box)
     np.testing.assert_allclose(r2.faces[0].points, f.points, atol=1e-4)
     cv2.imwrite(str(tmp_path / "f.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
@@ -217,6 +217,57 @@ def test_video_tracking_smoothing_and_outputs(tiny_model, tmp_path):
     cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
     assert Image.open(tmp_path / "o.gif").n_frames == 12
+
+
+def test_detect_for_video_tracks_smooths_and_matches_the_cli_path(tiny_model, tmp_path):
+    """Video is a mode of the Landmarker: what `facepoints detect clip.mp4` writes is what API users get."""
+    from facepoints.config import VideoOptions
+    from facepoints.video import process_video
+
+    pts = template(80, (100, 100))
+    frames = [painted_face(pts + [i * 0.5, 0], seed=0) for i in range(8)]
+    _write_video(tmp_path / "v.mp4", frames)
+    make = lambda: Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="torch",  # noqa: E731
+                                              detector=FixedDetector(points_box(pts)), upright=False,
+                                              video=VideoOptions(redetect_every=3))
+    lm = make()
+    process_video(lm, str(tmp_path / "v.mp4"), None, None, tmp_path / "o.jsonl", progress=False)
+    cli = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    cap, api, api_lm = cv2.VideoCapture(str(tmp_path / "v.mp4")), [], make()
+    for i in range(len(cli)):
+        ok, bgr = cap.read()
+        api.append(api_lm.detect_for_video(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), 100.0 * i))  # 10 fps
+    assert api_lm._detector.calls == 3  # frames 0, 3, 6: tracking in between
+    for a, c in zip(api, cli):
+        np.testing.assert_allclose(a.faces[0].points, c["faces"][0]["points"], atol=0.01)
+    # Face.box: the detector's box on a detection frame, carried with the face between detections
+    np.testing.assert_allclose(api[0].faces[0].box, points_box(pts), atol=1e-3)
+    assert api[1].faces[0].box.shape == (4,) and np.abs(api[1].faces[0].box - api[0].faces[0].box).max() < 10
+    with pytest.raises(FacepointsError, match="not after the previous frame"):
+        api_lm.detect_for_video(frames[0], 100.0)
+    api_lm.reset_video()
+    assert len(api_lm.detect_for_video(frames[0], 0.0)) == 1  # a new stream: detects again
+    assert api_lm._detector.calls == 4
+
+
+def test_result_writes_csv_and_pose_is_a_dataclass(landmarker):
+    import csv
+    import io
+
+    from facepoints.pose import Pose
+    from facepoints.results import CSV_HEADER
+
+    pts = template(90, (100, 100))
+    r = landmarker.detect(painted_face(pts), boxes=[points_box(pts)])
+    f = r.faces[0]
+    assert f.pose is None or isinstance(f.pose, Pose)
+    doc = json.loads(r.to_json())
+    assert doc["faces"][0]["pose"] == (f.pose.to_dict() if f.pose else None)  # JSON as before: a plain dict
+    rows = list(csv.reader(io.StringIO(r.to_csv())))
+    assert rows[0] == CSV_HEADER and len(rows) == 2
+    np.testing.assert_allclose(np.array(rows[1][10:], float).reshape(68, 2), f.points, atol=0.006)
+    assert float(rows[1][2]) == pytest.approx(f.score, abs=1e-4)
+    assert r.to_csv(header=False).count("\n") == 1
 
 
 def test_video_errors(tiny_model, tmp_path):

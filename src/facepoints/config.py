@@ -66,3 +66,12 @@ def config_from_dict(d: dict) -> TrainConfig:
     d.setdefault("annotation_offsets", False)  # runs saved before the option mirrored the points as written
     d["augment"] = AugmentConfig(**d.get("augment", {}))
     return TrainConfig(**d)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How `Landmarker.detect_for_video` follows faces through a stream (video.FaceTracker)."""
+
+    redetect_every: int = 15  # frames between detector runs; in between each face's crop comes from its last points
+    smooth: bool = True  # One Euro filter per face (smoothing.py)
+    min_overlap: float = 0.3  # IoU between a track's old and new box below which it is lost (and the detector runs)

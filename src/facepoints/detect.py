@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -14,6 +12,7 @@ from tqdm import tqdm
 from .data import IMAGE_SUFFIXES
 from .errors import FacepointsError
 from .io_utils import atomic_path, atomic_write_text, check_output_folder, check_outputs
+from .results import LandmarkResult
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -36,20 +35,6 @@ def expand_inputs(inputs: list[str], skip: Path | None = None) -> list[tuple[Pat
         else:
             raise FacepointsError(f"{p}: no such file or folder")
     return items
-
-
-def _csv_rows(result) -> list[list]:
-    rows = []
-    for i, f in enumerate(result.faces):
-        pose = f.pose or {}
-        rows.append([result.source, i, round(f.score, 4), *[round(float(v), 2) for v in f.box],
-                     *[pose.get(k) for k in ("yaw", "pitch", "roll")], *np.round(f.points.reshape(-1), 2).tolist()])
-    return rows
-
-
-CSV_HEADER = ["image", "face", "score", "x1", "y1", "x2", "y2", "yaw", "pitch", "roll"] + [
-    f"{a}{i}" for i in range(68) for a in ("x", "y")
-]
 
 
 def _face_tiles(result, draw_kwargs) -> list[np.ndarray]:
@@ -168,12 +153,7 @@ def run_detect(args) -> int:
 
 def _write_table(path: Path, records) -> None:
     if path.suffix.lower() == ".csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(CSV_HEADER)
-        for r in records:
-            w.writerows(_csv_rows(r))
-        atomic_write_text(path, buf.getvalue())
+        atomic_write_text(path, "".join(r.to_csv(header=i == 0) for i, r in enumerate(records)) or LandmarkResult().to_csv())
     elif path.suffix.lower() == ".json" and len(records) == 1:
         atomic_write_text(path, records[0].to_json(indent=1))
     elif path.suffix.lower() == ".json":  # a .json file stays valid JSON: a list, not JSON lines
