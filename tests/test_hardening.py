@@ -348,6 +348,8 @@ def test_big_images_decode_without_a_second_full_copy_and_huge_ones_are_refused(
 
     big = np.random.default_rng(0).integers(0, 255, (2000, 3000, 3), dtype=np.uint8)
     Image.fromarray(big).save(tmp_path / "big.bmp")  # uncompressed: the decode itself needs no buffers
+    Image.fromarray(big[:8, :8]).save(tmp_path / "small.bmp")
+    load_image(tmp_path / "small.bmp")  # Pillow's lazily imported plugins (EXIF) load here, not in the measurement
     tracemalloc.start()
     try:
         loaded = load_image(tmp_path / "big.bmp")

@@ -5,15 +5,22 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
-from .config import AugmentConfig, TrainConfig
+from .config import (ARCHITECTURES, DETECTOR_NAMES, AugmentConfig, LandmarkerOptions, TrainConfig, VideoOptions,
+                     config_from_dict, detector_options)
 from .errors import FacepointsError
+from .io_utils import check_outputs
+
+# Each verb imports what it runs inside its _run_* function: `facepoints --help` and a mistyped option
+# then answer at once instead of after torch, OpenCV and ONNX Runtime have loaded.
 
 # the CLI's defaults are the dataclasses' defaults: one place for each
 TRAIN = {f.name: f.default for f in fields(TrainConfig)}
 AUGMENT = {f.name: f.default for f in fields(AugmentConfig)}
+LANDMARKER = {f.name: f.default for f in fields(LandmarkerOptions)}
+VIDEO = {f.name: f.default for f in fields(VideoOptions)}
 
 
 # Numeric option types: every number is checked at parse time, so a bad value is argparse's one
@@ -45,11 +52,8 @@ margin = _number(float, lambda v: 1 <= v <= 4, "a crop margin in [1, 4] (the cro
 degrees = _number(float, lambda v: 0 <= v <= 180, "an angle in [0, 180] degrees")
 max_side = _number(int, lambda v: v == 0 or v >= 32, "0 (never shrink) or a side of at least 32 px")
 
-DETECTOR_NAMES = ("retinaface", "dlib", "haar")  # detectors.DETECTORS; listed here so --help does not import OpenCV
-
-
 def _add_detector_options(p, help_prefix: str = "") -> None:
-    p.add_argument("--detector", default="retinaface", choices=DETECTOR_NAMES,
+    p.add_argument("--detector", default=LANDMARKER["detector"], choices=DETECTOR_NAMES,
                    help=help_prefix + "face detector: retinaface (CNN, default), dlib (HOG) or haar")
     p.add_argument("--det-threshold", type=finite_float, default=None,
                    help="the detector's own score threshold (retinaface: 0-1, default 0.5; dlib: SVM score, default 0)")
@@ -59,19 +63,12 @@ def _add_detector_options(p, help_prefix: str = "") -> None:
                    help="do not turn faces upright by the detector's keypoints before the landmark model (retinaface)")
 
 
-def detector_options(args) -> dict:
-    """--det-* options -> keyword arguments of the detector (and of LandmarkerOptions, prefixed)."""
-    out = {"max_side": None if args.det_max_side == 0 else args.det_max_side}
-    if args.det_threshold is not None:
-        out["threshold"] = args.det_threshold
-    return out
-
-
 def _add_train(sub):
     p = sub.add_parser("train", help="train a landmark model on 68-point data")
     p.add_argument("--data", help="folder of image+.pts pairs, or a dlib XML file (not needed with --resume)")
-    p.add_argument("--out", default=TRAIN["out"], help="run folder: checkpoints, progress.gif, curves.png, model.pt")
-    p.add_argument("--model", dest="arch", default=TRAIN["arch"], help="architecture: xception, pipnet_small, pipnet_fast, pipnet_fast_wide or pipnet_fast_detail")
+    p.add_argument("-o", "--out", default=TRAIN["out"], help="run folder: checkpoints, progress.gif, curves.png, model.pt")
+    p.add_argument("--arch", "--model", dest="arch", default=TRAIN["arch"], choices=ARCHITECTURES, metavar="ARCH",
+                   help=f"architecture: {', '.join(ARCHITECTURES)} (--model is the old name of this option)")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help=f"epochs to train (default {TRAIN['epochs']}); with --resume: train on up to this epoch")
     p.add_argument("--batch-size", type=positive_int, default=TRAIN["batch_size"])
@@ -102,7 +99,7 @@ def _add_train(sub):
 
 
 def _run_train(args):
-    from .models import MODELS
+    from .models import MODELS  # the verb's own heavy imports (torch): see the top of this file
     from .train import train
 
     if not args.data and not args.resume:
@@ -115,17 +112,14 @@ def _run_train(args):
 
 
 # flattened TrainConfig field -> its option, where the names differ
-OPTION_NAMES = {"arch": "model", "augment.scale": "scale-jitter", "augment.flip": "no-flip",
+OPTION_NAMES = {"arch": "arch", "augment.scale": "scale-jitter", "augment.flip": "no-flip",
                 "annotation_offsets": "ignore-annotation-offsets"}
 
 
 def _check_resume_options(args) -> None:
     """--resume takes the run's saved settings; an option set to something else is refused, not ignored.
     --epochs is the exception: it extends (or shortens, if not yet reached) the run."""
-    from dataclasses import asdict
-
-    from .config import config_from_dict
-    from .train import saved_run
+    from .checkpoint import saved_run  # torch: see the top of this file
 
     def flat(cfg):
         d = asdict(cfg)
@@ -163,7 +157,7 @@ def _add_evaluate(sub):
     p.add_argument("--model", default=None, help="shipped model name or .pt path (default: the shipped default)")
     p.add_argument("--boxes", choices=["landmarks", "detector"], default="landmarks")
     _add_detector_options(p, "with --boxes detector: ")
-    p.add_argument("--json", dest="json_out", default=None, help="write the metrics here")
+    p.add_argument("-o", "--json", dest="json_out", default=None, help="write the metrics here (JSON)")
     p.add_argument("--ced", default=None, help="CED plot path (default: beside --json, else ced.png)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
     p.add_argument("--flip-test", action="store_true", help="average with the mirrored crop")
@@ -171,7 +165,7 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args):
-    from .evaluate import run
+    from .evaluate import run  # the verb's own heavy imports: see the top of this file
 
     ced = args.ced or (str(Path(args.json_out).with_suffix(".ced.png")) if args.json_out else "ced.png")
     run(args.data, args.model, args.boxes, args.detector, args.json_out, ced, args.backend, args.flip_test, args.upright,
@@ -186,8 +180,7 @@ def _add_export(sub):
 
 
 def _run_export(args):
-    from .export import export_onnx
-    from .io_utils import check_outputs
+    from .export import export_onnx  # the verb's own heavy imports: see the top of this file
     from .weights import load_model, resolve
 
     if Path(args.output).suffix.lower() != ".onnx":
@@ -206,12 +199,16 @@ def _add_detect(sub):
     p.add_argument("--json", dest="json_out", default=None, help="one JSONL (or .csv) file for all inputs")
     p.add_argument("--model", default=None, help="shipped model name or .pt path")
     _add_detector_options(p)
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
+    p.add_argument("--backend", default=LANDMARKER["backend"], choices=["auto", "onnxruntime", "torch"])
+    p.add_argument("--threads", type=positive_int, default=LANDMARKER["threads"], help="CPU threads of the landmark model")
+    p.add_argument("--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this")
+    p.add_argument("--max-faces", type=positive_int, default=LANDMARKER["max_faces"], help="at most this many faces per image or frame (best first)")
+    p.add_argument("--no-pose", dest="pose", action="store_false", help="no head pose in the outputs")
     p.add_argument("--camera", type=non_negative_int, default=None, help="webcam index, e.g. 0")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop a video or camera after N frames")
     p.add_argument("--gif", action="store_true", help="also write an animated GIF for videos")
     p.add_argument("--no-smooth", action="store_true", help="video: no temporal smoothing")
-    p.add_argument("--redetect-every", type=positive_int, default=15, help="video: run the detector every N frames")
+    p.add_argument("--redetect-every", type=positive_int, default=VIDEO["redetect_every"], help="video: run the detector every N frames")
     p.add_argument("--no-lines", action="store_true", help="draw points only")
     p.add_argument("--no-boxes", action="store_true")
     p.add_argument("--numbers", action="store_true", help="draw point indices")
@@ -222,7 +219,7 @@ def _add_detect(sub):
 
 
 def _run_detect(args):
-    from .detect import run_detect
+    from .detect import run_detect  # the verb's own heavy imports: see the top of this file
 
     return run_detect(args)
 

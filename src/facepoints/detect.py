@@ -9,10 +9,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from PIL import Image
+
+from .config import VideoOptions, detector_options
+from .crop import crop_face, points_box
 from .data import IMAGE_SUFFIXES
+from .drawing import grid
 from .errors import FacepointsError
 from .io_utils import atomic_path, atomic_write_text, check_output_folder, check_outputs
+from .landmarker import Landmarker, LandmarkerOptions
 from .results import LandmarkResult
+from .video import process_video
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -38,8 +45,6 @@ def expand_inputs(inputs: list[str], skip: Path | None = None) -> list[tuple[Pat
 
 
 def _face_tiles(result, draw_kwargs) -> list[np.ndarray]:
-    from .crop import crop_face, points_box
-
     canvas = result.plot(**draw_kwargs)
     return [crop_face(canvas, points_box(f.points), 192, 1.4).image for f in result.faces]
 
@@ -86,27 +91,25 @@ def plan_outputs(args, items: list[tuple[Path, Path]], out_dir: Path) -> dict:
 
 
 def run_detect(args) -> int:
-    from .cli import detector_options
-    from .landmarker import Landmarker, LandmarkerOptions
-    from .video import VideoOptions, process_video
-
     if not args.inputs and args.camera is None:
         raise FacepointsError("give image/video files or folders, or --camera N")
     out_dir = Path(args.out)
     items = expand_inputs(args.inputs, skip=out_dir)
     plan = plan_outputs(args, items, out_dir)
     det = detector_options(args)
+    video_opts = VideoOptions(redetect_every=args.redetect_every, smooth=not args.no_smooth)
     landmarker = Landmarker(LandmarkerOptions(model=args.model, detector=args.detector, backend=args.backend,
                                               flip_test=args.flip_test, upright=args.upright, detector_max_side=det["max_side"],
-                                              detector_threshold=det.get("threshold")))
+                                              detector_threshold=det.get("threshold"), threads=args.threads,
+                                              min_score=args.min_score, max_faces=args.max_faces, pose=args.pose,
+                                              video=video_opts))
     landmarker.detector  # fail early on bad detector options
     draw = {"lines": not args.no_lines, "boxes": not args.no_boxes, "numbers": args.numbers}
-    video_opts = VideoOptions(redetect_every=args.redetect_every, smooth=not args.no_smooth)
     problems, records, tiles, n_faces = [], [], [], 0
 
     def run_video(source, key):
         video, gif, jsonl = plan[key]
-        res = process_video(landmarker, source, video, gif, jsonl, video_opts, args.max_frames, draw)
+        res = process_video(landmarker, source, video, gif, jsonl, max_frames=args.max_frames, draw_kwargs=draw)
         print(f"{source}: {res['frames']} frames at {res['fps']:.1f} fps -> {str(jsonl).removesuffix('.jsonl')}.*")
         if res["error"]:
             problems.append(res["error"])
@@ -163,10 +166,6 @@ def _write_table(path: Path, records) -> None:
 
 
 def _write_grid(path: Path, tiles) -> None:
-    from PIL import Image
-
-    from .drawing import grid
-
     if not tiles:
         print(f"note: no faces to put in {path}", file=sys.stderr)
         return

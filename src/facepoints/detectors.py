@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .config import DEFAULT_DETECTOR  # noqa: F401  (re-exported: the default is decided in config.py)
 from .errors import FacepointsError
 
 BOX_MAPS_FILE = Path(__file__).parent / "detector_boxes.json"
@@ -144,9 +145,10 @@ class RetinaFaceDetector(Detector):
 
     def __init__(self, threshold: float = 0.5, max_side: int | None = -1, nms: float = 0.4, threads: int | None = 1):
         super().__init__(max_side)
+        # ONNX Runtime and weights.py (torch) load only when this detector is built
         import onnxruntime as ort
 
-        from .weights import sha256_file  # noqa: PLC0415 (weights.py imports torch; only this detector needs it)
+        from .weights import sha256_file
 
         entry = json.loads((DETECTOR_WEIGHTS / "DETECTORS.json").read_text())["retinaface"]
         path = DETECTOR_WEIGHTS / entry["file"]
@@ -201,7 +203,7 @@ class DlibHOGDetector(Detector):
 
     def __init__(self, upsample: int = 1, threshold: float = 0.0, max_side: int | None = -1):
         super().__init__(max_side)
-        import dlib
+        import dlib  # slow to load, and only this detector needs it
 
         self._detector = dlib.get_frontal_face_detector()
         self.upsample, self.threshold = upsample, threshold
@@ -220,8 +222,6 @@ class HaarDetector(Detector):
 
     def __init__(self, min_size: int = 24, max_side: int | None = -1):
         super().__init__(max_side)
-        import cv2
-
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
@@ -229,8 +229,6 @@ class HaarDetector(Detector):
         self.min_size = min_size
 
     def _detect(self, rgb):
-        import cv2
-
         gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         rects, _, weights = self._cascade.detectMultiScale3(
             gray, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_size, self.min_size), outputRejectLevels=True
@@ -278,7 +276,6 @@ class GivenBoxes(Detector):
 
 
 DETECTORS = {"retinaface": RetinaFaceDetector, "dlib": DlibHOGDetector, "haar": HaarDetector}
-DEFAULT_DETECTOR = "retinaface"
 
 
 def create_detector(name: str, **kwargs) -> Detector:

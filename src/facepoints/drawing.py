@@ -68,7 +68,7 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after choosing the file-only backend
 
     epochs = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
@@ -148,7 +148,7 @@ def plot_ced(curves: dict[str, np.ndarray], path: str | Path, threshold: float =
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after choosing the file-only backend
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     xs = np.linspace(0, threshold, 200)

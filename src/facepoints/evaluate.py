@@ -11,10 +11,13 @@ import numpy as np
 from tqdm import tqdm
 
 from .crop import points_box
-from .data import Sample, load_image, read_pts_folder
-from .detectors import roll_degrees
+from .data import IMAGE_SUFFIXES, Sample, find_manifest, load_image, read_pts_folder
+from .detectors import create_detector, roll_degrees
+from .drawing import CED_SUFFIXES, plot_ced
 from .errors import FacepointsError
+from .io_utils import atomic_write_text, check_outputs
 from .metrics import nme, summary
+from .predictor import LandmarkPredictor
 
 FAILED = float("inf")  # NME of a face the detector missed: counts as a failure
 
@@ -108,12 +111,6 @@ def format_table(report: dict, title: str = "") -> str:
 
 def run(data: str, model: str | None, boxes: str, detector_name: str, json_out: str | None, ced_out: str | None,
         backend: str = "auto", flip_test: bool = False, upright: bool = True, detector_options: dict | None = None) -> dict:
-    from .data import IMAGE_SUFFIXES, find_manifest
-    from .detectors import create_detector
-    from .drawing import CED_SUFFIXES, plot_ced
-    from .io_utils import atomic_write_text, check_outputs
-    from .predictor import LandmarkPredictor
-
     samples = read_pts_folder(data)
     if ced_out and Path(ced_out).suffix.lower() not in CED_SUFFIXES:
         raise FacepointsError(f"--ced {ced_out}: the plot needs a {', '.join(CED_SUFFIXES)} suffix")

@@ -7,34 +7,20 @@ Video is a mode of the same object: `detect_for_video(frame, timestamp_ms)` trac
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from .config import VideoOptions
+from .config import LandmarkerOptions, VideoOptions
 from .data import load_image, to_rgb
-from .detectors import DEFAULT_DETECTOR, DETECTORS, Detections, Detector, GivenBoxes, create_detector, roll_degrees
+from .detectors import DETECTORS, Detections, Detector, GivenBoxes, create_detector, roll_degrees
 from .errors import FacepointsError
 from .predictor import LandmarkPredictor
 from .results import LandmarkResult, build_faces
 from .video import FaceTracker
 
-
-@dataclass(frozen=True)
-class LandmarkerOptions:
-    model: str | None = None  # shipped model name ("fast", "xception") or a .pt path; None = default
-    detector: str | Detector = DEFAULT_DETECTOR  # retinaface (CNN), dlib (HOG) or haar; or a Detector object
-    detector_threshold: float | None = None  # the detector's own score threshold; None = its default
-    detector_max_side: int | None = -1  # shrink images to this long side for detection only; None = never, -1 = default
-    upright: bool = True  # crop each face upright when the detector gives keypoints (retinaface): robust to head roll
-    backend: str = "auto"  # auto (ONNX Runtime when installed), onnxruntime or torch
-    threads: int | None = None
-    flip_test: bool = False  # average with the mirrored crop: a little more accurate, half the speed
-    min_score: float = -1e9  # drop detections scored below this
-    max_faces: int | None = None
-    pose: bool = True  # head pose (yaw, pitch, roll) from the points
-    video: VideoOptions = field(default_factory=VideoOptions)  # detect_for_video: redetection, smoothing
+__all__ = ["Landmarker", "LandmarkerOptions", "VideoOptions", "as_rgb"]
 
 
 def as_rgb(image) -> tuple[np.ndarray, str | None]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 def machine() -> str:
     """CPU, cores, OS, Python, torch and ONNX Runtime versions, in one line."""
-    # both heavy; only the offline scripts that write records call this
+    # both slow to load; only the offline scripts that write records call this
     import onnxruntime
     import torch
 

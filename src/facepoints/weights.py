@@ -17,6 +17,7 @@ from .checkpoint import selected_state
 from .errors import FacepointsError
 from .io_utils import atomic_path
 from .models import create_model
+from .version import __version__
 
 WEIGHTS_FORMAT = "facepoints-weights/1"
 PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
@@ -64,8 +65,6 @@ class ModelSpec:
 
     def onnx_metadata(self, shift_in_graph: bool) -> dict[str, str]:
         """Everything a user of the exported file alone needs to crop for it and read its output."""
-        from .version import __version__
-
         return {
             "facepoints.version": __version__,
             "facepoints.arch": self.arch,
