@@ -18,17 +18,26 @@ def weights_line() -> str:
     from facepoints.weights import shipped_models
 
     models = shipped_models()
-    return "; ".join(f"`{n}` = {m['file']} sha256 {m['sha256'][:16]}…" for n, m in models.items()) or "no shipped weights"
+    return (
+        "; ".join(f"`{n}` = {m['file']} sha256 {m['sha256'][:16]}…" for n, m in models.items()) or "no shipped weights"
+    )
 
 
 def write_section(name: str, body: str, command: str, data: str | Path = DATA) -> None:
     """Replace (or append) the section `name` of BENCHMARKS.md; the stamp names the code (git commit) and the
     data (a hash of the folder the figures were computed on), so a figure can be traced to what made it."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    block = (f"<!-- {name}:start -->\n{body.rstrip()}\n\n"
-             f"_Written by `{command}` on {stamp} at commit {git_commit(ROOT)}, data {Path(data).name}/ sha256 "
-             f"{data_hash(data)}…. Machine: {machine()}. Weights: {weights_line()}._\n<!-- {name}:end -->")
-    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n\nEvery figure below is written by a script in `benchmarks/`; rerun it to refresh its section.\n"
+    block = (
+        f"<!-- {name}:start -->\n{body.rstrip()}\n\n"
+        f"_Written by `{command}` on {stamp} at commit {git_commit(ROOT)}, data {Path(data).name}/ sha256 "
+        f"{data_hash(data)}…. Machine: {machine()}. Weights: {weights_line()}._\n<!-- {name}:end -->"
+    )
+    text = (
+        REPORT.read_text()
+        if REPORT.exists()
+        else "# Benchmarks\n\nEvery figure below is written by a script in `benchmarks/`; "
+        "rerun it to refresh its section.\n"
+    )
     pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     tmp = REPORT.with_suffix(".tmp")
@@ -59,7 +68,11 @@ def held_out_weights(name: str) -> tuple[str, str]:
     run = shipped_models().get(name, {}).get("recipe_run")
     recipe = ROOT / "runs" / str(run) / "model.pt"
     if not run or not recipe.exists():
-        raise SystemExit(f"{name}: trained on every face of train/, nothing held out; its recipe run runs/{run} is missing "
-                         "(README, 'Reproducing the numbers', has its command)")
-    return str(recipe), (f"`{name}`'s recipe run (`runs/{run}/model.pt` sha256 {sha256_file(recipe)[:16]}…: "
-                         "same settings, 10% of train/ held out)")
+        raise SystemExit(
+            f"{name}: trained on every face of train/, nothing held out; its recipe run runs/{run} is missing "
+            "(README, 'Reproducing the numbers', has its command)"
+        )
+    return str(recipe), (
+        f"`{name}`'s recipe run (`runs/{run}/model.pt` sha256 {sha256_file(recipe)[:16]}…: "
+        "same settings, 10% of train/ held out)"
+    )

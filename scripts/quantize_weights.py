@@ -10,8 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-from facepoints.export import quantize_int8
 from facepoints.checkpoint import RunSplit
+from facepoints.export import quantize_int8
 from facepoints.weights import PACKAGE_WEIGHTS, load_model, sha256_file, shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]

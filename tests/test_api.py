@@ -88,14 +88,20 @@ def test_onnx_parity_with_pytorch(tiny_model, tmp_path):
     """
     import onnxruntime as ort
 
-    from facepoints.export import export_onnx
+    from facepoints.export import PointsHead, export_onnx
     from facepoints.models import xception
-    from facepoints.export import PointsHead
     from facepoints.weights import ModelSpec, load_model
 
     rng = np.random.default_rng(0)
-    faces = np.stack([cv2.cvtColor(cv2.resize(painted_face(template(90, (100, 100)), seed=i), (128, 128)), cv2.COLOR_RGB2GRAY)
-                      for i in range(4)]).astype(np.float32)[:, None] / 255
+    faces = (
+        np.stack(
+            [
+                cv2.cvtColor(cv2.resize(painted_face(template(90, (100, 100)), seed=i), (128, 128)), cv2.COLOR_RGB2GRAY)
+                for i in range(4)
+            ]
+        ).astype(np.float32)[:, None]
+        / 255
+    )
     x = np.concatenate([faces, rng.random((3, 1, 128, 128), dtype=np.float32)])  # batch of 7: dynamic batch
     torch.manual_seed(0)
     tiny = load_model(str(tiny_model / "model.pt"))[0]
@@ -123,7 +129,9 @@ def test_cli_export_and_onnx_backend(tiny_model, tmp_path):
     pts = template()
     img = painted_face(pts)
     t = Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="torch").detect(img, boxes=[points_box(pts)])
-    o = Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="onnxruntime").detect(img, boxes=[points_box(pts)])
+    o = Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="onnxruntime").detect(
+        img, boxes=[points_box(pts)]
+    )
     # the 2-epoch fixture model has exactly tied cell scores for a few points, which the two
     # backends' argmax may break differently; every other point must agree to 0.1 px
     agree = np.abs(o.faces[0].points - t.faces[0].points).max(axis=1) < 0.1
@@ -151,7 +159,18 @@ def test_cli_detect_jsonl_csv_and_no_faces_exit_zero(tiny_model, tmp_path, capsy
     img = tmp_path / "blank.jpg"
     cv2.imwrite(str(img), np.full((80, 100, 3), 90, np.uint8))
     for name in ["all.jsonl", "all.csv"]:
-        code = main(["detect", str(img), "--json", str(tmp_path / name), "-o", str(tmp_path / "o"), "--model", str(tiny_model / "model.pt")])
+        code = main(
+            [
+                "detect",
+                str(img),
+                "--json",
+                str(tmp_path / name),
+                "-o",
+                str(tmp_path / "o"),
+                "--model",
+                str(tiny_model / "model.pt"),
+            ]
+        )
         assert code == 0
     assert json.loads((tmp_path / "all.jsonl").read_text().splitlines()[0])["faces"] == []
     assert (tmp_path / "all.csv").read_text().startswith("image,face,score,x1")
@@ -168,7 +187,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_cli_evaluate_writes_json_and_ced(tiny_model, face_folder, tmp_path):
     out = tmp_path / "eval.json"
-    assert main(["evaluate", "--data", str(face_folder), "--model", str(tiny_model / "model.pt"), "--json", str(out)]) == 0
+    assert (
+        main(["evaluate", "--data", str(face_folder), "--model", str(tiny_model / "model.pt"), "--json", str(out)]) == 0
+    )
     r = json.loads(out.read_text())
     for key in ["nme_mean", "nme_median", "fr_0.08", "auc_0.08", "n_faces"]:
         assert key in r
@@ -206,10 +227,18 @@ def test_video_tracking_smoothing_and_outputs(tiny_model, tmp_path):
     frames = [painted_face(pts, seed=0) for _ in range(12)]
     _write_video(tmp_path / "v.mp4", frames)
     # upright=False: the 2-epoch model's points are too rough to take a roll from
-    lm = Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="torch", detector=FixedDetector(points_box(pts)),
-                                    upright=False)
-    res = process_video(lm, str(tmp_path / "v.mp4"), tmp_path / "o.mp4", tmp_path / "o.gif", tmp_path / "o.jsonl",
-                        VideoOptions(redetect_every=5), progress=False)
+    lm = Landmarker.from_pretrained(
+        str(tiny_model / "model.pt"), backend="torch", detector=FixedDetector(points_box(pts)), upright=False
+    )
+    res = process_video(
+        lm,
+        str(tmp_path / "v.mp4"),
+        tmp_path / "o.mp4",
+        tmp_path / "o.gif",
+        tmp_path / "o.jsonl",
+        VideoOptions(redetect_every=5),
+        progress=False,
+    )
     assert res["frames"] == 12 and res["error"] is None
     assert lm._detector.calls == 3  # frames 0, 5, 10: tracking in between
     lines = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
@@ -227,9 +256,11 @@ def test_detect_for_video_tracks_smooths_and_matches_the_cli_path(tiny_model, tm
     pts = template(80, (100, 100))
     frames = [painted_face(pts + [i * 0.5, 0], seed=0) for i in range(8)]
     _write_video(tmp_path / "v.mp4", frames)
-    make = lambda: Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="torch",  # noqa: E731
-                                              detector=FixedDetector(points_box(pts)), upright=False,
-                                              video=VideoOptions(redetect_every=3))
+    def make():
+        return Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="torch",
+                                          detector=FixedDetector(points_box(pts)), upright=False,
+                                          video=VideoOptions(redetect_every=3))
+
     lm = make()
     process_video(lm, str(tmp_path / "v.mp4"), None, None, tmp_path / "o.jsonl", progress=False)
     cli = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
@@ -344,5 +375,7 @@ def test_output_shift_is_removed_from_every_point(tiny_model):
     crops = np.random.default_rng(0).integers(0, 255, (2, pred.input_size, pred.input_size), dtype=np.uint8)
     pred.spec = replace(pred.spec, output_shift=(0.0, 0.0))
     plain = pred.run_crops(crops)
-    pred.spec = replace(pred.spec, output_shift=(0.5, -0.25))  # measured at shipping: the mean error on the training faces
+    pred.spec = replace(
+        pred.spec, output_shift=(0.5, -0.25)
+    )  # measured at shipping: the mean error on the training faces
     np.testing.assert_allclose(pred.run_crops(crops), plain - [0.5, -0.25], atol=1e-5)

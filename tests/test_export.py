@@ -62,7 +62,11 @@ def test_exported_metadata_is_enough_to_crop_and_mirror(exported):
     assert json.loads(meta["facepoints.output_shift"]) == list(api.spec.output_shift)
     assert json.loads(meta["facepoints.annotation_offset"]) == list(api.spec.annotation_offset)
     assert meta["facepoints.output_shift_in_graph"] == "true"
-    assert meta["facepoints.arch"] == "pipnet_fast" and meta["facepoints.version"] and "300w" in meta["facepoints.landmarks"]
+    assert (
+        meta["facepoints.arch"] == "pipnet_fast"
+        and meta["facepoints.version"]
+        and "300w" in meta["facepoints.landmarks"]
+    )
     size = int(meta["facepoints.input_size"])
     crops = real_and_synthetic_crops(size, float(meta["facepoints.margin"]))
     x = preprocess(crops)
@@ -88,5 +92,9 @@ def test_predictor_backends_agree_and_the_shift_is_applied_once():
     if not q.int8:
         pytest.skip("this install ships no int8 graph")
     assert not q.session_calibrated
-    raw = ort.InferenceSession(q.spec.int8_onnx.path, providers=["CPUExecutionProvider"]).run(None, {"crops": preprocess(crops)})[0]
-    np.testing.assert_array_equal(q.run_crops(crops), (raw - np.asarray(q.spec.output_shift, np.float32)).astype(np.float32))
+    raw = ort.InferenceSession(q.spec.int8_onnx.path, providers=["CPUExecutionProvider"]).run(
+        None, {"crops": preprocess(crops)}
+    )[0]
+    np.testing.assert_array_equal(
+        q.run_crops(crops), (raw - np.asarray(q.spec.output_shift, np.float32)).astype(np.float32)
+    )

@@ -35,8 +35,12 @@ def import_graph() -> dict[str, set[str]]:
         module = ".".join(("facepoints", *parts))
         name = module.removesuffix(".__init__")
         tree = ast.parse(path.read_text())
-        skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-                for n in ast.walk(node)}
+        skip = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
         deps = set()
         for node in ast.walk(tree):
             if id(node) in skip:
@@ -54,7 +58,7 @@ def test_no_import_cycles():
 
     def visit(m):
         if m in stack:
-            cycles.append(stack[stack.index(m):] + [m])
+            cycles.append(stack[stack.index(m) :] + [m])
             return
         if m in seen:
             return
@@ -94,7 +98,9 @@ def test_import_facepoints_is_light():
     """The package's public names load on first use: `import facepoints` (and the CLI's parser) need no torch."""
     code = "import sys, facepoints, facepoints.cli; facepoints.cli.build_parser(); print('torch' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "False"
+    )
 
 
 def test_function_level_imports_say_why():
@@ -109,9 +115,15 @@ def test_function_level_imports_say_why():
             for node in ast.walk(fn):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
                     i = node.lineno - 1
-                    while i > 0 and (lines[i - 1].lstrip().startswith(("import ", "from ")) or not lines[i - 1].strip()):
+                    while i > 0 and (
+                        lines[i - 1].lstrip().startswith(("import ", "from ")) or not lines[i - 1].strip()
+                    ):
                         i -= 1  # the top of this block of imports
-                    if "#" not in lines[node.lineno - 1] and not lines[i - 1].lstrip().startswith("#") and "#" not in lines[i]:
+                    if (
+                        "#" not in lines[node.lineno - 1]
+                        and not lines[i - 1].lstrip().startswith("#")
+                        and "#" not in lines[i]
+                    ):
                         unexplained.append(f"{path.relative_to(ROOT)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
     assert not unexplained, unexplained
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from facepoints.errors import FacepointsError
 from facepoints.checkpoint import load_checkpoint
 from facepoints.config import TrainConfig
+from facepoints.errors import FacepointsError
 from facepoints.train import train
 from facepoints.weights import load_model
 
@@ -128,7 +128,9 @@ def test_checksum_mismatch(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(w, "PACKAGE_WEIGHTS", tmp_path)
     with pytest.raises(FacepointsError, match="checksum mismatch"):
         load_model("tiny")
-    (tmp_path / "MODELS.json").write_text(json.dumps({"tiny": {"file": "tiny.pt", "sha256": w.sha256_file(tmp_path / "tiny.pt")}}))
+    (tmp_path / "MODELS.json").write_text(
+        json.dumps({"tiny": {"file": "tiny.pt", "sha256": w.sha256_file(tmp_path / "tiny.pt")}})
+    )
     assert load_model("tiny")[1].arch == "pipnet_small"
 
 
@@ -159,12 +161,16 @@ def test_ema_weights_are_saved_selected_and_resumed(face_folder, tmp_path, monke
     state["config"] = {**first["config"], "epochs": 2}
     torch.save(state, out / "last.pt")
     train(_cfg(face_folder, out), resume=True)
-    assert int(load_checkpoint(out / "last.pt")["ema"]["n_averaged"]) == 2 * steps  # the average continued, not restarted
+    assert (
+        int(load_checkpoint(out / "last.pt")["ema"]["n_averaged"]) == 2 * steps
+    )  # the average continued, not restarted
     best = load_checkpoint(out / "best.pt")
     shipped = torch.load(out / "model.pt", weights_only=True)["model"]
     raw_differs = False
     for k, v in shipped.items():
-        assert torch.equal(v, best["ema"][f"module.{k}"].float() if v.is_floating_point() else best["ema"][f"module.{k}"]), k
+        assert torch.equal(
+            v, best["ema"][f"module.{k}"].float() if v.is_floating_point() else best["ema"][f"module.{k}"]
+        ), k
         raw_differs |= not torch.equal(v, best["model"][k].float() if v.is_floating_point() else best["model"][k])
     assert raw_differs  # the saved weights are the average, not the last step's
     from_checkpoint, _ = load_model(str(out / "best.pt"))  # a checkpoint used as weights gives the average too
@@ -200,9 +206,31 @@ def test_cli_train_options_map_onto_the_config():
 
     parse = build_parser().parse_args
     assert train_config(parse(["train", "--data", "d"])) == TrainConfig(data="d")  # no option: the dataclass defaults
-    cfg = train_config(parse(["train", "--data", "d", "--no-flip", "--scale-jitter", "0.2", "--shift-x", "0.15",
-                              "--ignore-annotation-offsets", "--cache-side", "352", "--epochs", "7"]))
-    assert (cfg.augment.flip, cfg.augment.scale, cfg.augment.shift_across, cfg.augment.shift) == (False, 0.2, 0.15, 0.08)
+    cfg = train_config(
+        parse(
+            [
+                "train",
+                "--data",
+                "d",
+                "--no-flip",
+                "--scale-jitter",
+                "0.2",
+                "--shift-x",
+                "0.15",
+                "--ignore-annotation-offsets",
+                "--cache-side",
+                "352",
+                "--epochs",
+                "7",
+            ]
+        )
+    )
+    assert (cfg.augment.flip, cfg.augment.scale, cfg.augment.shift_across, cfg.augment.shift) == (
+        False,
+        0.2,
+        0.15,
+        0.08,
+    )
     assert (cfg.annotation_offsets, cfg.cache_side, cfg.epochs) == (False, 352, 7)
 
 
@@ -211,11 +239,32 @@ def test_cli_margin_reaches_the_weights_the_predictor_reads(face_folder, tmp_pat
 
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    args = ["train", "--data", str(face_folder), "--out", str(out), "--model", "pipnet_small", "--epochs", "1",
-            "--batch-size", "4", "--workers", "0", "--precision", "fp32", "--margin", "1.1", "--cache-side", "300"]
+    args = [
+        "train",
+        "--data",
+        str(face_folder),
+        "--out",
+        str(out),
+        "--model",
+        "pipnet_small",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--precision",
+        "fp32",
+        "--margin",
+        "1.1",
+        "--cache-side",
+        "300",
+    ]
     assert main(args) == 0
     assert load_model(str(out / "model.pt"))[1].margin == 1.1
-    assert load_checkpoint(out / "last.pt")["config"]["cache_side"] == 300  # recorded, and the cache was cut at that size:
+    assert (
+        load_checkpoint(out / "last.pt")["config"]["cache_side"] == 300
+    )  # recorded, and the cache was cut at that size:
     (cached,) = (tmp_path / "cache").glob("crops-*.npz")
     with np.load(cached) as f:
         assert f["images"].shape[1:3] == (300, 300)
@@ -244,7 +293,20 @@ def test_val_fraction_zero_trains_on_every_face_and_keeps_the_last_epoch(face_fo
 def test_cache_smaller_than_the_input_is_a_clear_error(face_folder, tmp_path):
     from facepoints.cli import main
 
-    args = ["train", "--data", str(face_folder), "--out", str(tmp_path / "run"), "--model", "pipnet_small", "--epochs", "1",
-            "--workers", "0", "--cache-side", "64"]
+    args = [
+        "train",
+        "--data",
+        str(face_folder),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "pipnet_small",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--cache-side",
+        "64",
+    ]
     assert main(args) == 1
     assert not (tmp_path / "run" / "last.pt").exists()

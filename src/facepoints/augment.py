@@ -24,8 +24,15 @@ def random_geometry(points: np.ndarray, out: int, margin: float, cfg: AugmentCon
     return crop_matrix(cx, cy, side, out, angle, flip), flip
 
 
-def geometric(image: np.ndarray, points: np.ndarray, out: int, margin: float, cfg: AugmentConfig, rng: np.random.Generator,
-              offset=(0.0, 0.0)):
+def geometric(
+    image: np.ndarray,
+    points: np.ndarray,
+    out: int,
+    margin: float,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    offset=(0.0, 0.0),
+):
     """Crop image and points with one random affine map; a mirrored crop re-indexes the points.
 
     `offset` is how far the annotations sit right of / below what they mark. A mirror flips

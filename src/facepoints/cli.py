@@ -8,8 +8,16 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from .config import (ARCHITECTURES, DETECTOR_NAMES, AugmentConfig, LandmarkerOptions, TrainConfig, VideoOptions,
-                     config_from_dict, detector_options)
+from .config import (
+    ARCHITECTURES,
+    DETECTOR_NAMES,
+    AugmentConfig,
+    LandmarkerOptions,
+    TrainConfig,
+    VideoOptions,
+    config_from_dict,
+    detector_options,
+)
 from .errors import FacepointsError
 from .io_utils import check_outputs
 
@@ -66,35 +74,94 @@ def _add_detector_options(p, help_prefix: str = "") -> None:
 def _add_train(sub):
     p = sub.add_parser("train", help="train a landmark model on 68-point data")
     p.add_argument("--data", help="folder of image+.pts pairs, or a dlib XML file (not needed with --resume)")
-    p.add_argument("-o", "--out", default=TRAIN["out"], help="run folder: checkpoints, progress.gif, curves.png, model.pt")
-    p.add_argument("--arch", "--model", dest="arch", default=TRAIN["arch"], choices=ARCHITECTURES, metavar="ARCH",
-                   help=f"architecture: {', '.join(ARCHITECTURES)} (--model is the old name of this option)")
-    p.add_argument("--epochs", type=positive_int, default=None,
-                   help=f"epochs to train (default {TRAIN['epochs']}); with --resume: train on up to this epoch")
+    p.add_argument(
+        "-o", "--out", default=TRAIN["out"], help="run folder: checkpoints, progress.gif, curves.png, model.pt"
+    )
+    p.add_argument(
+        "--arch",
+        "--model",
+        dest="arch",
+        default=TRAIN["arch"],
+        choices=ARCHITECTURES,
+        metavar="ARCH",
+        help=f"architecture: {', '.join(ARCHITECTURES)} (--model is the old name of this option)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help=f"epochs to train (default {TRAIN['epochs']}); with --resume: train on up to this epoch",
+    )
     p.add_argument("--batch-size", type=positive_int, default=TRAIN["batch_size"])
     p.add_argument("--lr", type=positive_float, default=TRAIN["lr"])
     p.add_argument("--optimizer", choices=["adam", "adamw"], default=TRAIN["optimizer"])
     p.add_argument("--weight-decay", type=non_negative_float, default=TRAIN["weight_decay"])
     p.add_argument("--schedule", choices=["constant", "cosine"], default=TRAIN["schedule"])
     p.add_argument("--warmup-epochs", type=non_negative_float, default=TRAIN["warmup_epochs"])
-    p.add_argument("--ema", type=fraction, default=TRAIN["ema"], help="moving average of the weights, decay per step (e.g. 0.998); 0 = off")
-    p.add_argument("--val-fraction", type=fraction, default=TRAIN["val_fraction"],
-                   help="share of faces held out to validate and select the epoch; 0 = train on every face, keep the last epoch")
-    p.add_argument("--margin", type=margin, default=TRAIN["margin"], help="crop side as a multiple of the face box's longer side")
-    p.add_argument("--cache-side", type=positive_int, default=TRAIN["cache_side"], help="px of the source crops cached for training (2.2x the face box)")
+    p.add_argument(
+        "--ema",
+        type=fraction,
+        default=TRAIN["ema"],
+        help="moving average of the weights, decay per step (e.g. 0.998); 0 = off",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=fraction,
+        default=TRAIN["val_fraction"],
+        help="share of faces held out to validate and select the epoch; 0 = train on every face, keep the last epoch",
+    )
+    p.add_argument(
+        "--margin", type=margin, default=TRAIN["margin"], help="crop side as a multiple of the face box's longer side"
+    )
+    p.add_argument(
+        "--cache-side",
+        type=positive_int,
+        default=TRAIN["cache_side"],
+        help="px of the source crops cached for training (2.2x the face box)",
+    )
     p.add_argument("--seed", type=non_negative_int, default=TRAIN["seed"])
     p.add_argument("--workers", type=non_negative_int, default=TRAIN["workers"])
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=TRAIN["precision"])
-    p.add_argument("--blur", type=probability, default=AUGMENT["blur"], help="probability of Gaussian blur augmentation")
-    p.add_argument("--occlusion", type=probability, default=AUGMENT["occlusion"], help="probability of a random occluding rectangle")
+    p.add_argument(
+        "--blur", type=probability, default=AUGMENT["blur"], help="probability of Gaussian blur augmentation"
+    )
+    p.add_argument(
+        "--occlusion",
+        type=probability,
+        default=AUGMENT["occlusion"],
+        help="probability of a random occluding rectangle",
+    )
     p.add_argument("--rotation", type=degrees, default=AUGMENT["rotation"], help="max rotation augmentation, degrees")
-    p.add_argument("--shift", type=non_negative_float, default=AUGMENT["shift"], help="max box-centre shift augmentation, fraction of the crop side")
-    p.add_argument("--shift-x", type=non_negative_float, default=AUGMENT["shift_x"], help="max shift across, if it should differ from --shift")
-    p.add_argument("--scale-jitter", type=non_negative_float, default=AUGMENT["scale"], help="crop side multiplied by exp(U(-s, s))")
+    p.add_argument(
+        "--shift",
+        type=non_negative_float,
+        default=AUGMENT["shift"],
+        help="max box-centre shift augmentation, fraction of the crop side",
+    )
+    p.add_argument(
+        "--shift-x",
+        type=non_negative_float,
+        default=AUGMENT["shift_x"],
+        help="max shift across, if it should differ from --shift",
+    )
+    p.add_argument(
+        "--scale-jitter",
+        type=non_negative_float,
+        default=AUGMENT["scale"],
+        help="crop side multiplied by exp(U(-s, s))",
+    )
     p.add_argument("--no-flip", action="store_true", help="disable mirror augmentation")
-    p.add_argument("--ignore-annotation-offsets", dest="annotation_offsets", action="store_false",
-                   help="mirror the points as written, not what they mark (the 300-W manifest's 1-based offsets)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last complete epoch, with its saved settings")
+    p.add_argument(
+        "--ignore-annotation-offsets",
+        dest="annotation_offsets",
+        action="store_false",
+        help="mirror the points as written, not what they mark (the 300-W manifest's 1-based offsets)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last complete epoch, with its saved settings",
+    )
     p.set_defaults(func=_run_train)
 
 
@@ -112,8 +179,12 @@ def _run_train(args):
 
 
 # flattened TrainConfig field -> its option, where the names differ
-OPTION_NAMES = {"arch": "arch", "augment.scale": "scale-jitter", "augment.flip": "no-flip",
-                "annotation_offsets": "ignore-annotation-offsets"}
+OPTION_NAMES = {
+    "arch": "arch",
+    "augment.scale": "scale-jitter",
+    "augment.flip": "no-flip",
+    "annotation_offsets": "ignore-annotation-offsets",
+}
 
 
 def _check_resume_options(args) -> None:
@@ -123,20 +194,32 @@ def _check_resume_options(args) -> None:
 
     def flat(cfg):
         d = asdict(cfg)
-        return {**{k: v for k, v in d.items() if k != "augment"}, **{f"augment.{k}": v for k, v in d["augment"].items()}}
+        return {
+            **{k: v for k, v in d.items() if k != "augment"},
+            **{f"augment.{k}": v for k, v in d["augment"].items()},
+        }
 
     asked, default = flat(train_config(args)), flat(train_config(build_parser().parse_args(["train"])))
     saved = flat(config_from_dict(saved_run(args.out)[1]))
     differ = [k for k in asked if k not in ("epochs", "out") and asked[k] != default[k] and asked[k] != saved.get(k)]
     if differ:
         names = ", ".join("--" + OPTION_NAMES.get(k, k.removeprefix("augment.")).replace("_", "-") for k in differ)
-        raise FacepointsError(f"{args.out}: --resume continues with the run's saved settings; {names} differ from them "
-                              "(only --epochs may change)")
+        raise FacepointsError(
+            f"{args.out}: --resume continues with the run's saved settings; {names} differ from them "
+            "(only --epochs may change)"
+        )
 
 
 def train_config(args) -> TrainConfig:
-    aug = AugmentConfig(rotation=args.rotation, flip=not args.no_flip, blur=args.blur, occlusion=args.occlusion,
-                        shift=args.shift, shift_x=args.shift_x, scale=args.scale_jitter)
+    aug = AugmentConfig(
+        rotation=args.rotation,
+        flip=not args.no_flip,
+        blur=args.blur,
+        occlusion=args.occlusion,
+        shift=args.shift,
+        shift_x=args.shift_x,
+        scale=args.scale_jitter,
+    )
     values = {k: v for k, v in vars(args).items() if k in TRAIN}
     values["epochs"] = args.epochs or TRAIN["epochs"]
     return TrainConfig(augment=aug, **values)
@@ -148,7 +231,6 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_detect, _add_train, _add_evaluate, _add_export):
         add(sub)
     return parser
-
 
 
 def _add_evaluate(sub):
@@ -168,8 +250,18 @@ def _run_evaluate(args):
     from .evaluate import run  # the verb's own heavy imports: see the top of this file
 
     ced = args.ced or (str(Path(args.json_out).with_suffix(".ced.png")) if args.json_out else "ced.png")
-    run(args.data, args.model, args.boxes, args.detector, args.json_out, ced, args.backend, args.flip_test, args.upright,
-        detector_options(args))
+    run(
+        args.data,
+        args.model,
+        args.boxes,
+        args.detector,
+        args.json_out,
+        ced,
+        args.backend,
+        args.flip_test,
+        args.upright,
+        detector_options(args),
+    )
 
 
 def _add_export(sub):
@@ -188,8 +280,10 @@ def _run_export(args):
     check_outputs([args.output], inputs=[resolve(args.model)[0]])
     model, spec = load_model(args.model)
     path = export_onnx(model, spec, args.output)
-    print(f"{spec.arch} -> {path} (input crops: batch x 1 x {spec.input_size} x {spec.input_size}, gray in [0, 1]; "
-          f"output points: batch x 68 x 2, crop pixels, output_shift applied; settings in the ONNX metadata)")
+    print(
+        f"{spec.arch} -> {path} (input crops: batch x 1 x {spec.input_size} x {spec.input_size}, gray in [0, 1]; "
+        f"output points: batch x 68 x 2, crop pixels, output_shift applied; settings in the ONNX metadata)"
+    )
 
 
 def _add_detect(sub):
@@ -200,15 +294,29 @@ def _add_detect(sub):
     p.add_argument("--model", default=None, help="shipped model name or .pt path")
     _add_detector_options(p)
     p.add_argument("--backend", default=LANDMARKER["backend"], choices=["auto", "onnxruntime", "torch"])
-    p.add_argument("--threads", type=positive_int, default=LANDMARKER["threads"], help="CPU threads of the landmark model")
-    p.add_argument("--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this")
-    p.add_argument("--max-faces", type=positive_int, default=LANDMARKER["max_faces"], help="at most this many faces per image or frame (best first)")
+    p.add_argument(
+        "--threads", type=positive_int, default=LANDMARKER["threads"], help="CPU threads of the landmark model"
+    )
+    p.add_argument(
+        "--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this"
+    )
+    p.add_argument(
+        "--max-faces",
+        type=positive_int,
+        default=LANDMARKER["max_faces"],
+        help="at most this many faces per image or frame (best first)",
+    )
     p.add_argument("--no-pose", dest="pose", action="store_false", help="no head pose in the outputs")
     p.add_argument("--camera", type=non_negative_int, default=None, help="webcam index, e.g. 0")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop a video or camera after N frames")
     p.add_argument("--gif", action="store_true", help="also write an animated GIF for videos")
     p.add_argument("--no-smooth", action="store_true", help="video: no temporal smoothing")
-    p.add_argument("--redetect-every", type=positive_int, default=VIDEO["redetect_every"], help="video: run the detector every N frames")
+    p.add_argument(
+        "--redetect-every",
+        type=positive_int,
+        default=VIDEO["redetect_every"],
+        help="video: run the detector every N frames",
+    )
     p.add_argument("--no-lines", action="store_true", help="draw points only")
     p.add_argument("--no-boxes", action="store_true")
     p.add_argument("--numbers", action="store_true", help="draw point indices")
@@ -222,7 +330,6 @@ def _run_detect(args):
     from .detect import run_detect  # the verb's own heavy imports: see the top of this file
 
     return run_detect(args)
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # annotations only: this module stays standard-library-only
     from .detectors import Detector
 
-# px of the cached source crops (dataset.build_cache), as the shipped fast was trained. 352 (`--cache-side`, runs
-# `native` and `native_s1`) costs 1.9x the memory for a held-out NME 0.01-0.04 points lower over two seeds, within chance.
+# px of the cached source crops (dataset.build_cache), as the shipped fast was trained; BENCHMARKS.md (runs `native`,
+# `native_s1`) compares 352
 CACHE_SIDE = 256
 DETECTOR_NAMES = ("retinaface", "dlib", "haar")  # detectors.DETECTORS' keys, here so `--help` does not import OpenCV
 DEFAULT_DETECTOR = "retinaface"

@@ -100,7 +100,9 @@ def crop_square(image: np.ndarray, cx: float, cy: float, side: float, out: int, 
         nh = max((min(int(cy + reach) + 2 * factor, h) - y0) // factor, 1)
         small = cv2.resize(image[y0 : y0 + nh * factor, x0 : x0 + nw * factor], (nw, nh), interpolation=cv2.INTER_AREA)
         m = crop_matrix((cx - x0 + 0.5) / factor - 0.5, (cy - y0 + 0.5) / factor - 0.5, side / factor, out, angle_deg)
-        s = np.array([[1 / factor, 0, (0.5 - x0) / factor - 0.5], [0, 1 / factor, (0.5 - y0) / factor - 0.5], [0, 0, 1]])
+        s = np.array(
+            [[1 / factor, 0, (0.5 - x0) / factor - 0.5], [0, 1 / factor, (0.5 - y0) / factor - 0.5], [0, 0, 1]]
+        )
         return Crop(warp(small, m, out), m @ s)
     m = crop_matrix(cx, cy, side, out, angle_deg)
     return Crop(warp(image, m, out), m)

@@ -34,7 +34,9 @@ def _cache_key(samples: list[Sample], side: int) -> str:
     return h.hexdigest()[:16]
 
 
-def build_cache(samples: list[Sample], cache_dir: Path | None = None, side: int = CACHE_SIDE) -> tuple[np.ndarray, np.ndarray]:
+def build_cache(
+    samples: list[Sample], cache_dir: Path | None = None, side: int = CACHE_SIDE
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, side, side, 3) uint8 images and (N, 68, 2) points in their coordinates."""
     cache_dir = Path(cache_dir or default_cache_dir())
     path = cache_dir / f"crops-{_cache_key(samples, side)}.npz"
@@ -65,8 +67,16 @@ def to_tensor(gray: np.ndarray) -> torch.Tensor:
 class LandmarkDataset(torch.utils.data.Dataset):
     """Cached faces -> (1xSxS float crop, (68, 2) crop-pixel target); augmented when `augment` is set."""
 
-    def __init__(self, images, points, input_size: int, margin: float, augment: AugmentConfig | None, seed: int = 0,
-                 offsets: np.ndarray | None = None):
+    def __init__(
+        self,
+        images,
+        points,
+        input_size: int,
+        margin: float,
+        augment: AugmentConfig | None,
+        seed: int = 0,
+        offsets: np.ndarray | None = None,
+    ):
         self.images, self.points = images, points
         self.offsets = np.zeros((len(images), 2)) if offsets is None else offsets
         self.input_size, self.margin, self.augment, self.seed = input_size, margin, augment, seed

@@ -73,7 +73,9 @@ class Detections:
         return len(self.boxes)
 
     def take(self, index) -> "Detections":
-        return Detections(self.boxes[index], self.scores[index], None if self.keypoints is None else self.keypoints[index])
+        return Detections(
+            self.boxes[index], self.scores[index], None if self.keypoints is None else self.keypoints[index]
+        )
 
 
 def roll_degrees(keypoints: np.ndarray) -> np.ndarray:
@@ -137,7 +139,7 @@ class RetinaFaceDetector(Detector):
     defaults were chosen by benchmarks/detectors.py (BENCHMARKS.md, "Face detectors")."""
 
     name = "retinaface"
-    default_max_side = 1280  # 720p frames at full size: small faces need it (a 640 px cap misses ~1 in 5 faces of 40-80 px)
+    default_max_side = 1280
     MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)  # the training images' channel means
     STEPS = (8, 16, 32)
     ANCHORS = ((16, 32), (64, 128), (256, 512))  # anchor sides in px per stride
@@ -153,7 +155,9 @@ class RetinaFaceDetector(Detector):
         entry = json.loads((DETECTOR_WEIGHTS / "DETECTORS.json").read_text())["retinaface"]
         path = DETECTOR_WEIGHTS / entry["file"]
         if not path.exists() or sha256_file(path) != entry["sha256"]:
-            raise FacepointsError(f"{path}: missing or checksum mismatch (file damaged or replaced); reinstall facepoints")
+            raise FacepointsError(
+                f"{path}: missing or checksum mismatch (file damaged or replaced); reinstall facepoints"
+            )
         if not 0 < threshold < 1:
             raise FacepointsError(f"retinaface threshold must be between 0 and 1, got {threshold}")
         opts = ort.SessionOptions()
@@ -189,7 +193,9 @@ class RetinaFaceDetector(Detector):
         kps = p[:, None, :2] + kps * v0 * p[:, None, 2:]
         if len(boxes):
             xywh = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
-            nms_keep = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.threshold, self.nms), int).reshape(-1)
+            nms_keep = np.asarray(
+                cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.threshold, self.nms), int
+            ).reshape(-1)
             boxes, scores, kps = boxes[nms_keep], scores[nms_keep], kps[nms_keep]
         # network coordinates run along pixel edges; keypoints go to the pixel-centre convention of crop.py
         return Detections(boxes.astype(np.float64), scores.astype(np.float64), kps.astype(np.float64) - 0.5)
@@ -252,10 +258,14 @@ def check_boxes(boxes) -> np.ndarray:
     if b.ndim != 2 or b.shape[1] != 4:
         raise FacepointsError(f"boxes: expected shape (N, 4) x1 y1 x2 y2, got {b.shape}")
     if not np.isfinite(b).all():
-        raise FacepointsError(f"boxes: box {int(np.flatnonzero(~np.isfinite(b).all(1))[0])} holds NaN or infinite values")
+        raise FacepointsError(
+            f"boxes: box {int(np.flatnonzero(~np.isfinite(b).all(1))[0])} holds NaN or infinite values"
+        )
     bad = np.flatnonzero((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1]))
     if len(bad):
-        raise FacepointsError(f"boxes: box {int(bad[0])} {b[bad[0]].tolist()} is empty or inverted (need x2 > x1 and y2 > y1)")
+        raise FacepointsError(
+            f"boxes: box {int(bad[0])} {b[bad[0]].tolist()} is empty or inverted (need x2 > x1 and y2 > y1)"
+        )
     return b
 
 

@@ -36,7 +36,16 @@ def draw_face(
         cv2.circle(image, (int(x), int(y)), r, color, -1, cv2.LINE_AA)
     if numbers:
         for i, (x, y) in enumerate(pts):
-            cv2.putText(image, str(i), (int(x) + 2, int(y) - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                image,
+                str(i),
+                (int(x) + 2, int(y) - 2),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.3 * scale,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
     if box is not None:
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOR, thick, cv2.LINE_AA)
@@ -89,8 +98,9 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
-def progress_frame(crops: np.ndarray, preds: np.ndarray, targets: np.ndarray, epoch: int, nme: float,
-                   faces: str = "val") -> np.ndarray:
+def progress_frame(
+    crops: np.ndarray, preds: np.ndarray, targets: np.ndarray, epoch: int, nme: float, faces: str = "val"
+) -> np.ndarray:
     """One picture of an epoch: model points (green) and targets (red) on a few fixed crops, (N, 1, S, S) in [0, 1]."""
     tiles = []
     for img, p, t in zip(crops, preds, targets):
@@ -100,7 +110,15 @@ def progress_frame(crops: np.ndarray, preds: np.ndarray, targets: np.ndarray, ep
         draw_face(rgb, (p + 0.5) * 2 - 0.5, lines=True, radius=2)
         tiles.append(rgb)
     frame = grid(tiles, cols=4, tile=160)
-    cv2.putText(frame, f"epoch {epoch}  {faces} NME {100 * nme:.2f}%", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+    cv2.putText(
+        frame,
+        f"epoch {epoch}  {faces} NME {100 * nme:.2f}%",
+        (8, 20),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.6,
+        (255, 255, 255),
+        2,
+    )
     return frame
 
 
@@ -108,8 +126,16 @@ class ProgressFrames:
     """Training's epoch callback: `progress/epoch_NNN.png` every epoch; `progress.gif` (at most `max_gif_frames`
     epochs, evenly spaced) and `curves.png` every `every` epochs and at the last, as rebuilding them costs ~1 s."""
 
-    def __init__(self, out: str | Path, crops: np.ndarray, targets: np.ndarray, faces: str, last_epoch: int,
-                 every: int = 10, max_gif_frames: int = 40):
+    def __init__(
+        self,
+        out: str | Path,
+        crops: np.ndarray,
+        targets: np.ndarray,
+        faces: str,
+        last_epoch: int,
+        every: int = 10,
+        max_gif_frames: int = 40,
+    ):
         self.out, self.crops, self.targets, self.faces = Path(out), np.asarray(crops), np.asarray(targets), faces
         self.last_epoch, self.every, self.max_gif_frames = last_epoch, every, max_gif_frames
         (self.out / "progress").mkdir(parents=True, exist_ok=True)

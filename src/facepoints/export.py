@@ -52,8 +52,16 @@ def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | Path, calib
     x = torch.zeros(1, 1, spec.input_size, spec.input_size)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(head, x, str(tmp), input_names=["crops"], output_names=["points"],
-                          dynamic_axes={"crops": {0: "batch"}, "points": {0: "batch"}}, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            head,
+            x,
+            str(tmp),
+            input_names=["crops"],
+            output_names=["points"],
+            dynamic_axes={"crops": {0: "batch"}, "points": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
         graph = onnx.load(str(tmp))
         for key, value in spec.onnx_metadata(shift_in_graph=calibrated).items():
             graph.metadata_props.add(key=key, value=value)
@@ -106,6 +114,14 @@ def quantize_int8(model: torch.nn.Module, spec: ModelSpec, calibration: np.ndarr
         export_onnx(model, spec, f32, calibrated=False)
         quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True)
         with atomic_path(path) as tmp:
-            quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            op_types_to_quantize=["Conv"], activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            quantize_static(
+                str(pre),
+                str(tmp),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                op_types_to_quantize=["Conv"],
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
     return path

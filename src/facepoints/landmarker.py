@@ -83,7 +83,9 @@ class Landmarker:
             angles = self.face_angles(det)
             lm_boxes = self.detector.landmark_boxes(det.boxes, angles)
         points = self.predictor.predict(rgb, lm_boxes, angles)
-        return LandmarkResult(build_faces(det.boxes, det.scores, points, rgb.shape[1::-1], self.options.pose), rgb, source)
+        return LandmarkResult(
+            build_faces(det.boxes, det.scores, points, rgb.shape[1::-1], self.options.pose), rgb, source
+        )
 
     def detect_for_video(self, frame, timestamp_ms: float) -> LandmarkResult:
         """Landmarks of one video frame, tracked from the previous frames of the same stream and smoothed.
@@ -95,8 +97,10 @@ class Landmarker:
         rgb, source = as_rgb(frame)
         t = float(timestamp_ms)
         if self._last_timestamp_ms is not None and not t > self._last_timestamp_ms:
-            raise FacepointsError(f"detect_for_video: timestamp {t:g} ms is not after the previous frame's "
-                                  f"({self._last_timestamp_ms:g} ms); call reset_video() to start another stream")
+            raise FacepointsError(
+                f"detect_for_video: timestamp {t:g} ms is not after the previous frame's "
+                f"({self._last_timestamp_ms:g} ms); call reset_video() to start another stream"
+            )
         if self._tracker is None:
             self._tracker = FaceTracker(self, self.options.video)
         self._last_timestamp_ms = t
@@ -121,4 +125,3 @@ class Landmarker:
 
     def with_options(self, **changes) -> "Landmarker":
         return Landmarker(replace(self.options, **changes))
-

@@ -58,4 +58,6 @@ def five_points(points: np.ndarray) -> np.ndarray:
     """(..., 68, 2) -> (..., 5, 2) in a face detector's keypoint order: eye centres (image left, right),
     nose tip, mouth corners (image left, right); so a track can take its roll as a detection does."""
     p = np.asarray(points, np.float64)
-    return np.stack([p[..., 36:42, :].mean(-2), p[..., 42:48, :].mean(-2), p[..., 30, :], p[..., 48, :], p[..., 54, :]], -2)
+    return np.stack(
+        [p[..., 36:42, :].mean(-2), p[..., 42:48, :].mean(-2), p[..., 30, :], p[..., 48, :], p[..., 54, :]], -2
+    )

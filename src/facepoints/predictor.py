@@ -21,10 +21,18 @@ from .weights import ModelSpec, load_model, sha256_file
 class LandmarkPredictor:
     """One landmark model on face crops: `spec` says how to crop and read it, `backend` runs it."""
 
-    def __init__(self, model: str | None = None, backend: str = "auto", threads: int | None = None, flip_test: bool = False,
-                 int8: bool = True):
+    def __init__(
+        self,
+        model: str | None = None,
+        backend: str = "auto",
+        threads: int | None = None,
+        flip_test: bool = False,
+        int8: bool = True,
+    ):
         self.model, self.spec = load_model(model)
-        self.int8 = int8 and self.spec.int8_onnx is not None  # a shipped int8 ONNX (same accuracy, faster) when there is one
+        self.int8 = (
+            int8 and self.spec.int8_onnx is not None
+        )  # a shipped int8 ONNX (same accuracy, faster) when there is one
         self.flip_test = flip_test
         self.threads = threads
         self.session = None
@@ -57,7 +65,9 @@ class LandmarkPredictor:
         if self.int8:
             path, sha = self.spec.int8_onnx.path, self.spec.int8_onnx.sha256
             if not Path(path).exists() or sha256_file(path) != sha:
-                raise FacepointsError(f"{path}: missing or checksum mismatch (file damaged or replaced); reinstall facepoints")
+                raise FacepointsError(
+                    f"{path}: missing or checksum mismatch (file damaged or replaced); reinstall facepoints"
+                )
             return ort.InferenceSession(path, self._ort_options(ort), providers=["CPUExecutionProvider"])
         try:
             path = export_onnx_cached(self.model, self.spec)

@@ -43,14 +43,27 @@ class Face:
 
     def csv_row(self, image: str | None, index: int) -> list:
         pose = self.pose.to_dict() if self.pose is not None else {}
-        return [image, index, round(float(self.score), 4), *[round(float(v), 2) for v in self.box],
-                *[pose.get(k) for k in ("yaw", "pitch", "roll")], *np.round(self.points.reshape(-1).astype(np.float64), 2).tolist()]
+        return [
+            image,
+            index,
+            round(float(self.score), 4),
+            *[round(float(v), 2) for v in self.box],
+            *[pose.get(k) for k in ("yaw", "pitch", "roll")],
+            *np.round(self.points.reshape(-1).astype(np.float64), 2).tolist(),
+        ]
 
 
 def build_faces(boxes, scores, points, image_size: tuple[int, int], with_pose: bool) -> list[Face]:
     """Face records; pose from the points (None where no rigid fit exists)."""
-    return [Face(np.asarray(b, np.float32), float(s), np.asarray(p, np.float32),
-                 safe_pose(p, image_size) if with_pose else None) for b, s, p in zip(boxes, scores, points)]
+    return [
+        Face(
+            np.asarray(b, np.float32),
+            float(s),
+            np.asarray(p, np.float32),
+            safe_pose(p, image_size) if with_pose else None,
+        )
+        for b, s, p in zip(boxes, scores, points)
+    ]
 
 
 @dataclass

@@ -69,7 +69,9 @@ def mean_crop_offset(points: np.ndarray, offsets: np.ndarray | None, input_size:
     return [round(float(v), 4) for v in (offsets * crop_per_px[:, None]).mean(0)]
 
 
-def write_weights(out: Path, held_out: bool, clean_loader, device: torch.device, annotation_offset: list[float]) -> list[float]:
+def write_weights(
+    out: Path, held_out: bool, clean_loader, device: torch.device, annotation_offset: list[float]
+) -> list[float]:
     """Write `model.pt` once: the selected epoch's weights (best.pt's, or the last with nothing held out),
     with what the predictor needs about their annotation convention, measured before the save.
 
@@ -84,8 +86,17 @@ def write_weights(out: Path, held_out: bool, clean_loader, device: torch.device,
     preds, targets = predict_batches(model.to(device), clean_loader, device, False)
     shift = [round(float(v), 4) for v in (preds - targets).mean((0, 1))]
     key = "val_nme" if held_out else "fit_nme"
-    save_weights(out / "model.pt", model, cfg, {"epoch": source["epoch"], key: source["history"][-1][key],
-                                                 "annotation_offset": annotation_offset, "output_shift": shift})
+    save_weights(
+        out / "model.pt",
+        model,
+        cfg,
+        {
+            "epoch": source["epoch"],
+            key: source["history"][-1][key],
+            "annotation_offset": annotation_offset,
+            "output_shift": shift,
+        },
+    )
     return shift
 
 
@@ -116,16 +127,22 @@ def prepare_run(cfg: TrainConfig, resume: bool, epochs: int | None) -> tuple[Tra
             save_checkpoint(last_path, state)  # killed between best.pt and last.pt: both hold this epoch's state
         print(f"resuming {out} after epoch {done} of {cfg.epochs}")
     elif last_path.exists() or best_path.exists():
-        raise FacepointsError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
+        raise FacepointsError(
+            f"{out}: already holds a training run; pass --resume to continue it or choose another --out"
+        )
     removed = remove_stale_temps(out) + remove_stale_temps(out / "progress") if out.is_dir() else 0
     if removed:
         print(f"{out}: removed {removed} temporary files a killed run left behind")
-    check_outputs([last_path, best_path, out / "model.pt", out / "curves.png", out / "progress" / "epoch_001.png"],
-                  read_folders=[cfg.data] if cfg.data and Path(cfg.data).is_dir() else [],
-                  read_suffixes=IMAGE_SUFFIXES + (".pts",))
+    check_outputs(
+        [last_path, best_path, out / "model.pt", out / "curves.png", out / "progress" / "epoch_001.png"],
+        read_folders=[cfg.data] if cfg.data and Path(cfg.data).is_dir() else [],
+        read_suffixes=IMAGE_SUFFIXES + (".pts",),
+    )
     if cfg.cache_side < cfg.input_size:
-        raise FacepointsError(f"--cache-side {cfg.cache_side}: must be at least the input size ({cfg.input_size} px), "
-                              "or every training crop is an upsampled blur")
+        raise FacepointsError(
+            f"--cache-side {cfg.cache_side}: must be at least the input size ({cfg.input_size} px), "
+            "or every training crop is an upsampled blur"
+        )
     return cfg, state
 
 
@@ -143,7 +160,9 @@ def train_one_epoch(model, ema, optimizer, loader, cfg: TrainConfig, epoch: int,
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model.loss(model(x), y.to(device))
         if not torch.isfinite(loss):
-            kept = f"last good checkpoint kept at {last_path}" if last_path.exists() else "no checkpoint was written yet"
+            kept = (
+                f"last good checkpoint kept at {last_path}" if last_path.exists() else "no checkpoint was written yet"
+            )
             raise FacepointsError(f"epoch {epoch} step {step}: loss is {loss.item()}; stopping ({kept})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -179,8 +198,9 @@ def train(cfg: TrainConfig, resume: bool = False, epochs: int | None = None, cal
     if offsets is not None and offsets.any():
         print(f"annotation offsets from {MANIFEST}: mean {offsets.mean(0).round(2).tolist()} px in the cached crops")
     train_offsets = None if offsets is None else offsets[train_idx]
-    train_set = LandmarkDataset(images[train_idx], points[train_idx], cfg.input_size, cfg.margin, cfg.augment, cfg.seed,
-                                train_offsets)
+    train_set = LandmarkDataset(
+        images[train_idx], points[train_idx], cfg.input_size, cfg.margin, cfg.augment, cfg.seed, train_offsets
+    )
     annotation_offset = mean_crop_offset(points[train_idx], train_offsets, cfg.input_size, cfg.margin)
     watch_idx = val_idx if held_out else train_idx[:FIT_FACES]  # what the per-epoch NME is measured on
     nme_key = "val_nme" if held_out else "fit_nme"
@@ -194,7 +214,9 @@ def train(cfg: TrainConfig, resume: bool = False, epochs: int | None = None, cal
     optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = None
     if cfg.ema:
-        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema)
+        )
     history, start_epoch, best_nme = [], 0, float("inf")
     if state is not None:
         model.load_state_dict(state["model"])
@@ -206,23 +228,40 @@ def train(cfg: TrainConfig, resume: bool = False, epochs: int | None = None, cal
     if callbacks is None:
         n_prog = min(cfg.progress_faces, len(val_set))
         prog = [val_set[i] for i in range(n_prog)]
-        callbacks = [ProgressFrames(out, np.stack([x.numpy() for x, _ in prog]), np.stack([y.numpy() for _, y in prog]),
-                                    "val" if held_out else "train", cfg.epochs)]
+        callbacks = [
+            ProgressFrames(
+                out,
+                np.stack([x.numpy() for x, _ in prog]),
+                np.stack([y.numpy() for _, y in prog]),
+                "val" if held_out else "train",
+                cfg.epochs,
+            )
+        ]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{cfg.arch}: {n_params:,} params | {len(train_set)} train / {len(val_idx)} val faces | "
-          f"device {device.type}{' bf16' if bf16 else ''} | {torch.get_num_threads()} threads")
+    print(
+        f"{cfg.arch}: {n_params:,} params | {len(train_set)} train / {len(val_idx)} val faces | "
+        f"device {device.type}{' bf16' if bf16 else ''} | {torch.get_num_threads()} threads"
+    )
 
     entry = history[-1] if history else {}
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             train_set.epoch = epoch
             gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-            loader = torch.utils.data.DataLoader(train_set, shuffle=True, generator=gen, drop_last=len(train_set) > cfg.batch_size,
-                                                 batch_size=cfg.batch_size, num_workers=cfg.workers)
+            loader = torch.utils.data.DataLoader(
+                train_set,
+                shuffle=True,
+                generator=gen,
+                drop_last=len(train_set) > cfg.batch_size,
+                batch_size=cfg.batch_size,
+                num_workers=cfg.workers,
+            )
             t0 = time.perf_counter()
-            train_loss, seen, recent = train_one_epoch(model, ema, optimizer, loader, cfg, epoch, device, bf16, last_path)
+            train_loss, seen, recent = train_one_epoch(
+                model, ema, optimizer, loader, cfg, epoch, device, bf16, last_path
+            )
             train_time = time.perf_counter() - t0
             preds, targets = predict_batches(model, val_loader, device, bf16)
             val_nme = raw_nme = float(nme(preds, targets).mean())
@@ -232,15 +271,27 @@ def train(cfg: TrainConfig, resume: bool = False, epochs: int | None = None, cal
                 torch.optim.swa_utils.update_bn(recent, selected)
                 preds, targets = predict_batches(selected, val_loader, device, bf16)
                 val_nme = float(nme(preds, targets).mean())
-            entry = {"epoch": epoch, "train_loss": train_loss, nme_key: val_nme,
-                     "img_per_s": seen / train_time, "epoch_s": time.perf_counter() - t0}
+            entry = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                nme_key: val_nme,
+                "img_per_s": seen / train_time,
+                "epoch_s": time.perf_counter() - t0,
+            }
             if ema is not None:
                 entry[f"{nme_key}_raw"] = raw_nme
             history.append(entry)
             is_best = val_nme < best_nme or not held_out  # nothing held out: keep the last epoch
             best_nme = min(best_nme, val_nme)
-            ckpt = {"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "history": history, "best_nme": best_nme}
+            ckpt = {
+                "format": CHECKPOINT_FORMAT,
+                "config": asdict(cfg),
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "history": history,
+                "best_nme": best_nme,
+            }
             if ema is not None:
                 ckpt["ema"] = ema.state_dict()
             if is_best and held_out:  # with nothing held out, best.pt would be a second copy of last.pt
@@ -255,11 +306,16 @@ def train(cfg: TrainConfig, resume: bool = False, epochs: int | None = None, cal
                 callback(epoch, history, val_nme, predict)
             best = f" (best {100 * best_nme:.3f}%)" if held_out else ""
             raw = f" raw {100 * raw_nme:.3f}%" if ema is not None else ""
-            print(f"epoch {epoch}: loss {entry['train_loss']:.4g} | {'val' if held_out else 'train (un-augmented)'} NME "
-                  f"{100 * val_nme:.3f}%{best}{raw} | {entry['img_per_s']:.1f} img/s | {entry['epoch_s']:.0f}s", flush=True)
+            print(
+                f"epoch {epoch}: loss {entry['train_loss']:.4g} | {'val' if held_out else 'train (un-augmented)'} NME "
+                f"{100 * val_nme:.3f}%{best}{raw} | {entry['img_per_s']:.1f} img/s | {entry['epoch_s']:.0f}s",
+                flush=True,
+            )
     except KeyboardInterrupt:
         done = history[-1]["epoch"] if history else 0
-        raise FacepointsError(f"interrupted; {last_path} holds epoch {done}: continue with --resume --out {out}") from None
+        raise FacepointsError(
+            f"interrupted; {last_path} holds epoch {done}: continue with --resume --out {out}"
+        ) from None
     clean_train = LandmarkDataset(images[train_idx], points[train_idx], cfg.input_size, cfg.margin, None)
     clean_loader = torch.utils.data.DataLoader(clean_train, shuffle=False, **loader_kw)
     shift = write_weights(out, held_out, clean_loader, device, annotation_offset)

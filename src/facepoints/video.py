@@ -22,7 +22,6 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-
 from tqdm import tqdm  # noqa: E402
 
 from .config import VideoOptions
@@ -109,7 +108,9 @@ class FaceTracker:
             if t.reference is None:  # just detected: this frame's shown points are the reference
                 t.reference = now
             boxes.append(carried_box(t.detected_box, t.reference, now))
-        faces = build_faces(boxes, [t.score for t in self.tracks], shown, rgb.shape[1::-1], self.landmarker.options.pose)
+        faces = build_faces(
+            boxes, [t.score for t in self.tracks], shown, rgb.shape[1::-1], self.landmarker.options.pose
+        )
         return LandmarkResult(faces, rgb)
 
     def _redetect(self, rgb, old_boxes):
@@ -146,8 +147,15 @@ class VideoOutputs:
     `with` block ends normally, so an exception never leaves a half-written output.
     """
 
-    def __init__(self, source, fps: float, video: Path | None = None, gif: Path | None = None, jsonl: Path | None = None,
-                 draw_kwargs: dict | None = None):
+    def __init__(
+        self,
+        source,
+        fps: float,
+        video: Path | None = None,
+        gif: Path | None = None,
+        jsonl: Path | None = None,
+        draw_kwargs: dict | None = None,
+    ):
         self.source, self.fps, self.video, self.gif = str(source), fps, video, gif
         self.draw_kwargs = draw_kwargs or {}
         self.gif_frames: list[np.ndarray] = []
@@ -155,7 +163,9 @@ class VideoOutputs:
         self._stack = contextlib.ExitStack()
         self._video_tmp = self._stack.enter_context(atomic_path(video)) if video else None
         self._stack.callback(lambda: self._writer is not None and self._writer.release())  # before the move into place
-        self._jsonl = self._stack.enter_context(open(self._stack.enter_context(atomic_path(jsonl)), "w")) if jsonl else None
+        self._jsonl = (
+            self._stack.enter_context(open(self._stack.enter_context(atomic_path(jsonl)), "w")) if jsonl else None
+        )
 
     def __enter__(self):
         return self
@@ -186,9 +196,17 @@ class VideoOutputs:
         return self._writer
 
 
-def process_video(landmarker, source: str | int, out_video: Path | None, out_gif: Path | None, out_jsonl: Path | None,
-                  options: VideoOptions | None = None, max_frames: int | None = None, draw_kwargs: dict | None = None,
-                  progress: bool = True) -> dict:
+def process_video(
+    landmarker,
+    source: str | int,
+    out_video: Path | None,
+    out_gif: Path | None,
+    out_jsonl: Path | None,
+    options: VideoOptions | None = None,
+    max_frames: int | None = None,
+    draw_kwargs: dict | None = None,
+    progress: bool = True,
+) -> dict:
     """Run the tracker over a video file or camera; write annotated MP4/GIF and JSONL as frames arrive.
 
     When the stream breaks mid-way, what was processed is kept and the returned error
@@ -201,14 +219,19 @@ def process_video(landmarker, source: str | int, out_video: Path | None, out_gif
     landmarker.reset_video(options)
     n, error = 0, None
     try:
-        with VideoOutputs(source, fps, out_video, out_gif, out_jsonl, draw_kwargs) as outputs, \
-                tqdm(total=max_frames or expected or None, unit="frame", desc=str(source), disable=not progress, leave=False) as bar:
+        with (
+            VideoOutputs(source, fps, out_video, out_gif, out_jsonl, draw_kwargs) as outputs,
+            tqdm(
+                total=max_frames or expected or None, unit="frame", desc=str(source), disable=not progress, leave=False
+            ) as bar,
+        ):
             t_start = time.perf_counter()
             while max_frames is None or n < max_frames:
                 ok, bgr = cap.read()
                 if not ok:
                     if expected and n < expected - 1:
-                        error = f"{source}: video stopped decoding at frame {n} of {expected}; kept the {n} frames processed"
+                        error = (f"{source}: video stopped decoding at frame {n} of {expected}; "
+                                 f"kept the {n} frames processed")
                     break
                 outputs.write(n, landmarker.detect_for_video(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), 1000 * n / fps))
                 n += 1
@@ -218,4 +241,9 @@ def process_video(landmarker, source: str | int, out_video: Path | None, out_gif
                 raise FacepointsError(f"{source}: no frames could be decoded")
     finally:
         cap.release()
-    return {"frames": n, "fps": n / max(elapsed, 1e-9), "detector_runs": landmarker.video_tracker.detector_runs, "error": error}
+    return {
+        "frames": n,
+        "fps": n / max(elapsed, 1e-9),
+        "detector_runs": landmarker.video_tracker.detector_runs,
+        "error": error,
+    }

@@ -75,11 +75,10 @@ class ModelSpec:
             "facepoints.output_shift": json.dumps([float(v) for v in self.output_shift]),
             "facepoints.output_shift_in_graph": "true" if shift_in_graph else "false",
             "facepoints.landmarks": self.landmarks,
-            "facepoints.input": f"crops: batch x 1 x {self.input_size} x {self.input_size} float32, gray in [0, 1]; the "
-                                f"square of margin x the longer side of the tight landmark box, centred on it",
+            "facepoints.input": f"crops: batch x 1 x {self.input_size} x {self.input_size} float32, gray in [0, 1]; "
+            "the square of margin x the longer side of the tight landmark box, centred on it",
             "facepoints.output": "points: batch x 68 x 2 float32, crop pixels (pixel i has centre i)"
-                                 + (", output_shift already subtracted" if shift_in_graph else
-                                    ", raw: subtract output_shift"),
+            + (", output_shift already subtracted" if shift_in_graph else ", raw: subtract output_shift"),
         }
 
 
@@ -130,10 +129,22 @@ def resolve(name_or_path: str | None) -> tuple[Path, str | None]:
 # field -> (test, what it must be): a hand-built or damaged file is named with the field at fault
 FIELDS = {
     "arch": (lambda v: isinstance(v, str), "an architecture name"),
-    "model_kwargs": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict of keyword arguments"),
-    "input_size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 1024, "an integer crop size (16-1024)"),
-    "margin": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v <= 4, "a crop margin (1-4)"),
-    "model": (lambda v: isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values()), "a dict of tensors"),
+    "model_kwargs": (
+        lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+        "a dict of keyword arguments",
+    ),
+    "input_size": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 1024,
+        "an integer crop size (16-1024)",
+    ),
+    "margin": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v <= 4,
+        "a crop margin (1-4)",
+    ),
+    "model": (
+        lambda v: isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values()),
+        "a dict of tensors",
+    ),
 }
 
 
@@ -145,8 +156,9 @@ def _check_fields(payload: dict, path: Path) -> None:
             raise FacepointsError(f"{path}: malformed weights file (field {name!r} must be {what})")
     extra = payload.get("train", {})
     if not isinstance(extra, dict) or not all(
-            isinstance(extra.get(k, (0.0, 0.0)), (list, tuple)) and len(extra.get(k, (0.0, 0.0))) == 2
-            for k in ("annotation_offset", "output_shift")):
+        isinstance(extra.get(k, (0.0, 0.0)), (list, tuple)) and len(extra.get(k, (0.0, 0.0))) == 2
+        for k in ("annotation_offset", "output_shift")
+    ):
         raise FacepointsError(f"{path}: malformed weights file (field 'train' must hold 2-value offsets)")
 
 
@@ -158,7 +170,9 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, ModelS
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise FacepointsError(f"{path}: not a readable weights file ({e.__class__.__name__}; truncated or not a torch file?)") from None
+        raise FacepointsError(
+            f"{path}: not a readable weights file ({e.__class__.__name__}; truncated or not a torch file?)"
+        ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("format"), str):
         raise FacepointsError(f"{path}: not a facepoints weights file")
     if payload["format"].startswith("facepoints-checkpoint"):
@@ -166,8 +180,11 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, ModelS
         if not isinstance(cfg, dict):
             raise FacepointsError(f"{path}: malformed checkpoint (no 'config' dict)")
         state = selected_state(payload)
-        payload = {**{k: cfg.get(k) for k in ("arch", "model_kwargs", "input_size", "margin")}, "model": state,
-                   "train": {"config": cfg}}
+        payload = {
+            **{k: cfg.get(k) for k in ("arch", "model_kwargs", "input_size", "margin")},
+            "model": state,
+            "train": {"config": cfg},
+        }
     elif payload["format"] != WEIGHTS_FORMAT:
         raise FacepointsError(f"{path}: not a facepoints weights file")
     _check_fields(payload, path)
@@ -188,9 +205,15 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, ModelS
     int8 = None
     if "int8_onnx" in entry and Path(entry["file"]).name == path.name:
         int8 = OnnxFile(str(PACKAGE_WEIGHTS / entry["int8_onnx"]["file"]), entry["int8_onnx"]["sha256"])
-    spec = ModelSpec(arch=payload["arch"], input_size=payload["input_size"], margin=payload["margin"],
-                     model_kwargs=dict(payload["model_kwargs"]), path=str(path),
-                     annotation_offset=tuple(float(v) for v in train.get("annotation_offset", (0.0, 0.0))),
-                     output_shift=tuple(float(v) for v in train.get("output_shift", (0.0, 0.0))),
-                     int8_onnx=int8, train=dict(train))
+    spec = ModelSpec(
+        arch=payload["arch"],
+        input_size=payload["input_size"],
+        margin=payload["margin"],
+        model_kwargs=dict(payload["model_kwargs"]),
+        path=str(path),
+        annotation_offset=tuple(float(v) for v in train.get("annotation_offset", (0.0, 0.0))),
+        output_shift=tuple(float(v) for v in train.get("output_shift", (0.0, 0.0))),
+        int8_onnx=int8,
+        train=dict(train),
+    )
     return model, spec

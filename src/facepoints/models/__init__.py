@@ -6,11 +6,16 @@ import torch
 import torch.nn as nn
 
 from ..errors import FacepointsError
-
 from .pipnet import PIPNetSmall, pipnet_fast, pipnet_fast_detail, pipnet_fast_wide, pipnet_small
 from .xception import Xception, xception
 
-MODELS = {"xception": xception, "pipnet_small": pipnet_small, "pipnet_fast": pipnet_fast, "pipnet_fast_wide": pipnet_fast_wide, "pipnet_fast_detail": pipnet_fast_detail}
+MODELS = {
+    "xception": xception,
+    "pipnet_small": pipnet_small,
+    "pipnet_fast": pipnet_fast,
+    "pipnet_fast_wide": pipnet_fast_wide,
+    "pipnet_fast_detail": pipnet_fast_detail,
+}
 
 
 def create_model(arch: str, **kwargs) -> nn.Module:
@@ -20,7 +25,9 @@ def create_model(arch: str, **kwargs) -> nn.Module:
 
 
 @torch.no_grad()
-def predict_batches(model: nn.Module, loader, device: torch.device, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def predict_batches(
+    model: nn.Module, loader, device: torch.device, bf16: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Decoded points (N, 68, 2) of every (crops, targets) batch, and the targets; the model in eval mode."""
     model.eval()
     preds, targets = [], []
@@ -32,4 +39,15 @@ def predict_batches(model: nn.Module, loader, device: torch.device, bf16: bool =
     return np.concatenate(preds), np.concatenate(targets)
 
 
-__all__ = ["MODELS", "create_model", "predict_batches", "xception", "pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail", "Xception", "PIPNetSmall"]
+__all__ = [
+    "MODELS",
+    "create_model",
+    "predict_batches",
+    "xception",
+    "pipnet_small",
+    "pipnet_fast",
+    "pipnet_fast_wide",
+    "pipnet_fast_detail",
+    "Xception",
+    "PIPNetSmall",
+]

@@ -67,7 +67,11 @@ class PIPNetSmall(nn.Module):
         self.stem = conv_bn(1, w[0], 3, 2)  # /2
         if fused:  # one dense 3x3 conv does the /4 step: on CPU it beats expanding at 64x64
             self.stage1 = nn.Identity()
-            self.stage2 = nn.Sequential(conv_bn(w[0], w[1], 3, 2), *_stage(w[1], w[1], depths[1], 1, e2)) if depths[1] else conv_bn(w[0], w[1], 3, 2)
+            self.stage2 = (
+                nn.Sequential(conv_bn(w[0], w[1], 3, 2), *_stage(w[1], w[1], depths[1], 1, e2))
+                if depths[1]
+                else conv_bn(w[0], w[1], 3, 2)
+            )
         else:
             self.stage1 = _stage(w[0], w[0], depths[0], 1, 1)  # /2
             self.stage2 = _stage(w[0], w[1], depths[1], 2, e2)  # /4
