@@ -76,3 +76,58 @@ def held_out_weights(name: str) -> tuple[str, str]:
         f"`{name}`'s recipe run (`runs/{run}/model.pt` sha256 {sha256_file(recipe)[:16]}…: "
         "same settings, 10% of train/ held out)"
     )
+
+
+README = ROOT / "README.md"
+ACCURACY = ROOT / "benchmarks" / "results" / "accuracy.json"
+# what the figures cannot say: how each model was designed (its measured figures come from the files below)
+MODEL_NOTES = {
+    "fast": "ships as fp32 weights plus an int8 ONNX graph (used by default with ONNX Runtime); a 1.1 crop margin and "
+    "box jitter fitted to dlib's box errors",
+    "xception": "the seed recipe (MSE, Adam, lr 0.0008, 30 epochs)",
+}
+
+
+def model_table() -> str:
+    """The README's table of shipped models, from weights/MODELS.json (the training record) and
+    benchmarks/results/accuracy.json (300-W common NME, written by benchmarks/accuracy.py)."""
+    import json
+
+    from facepoints.weights import shipped_models
+
+    scores = json.loads(ACCURACY.read_text()) if ACCURACY.exists() else {}
+
+    def nme(name: str, variant: str) -> str:
+        hits = [r for k, r in scores.items() if k.startswith(f"facepoints {name} ") and k.endswith(variant)]
+        return f"{100 * hits[0]['nme_mean']:.2f}%" if hits else "—"
+
+    rows = []
+    for i, (name, m) in enumerate(shipped_models().items()):
+        held = m.get("val_nme") or m.get("recipe_val_nme")
+        cpu = m["machine"].split(",")[0]
+        trained = f"{m['epochs_trained']} epochs, {m['train_wall_clock_minutes']:.0f} min ({cpu})"
+        rows.append([f"`{name}`" + (" (default)" if i == 0 else ""), f"`{m['arch']}`", f"{m['params'] / 1e3:,.0f}k",
+                     nme(name, "| landmarks") if name != "fast" else nme("fast (int8 ONNX)", "| landmarks"),
+                     nme("fast (int8 ONNX)", "| dlib HOG") if name == "fast" else nme(name, "| dlib HOG"),
+                     nme("fast (int8 ONNX) + flip test", "| landmarks") if name == "fast" else "—",
+                     f"{100 * held:.2f}%" if held else "—", trained, MODEL_NOTES.get(name, "")])
+    return table(["name", "architecture", "params", "300-W common NME, landmark boxes", "dlib HOG boxes",
+                  "flip test", "held-out NME (train/)", "training", "notes"], rows)
+
+
+def write_readme_models() -> None:
+    """Replace the README's model table (between its `models` markers) with `model_table()`."""
+    text = README.read_text()
+    pattern = re.compile(r"<!-- models:start -->.*?<!-- models:end -->", re.S)
+    block = ("<!-- models:start -->\n<!-- written by benchmarks/accuracy.py (or `python benchmarks/_report.py` from "
+             "the stored results); do not edit by hand -->\n" + model_table() + "\n<!-- models:end -->")
+    if not pattern.search(text):
+        raise SystemExit(f"{README}: no <!-- models:start --> ... <!-- models:end --> markers")
+    tmp = README.with_suffix(".tmp")
+    tmp.write_text(pattern.sub(lambda _: block, text))
+    os.replace(tmp, README)
+    print(f"-> {README} [models]")
+
+
+if __name__ == "__main__":
+    write_readme_models()  # from the stored results: no measuring

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from _report import DATA, ROOT, table, write_section
+from _report import DATA, ROOT, table, write_readme_models, write_section
 from dlib_reference import DlibShapePredictor
 from facepoints.data import read_pts_folder
 from facepoints.detectors import BoxMap, create_detector
@@ -181,6 +181,7 @@ def main():
         "all numbers: `benchmarks/results/accuracy.json`.",
     ]
     write_section("accuracy", "\n".join(body), "python benchmarks/accuracy.py")
+    write_readme_models()
 
 
 if __name__ == "__main__":
