@@ -59,9 +59,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(face_folder, tmp_path, mo
     out = tmp_path / "run"
     train(_cfg(face_folder, out, epochs=1))
     good = (out / "last.pt").read_bytes()
-    from facepoints.models.pipnet import PIPNetSmall
+    from facepoints.models.pipnet import PIPNet
 
-    monkeypatch.setattr(PIPNetSmall, "loss", lambda self, o, t: o.float().mean() * float("nan"))
+    monkeypatch.setattr(PIPNet, "loss", lambda self, o, t: o.float().mean() * float("nan"))
     state = load_checkpoint(out / "last.pt")
     state["config"] = {**state["config"], "epochs": 2}
     torch.save(state, out / "last.pt")
@@ -78,9 +78,9 @@ def test_interrupt_leaves_resumable_checkpoint(face_folder, tmp_path, monkeypatc
     state = load_checkpoint(out / "last.pt")
     state["config"] = {**state["config"], "epochs": 3}
     torch.save(state, out / "last.pt")
-    from facepoints.models.pipnet import PIPNetSmall
+    from facepoints.models.pipnet import PIPNet
 
-    real = PIPNetSmall.loss
+    real = PIPNet.loss
     calls = {"n": 0}
 
     def interrupt(self, o, t):
@@ -89,11 +89,11 @@ def test_interrupt_leaves_resumable_checkpoint(face_folder, tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real(self, o, t)
 
-    monkeypatch.setattr(PIPNetSmall, "loss", interrupt)
+    monkeypatch.setattr(PIPNet, "loss", interrupt)
     with pytest.raises(FacepointsError, match="interrupted.*holds epoch 1.*--resume"):
         train(_cfg(face_folder, out), resume=True)
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(PIPNetSmall, "loss", real)
+    monkeypatch.setattr(PIPNet, "loss", real)
     train(_cfg(face_folder, out), resume=True)
     assert load_checkpoint(out / "last.pt")["epoch"] == 3
 

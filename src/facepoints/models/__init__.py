@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import FacepointsError
-from .pipnet import PIPNetSmall, pipnet_fast, pipnet_fast_detail, pipnet_fast_wide, pipnet_small
+from .pipnet import PIPNet, pipnet_fast, pipnet_fast_detail, pipnet_fast_wide, pipnet_small
 from .xception import Xception, xception
 
 MODELS = {
@@ -49,5 +49,5 @@ __all__ = [
     "pipnet_fast_wide",
     "pipnet_fast_detail",
     "Xception",
-    "PIPNetSmall",
+    "PIPNet",
 ]
