@@ -145,3 +145,15 @@ def test_fast_help_lists_agree_with_the_registries():
     from facepoints.models import MODELS
 
     assert ARCHITECTURES == tuple(MODELS) and DETECTOR_NAMES == tuple(DETECTORS) and DEFAULT_DETECTOR in DETECTORS
+
+
+def test_readme_documents_each_public_name_with_an_example():
+    readme = (ROOT / "README.md").read_text()
+    for name in ["Landmarker", "LandmarkerOptions", "LandmarkResult", "Face", "ModelSpec", "detect_for_video"]:
+        at = readme.find(f"**`{name}")
+        assert at >= 0, name
+        assert "```python" in readme[at : readme.find("**`", at + 3) if readme.find("**`", at + 3) > 0 else None], name
+    import facepoints
+
+    for name in ["Landmarker", "LandmarkerOptions", "LandmarkResult", "Face", "ModelSpec", "Pose", "VideoOptions"]:
+        assert getattr(facepoints, name).__name__ == name
