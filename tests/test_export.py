@@ -98,3 +98,18 @@ def test_predictor_backends_agree_and_the_shift_is_applied_once():
     np.testing.assert_array_equal(
         q.run_crops(crops), (raw - np.asarray(q.spec.output_shift, np.float32)).astype(np.float32)
     )
+
+
+def test_quantized_graph_is_raw_and_says_so(tmp_path):
+    """quantize_int8 makes graphs like the shipped fast.int8.onnx: raw points, the predictor subtracts the shift."""
+    import onnxruntime as ort
+
+    from facepoints.export import quantize_int8, shift_in_graph
+    from facepoints.models import create_model
+    from facepoints.weights import ModelSpec
+
+    model = create_model("pipnet_small", widths=(8, 8, 16, 16), depths=(1, 1, 1, 1), head_chs=16).eval()
+    spec = ModelSpec(arch="pipnet_small", input_size=128, margin=1.25, output_shift=(0.5, -0.25))
+    noise = np.random.default_rng(0).random((4, 1, 128, 128), dtype=np.float32)
+    path = quantize_int8(model, spec, noise, tmp_path / "q.onnx")
+    assert not shift_in_graph(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
