@@ -4,44 +4,40 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import re
 from pathlib import Path
+
+from facepoints.provenance import data_hash, git_commit, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "BENCHMARKS.md"
 DATA = ROOT.parent / "shared" / "data" / "300w"
 
 
-def machine() -> str:
-    import onnxruntime
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}")
-
-
 def weights_line() -> str:
     from facepoints.weights import shipped_models
 
     models = shipped_models()
-    return "; ".join(f"`{n}` = {m['file']} sha256 {m['sha256'][:16]}…" for n, m in models.items()) or "no shipped weights"
+    return (
+        "; ".join(f"`{n}` = {m['file']} sha256 {m['sha256'][:16]}…" for n, m in models.items()) or "no shipped weights"
+    )
 
 
-def write_section(name: str, body: str, command: str) -> None:
-    """Replace (or append) the section `name` of BENCHMARKS.md."""
+def write_section(name: str, body: str, command: str, data: str | Path = DATA) -> None:
+    """Replace (or append) the section `name` of BENCHMARKS.md; the stamp names the code (git commit) and the
+    data (a hash of the folder the figures were computed on), so a figure can be traced to what made it."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    block = (f"<!-- {name}:start -->\n{body.rstrip()}\n\n"
-             f"_Written by `{command}` on {stamp}. Machine: {machine()}. Weights: {weights_line()}._\n<!-- {name}:end -->")
-    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n\nEvery figure below is written by a script in `benchmarks/`; rerun it to refresh its section.\n"
+    block = (
+        f"<!-- {name}:start -->\n{body.rstrip()}\n\n"
+        f"_Written by `{command}` on {stamp} at commit {git_commit(ROOT)}, data {Path(data).name}/ sha256 "
+        f"{data_hash(data)}…. Machine: {machine()}. Weights: {weights_line()}._\n<!-- {name}:end -->"
+    )
+    text = (
+        REPORT.read_text()
+        if REPORT.exists()
+        else "# Benchmarks\n\nEvery figure below is written by a script in `benchmarks/`; "
+        "rerun it to refresh its section.\n"
+    )
     pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     tmp = REPORT.with_suffix(".tmp")
@@ -72,7 +68,68 @@ def held_out_weights(name: str) -> tuple[str, str]:
     run = shipped_models().get(name, {}).get("recipe_run")
     recipe = ROOT / "runs" / str(run) / "model.pt"
     if not run or not recipe.exists():
-        raise SystemExit(f"{name}: trained on every face of train/, nothing held out; its recipe run runs/{run} is missing "
-                         "(README, 'Reproducing the numbers', has its command)")
-    return str(recipe), (f"`{name}`'s recipe run (`runs/{run}/model.pt` sha256 {sha256_file(recipe)[:16]}…: "
-                         "same settings, 10% of train/ held out)")
+        raise SystemExit(
+            f"{name}: trained on every face of train/, nothing held out; its recipe run runs/{run} is missing "
+            "(README, 'Reproducing the numbers', has its command)"
+        )
+    return str(recipe), (
+        f"`{name}`'s recipe run (`runs/{run}/model.pt` sha256 {sha256_file(recipe)[:16]}…: "
+        "same settings, 10% of train/ held out)"
+    )
+
+
+README = ROOT / "README.md"
+ACCURACY = ROOT / "benchmarks" / "results" / "accuracy.json"
+# what the figures cannot say: how each model was designed (its measured figures come from the files below)
+MODEL_NOTES = {
+    "fast": "ships as fp32 weights plus an int8 ONNX graph (used by default with ONNX Runtime); a 1.1 crop margin and "
+    "box jitter fitted to dlib's box errors",
+    "xception": "the seed recipe (MSE, Adam, lr 0.0008, 30 epochs)",
+}
+
+
+def model_table() -> str:
+    """The README's table of shipped models, from weights/MODELS.json (the training record) and
+    benchmarks/results/accuracy.json (300-W common NME, written by benchmarks/accuracy.py)."""
+    import json
+
+    from facepoints.weights import shipped_models
+
+    scores = json.loads(ACCURACY.read_text()) if ACCURACY.exists() else {}
+
+    def nme(name: str, variant: str) -> str:
+        hits = [r for k, r in scores.items() if k.startswith(f"facepoints {name} ") and k.endswith(variant)]
+        return f"{100 * hits[0]['nme_mean']:.2f}%" if hits else "—"
+
+    rows = []
+    for i, (name, m) in enumerate(shipped_models().items()):
+        held = m.get("val_nme") or m.get("recipe_val_nme")
+        cpu = m["machine"].split(",")[0]
+        trained = f"{m['epochs_trained']} epochs, {m['train_wall_clock_minutes']:.0f} min ({cpu})"
+        rows.append([f"`{name}`" + (" (default)" if i == 0 else ""), f"`{m['arch']}`", f"{m['params'] / 1e3:,.0f}k",
+                     nme(name, "| landmarks") if name != "fast" else nme("fast (int8 ONNX)", "| landmarks"),
+                     nme("fast (int8 ONNX)", "| RetinaFace") if name == "fast" else nme(name, "| RetinaFace"),
+                     nme("fast (int8 ONNX)", "| dlib HOG") if name == "fast" else nme(name, "| dlib HOG"),
+                     nme("fast (int8 ONNX) + flip test", "| landmarks") if name == "fast" else "—",
+                     f"{100 * held:.2f}%" if held else "—", trained, MODEL_NOTES.get(name, "")])
+    return table(["name", "architecture", "params", "300-W common NME, landmark boxes",
+                  "RetinaFace boxes (default detector)", "dlib HOG boxes",
+                  "flip test", "held-out NME (train/)", "training", "notes"], rows)
+
+
+def write_readme_models() -> None:
+    """Replace the README's model table (between its `models` markers) with `model_table()`."""
+    text = README.read_text()
+    pattern = re.compile(r"<!-- models:start -->.*?<!-- models:end -->", re.S)
+    block = ("<!-- models:start -->\n<!-- written by benchmarks/accuracy.py (or `python benchmarks/_report.py` from "
+             "the stored results); do not edit by hand -->\n" + model_table() + "\n<!-- models:end -->")
+    if not pattern.search(text):
+        raise SystemExit(f"{README}: no <!-- models:start --> ... <!-- models:end --> markers")
+    tmp = README.with_suffix(".tmp")
+    tmp.write_text(pattern.sub(lambda _: block, text))
+    os.replace(tmp, README)
+    print(f"-> {README} [models]")
+
+
+if __name__ == "__main__":
+    write_readme_models()  # from the stored results: no measuring

@@ -20,12 +20,12 @@ import time
 
 import numpy as np
 
-from _report import DATA, ROOT, table, write_section
+from _report import DATA, ROOT, table, write_readme_models, write_section
 from dlib_reference import DlibShapePredictor
+from facepoints.data import read_pts_folder
 from facepoints.detectors import BoxMap, create_detector
 from facepoints.drawing import plot_ced
 from facepoints.evaluate import evaluate
-from facepoints.data import read_pts_folder
 from facepoints.predictor import LandmarkPredictor
 from facepoints.weights import shipped_models
 
@@ -71,7 +71,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(DATA / "test"))
     ap.add_argument("--models", nargs="+", default=[m for m in ("fast", "xception") if m in shipped_models()])
-    ap.add_argument("--flip-models", nargs="*", default=["fast"], help="also evaluate these with flip test-time augmentation")
+    ap.add_argument(
+        "--flip-models", nargs="*", default=["fast"], help="also evaluate these with flip test-time augmentation"
+    )
     args = ap.parse_args()
     samples = read_pts_folder(args.data)
     dlib_det = CachedDetector(create_detector("dlib"))
@@ -87,7 +89,9 @@ def main():
             if pred.int8 and not flip:  # the shipped int8 graph is the default; its fp32 source for comparison
                 fp32 = LandmarkPredictor(name, backend="onnxruntime", int8=False)
                 runs[(f"facepoints {name} (fp32 ONNX)", "landmarks")] = evaluate(samples, fp32.predict, "landmarks")
-                runs[(f"facepoints {name} (fp32 ONNX)", "dlib HOG")] = evaluate(samples, fp32.predict, "detector", dlib_det)
+                runs[(f"facepoints {name} (fp32 ONNX)", "dlib HOG")] = evaluate(
+                    samples, fp32.predict, "detector", dlib_det
+                )
             runs[(label, "landmarks")] = evaluate(samples, pred.predict, "landmarks")
             runs[(label, "dlib HOG")] = evaluate(samples, pred.predict, "detector", dlib_det)
             runs[(label, "RetinaFace")] = evaluate(samples, pred.predict, "detector", retina_det)
@@ -97,47 +101,87 @@ def main():
     runs[("dlib shape_predictor_68", "landmarks")] = evaluate(samples, ref.predict, "landmarks")
     to_dlib = inverse(dlib_det.detector.box_map)
     runs[("dlib shape_predictor_68", "landmarks, in dlib's box convention")] = evaluate(
-        samples, lambda img, b: ref.predict(img, to_dlib(b)), "landmarks")
+        samples, lambda img, b: ref.predict(img, to_dlib(b)), "landmarks"
+    )
     runs[("dlib shape_predictor_68", "dlib HOG")] = evaluate(samples, ref.predict, "detector", dlib_det.view(raw=True))
     runs[("dlib shape_predictor_68", "RetinaFace, in dlib's box convention")] = evaluate(
-        samples, lambda img, b: ref.predict(img, to_dlib(b)), "detector", retina_det, upright=False)
+        samples, lambda img, b: ref.predict(img, to_dlib(b)), "detector", retina_det, upright=False
+    )
 
     rows, results = [], {}
     for (label, boxes), ev in runs.items():
         r = ev.report()
         results[f"{label} | {boxes}"] = r
-        rows.append([label, boxes, f"{r['n_detected']}/{r['n_faces']}", f"{100 * r['nme_mean']:.2f}%",
-                     f"{100 * r['nme_median']:.2f}%", f"{100 * r['fr_0.08']:.2f}%", f"{100 * r['auc_0.08']:.2f}%",
-                     " / ".join(f"{100 * s['nme_mean']:.2f}%" for s in r["subsets"].values())])
+        rows.append(
+            [
+                label,
+                boxes,
+                f"{r['n_detected']}/{r['n_faces']}",
+                f"{100 * r['nme_mean']:.2f}%",
+                f"{100 * r['nme_median']:.2f}%",
+                f"{100 * r['fr_0.08']:.2f}%",
+                f"{100 * r['auc_0.08']:.2f}%",
+                " / ".join(f"{100 * s['nme_mean']:.2f}%" for s in r["subsets"].values()),
+            ]
+        )
     det_rows = []
     for d in (retina_det, dlib_det, haar_det):
-        boxes = {"retinaface": "RetinaFace", "dlib": "dlib HOG", "haar": "OpenCV Haar"}[d.name]  # every model gets the same detections: take the first
+        boxes = {"retinaface": "RetinaFace", "dlib": "dlib HOG", "haar": "OpenCV Haar"}[
+            d.name
+        ]  # every model gets the same detections: take the first
         found = next(ev.report()["n_detected"] for (_, b), ev in runs.items() if b == boxes)
-        det_rows.append([d.name, f"{found}/{len(samples)} ({100 * found / len(samples):.1f}%)", f"{1000 * np.mean(d.seconds):.1f} ms"])
+        det_rows.append(
+            [
+                d.name,
+                f"{found}/{len(samples)} ({100 * found / len(samples):.1f}%)",
+                f"{1000 * np.mean(d.seconds):.1f} ms",
+            ]
+        )
 
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "accuracy.json").write_text(json.dumps(results, indent=2))
-    curves = {label: ev.nmes[np.isfinite(ev.nmes)] for (label, boxes), ev in runs.items()
-              if boxes == "landmarks" and "flip" not in label}
+    curves = {
+        label: ev.nmes[np.isfinite(ev.nmes)]
+        for (label, boxes), ev in runs.items()
+        if boxes == "landmarks" and "flip" not in label
+    }
     plot_ced(curves, out_dir / "ced_300w_common_landmark_boxes.png")
-    curves = {label: ev.nmes for (label, boxes), ev in runs.items()  # inf = missed: the legend's NME is the table's
-              if boxes == "dlib HOG" and "flip" not in label}
+    curves = {
+        label: ev.nmes
+        for (label, boxes), ev in runs.items()  # inf = missed: the legend's NME is the table's
+        if boxes == "dlib HOG" and "flip" not in label
+    }
     plot_ced(curves, out_dir / "ced_300w_common_dlib_boxes.png")
-    curves = {label: np.where(np.isfinite(ev.nmes), ev.nmes, 1.0) for (label, boxes), ev in runs.items()
-              if boxes.startswith("RetinaFace") and "flip" not in label}
+    curves = {
+        label: np.where(np.isfinite(ev.nmes), ev.nmes, 1.0)
+        for (label, boxes), ev in runs.items()
+        if boxes.startswith("RetinaFace") and "flip" not in label
+    }
     plot_ced(curves, out_dir / "ced_300w_common_retinaface_boxes.png")
 
-    body = ["## Accuracy on 300-W common test (helen + lfpw, 554 faces)", "",
-            "Inter-ocular NME (outer eye corners 36/45). With a detector, NME mean/median are over the faces it finds; "
-            "FR@0.08 and AUC@0.08 count every missed face as a failure. Subset column: helen / lfpw.", "",
-            table(["method", "boxes", "faces found", "NME mean", "NME median", "FR@0.08", "AUC@0.08", "NME helen / lfpw"], rows), "",
-            "Face detectors on the same 554 test images (recall = annotated faces whose box centre a detection covers):", "",
-            table(["detector", "recall", "time per image"], det_rows), "",
-            "CED plots: `benchmarks/results/ced_300w_common_landmark_boxes.png`, `benchmarks/results/ced_300w_common_dlib_boxes.png`, "
-            "`benchmarks/results/ced_300w_common_retinaface_boxes.png`; "
-            "all numbers: `benchmarks/results/accuracy.json`."]
+    body = [
+        "## Accuracy on 300-W common test (helen + lfpw, 554 faces)",
+        "",
+        "Inter-ocular NME (outer eye corners 36/45). With a detector, NME mean/median are over the faces it finds; "
+        "FR@0.08 and AUC@0.08 count every missed face as a failure. Subset column: helen / lfpw.",
+        "",
+        table(
+            ["method", "boxes", "faces found", "NME mean", "NME median", "FR@0.08", "AUC@0.08", "NME helen / lfpw"],
+            rows,
+        ),
+        "",
+        "Face detectors on the same 554 test images (recall = annotated faces whose box centre a detection covers):",
+        "",
+        table(["detector", "recall", "time per image"], det_rows),
+        "",
+        "CED plots: `benchmarks/results/ced_300w_common_landmark_boxes.png`, "
+        "`benchmarks/results/ced_300w_common_dlib_boxes.png`, "
+        "`benchmarks/results/ced_300w_common_retinaface_boxes.png`; "
+        "all numbers: `benchmarks/results/accuracy.json`.",
+    ]
     write_section("accuracy", "\n".join(body), "python benchmarks/accuracy.py")
+    write_readme_models()
 
 
 if __name__ == "__main__":

@@ -21,17 +21,21 @@ import onnxruntime as ort
 import torch
 
 from _report import DATA, held_out_weights, table, write_section
-from facepoints.augment import AugmentConfig
+from facepoints.checkpoint import RunSplit
+from facepoints.config import AugmentConfig, TrainConfig
 from facepoints.export import export_onnx, quantize_int8
 from facepoints.metrics import nme
 from facepoints.models import create_model
-from facepoints.train import TrainConfig, split_crops, train
-from facepoints.weights import load_model, shipped_models
+from facepoints.train import train  # the training entry point itself (not a helper): --train-epochs trains
+from facepoints.weights import ModelSpec, load_model, shipped_models
 
 CANDIDATES = {
     "pipnet_small (previous default)": ("pipnet_small", {}),
     "A: dense /4 conv, depths (0,0,3,3)": ("pipnet_small", dict(fused=True, depths=(0, 0, 3, 3))),
-    "B: A + 128-wide 8x8 stage, depths (0,0,2,4)": ("pipnet_small", dict(fused=True, widths=(16, 24, 48, 128), depths=(0, 0, 2, 4), expand=(4, 4, 3))),
+    "B: A + 128-wide 8x8 stage, depths (0,0,2,4)": (
+        "pipnet_small",
+        dict(fused=True, widths=(16, 24, 48, 128), depths=(0, 0, 2, 4), expand=(4, 4, 3)),
+    ),
     "C = pipnet_fast": ("pipnet_fast", {}),
     "C at a 160 px input (20x20 grid)": ("pipnet_fast", dict(input_size=160)),
     "D = pipnet_fast_wide: C with a 160-wide 8x8 stage": ("pipnet_fast_wide", {}),
@@ -78,7 +82,9 @@ def macs(model: torch.nn.Module, size: int = 128) -> int:
 
 def onnx_bytes(model: torch.nn.Module, size: int = 128) -> bytes:
     with tempfile.TemporaryDirectory() as d:
-        return export_onnx(model, size, Path(d) / "m.onnx").read_bytes()
+        return export_onnx(
+            model, ModelSpec(arch="candidate", input_size=size, margin=1.1), Path(d) / "m.onnx"
+        ).read_bytes()
 
 
 def fastest_ms(timed: list[tuple[ort.InferenceSession, int, int]], rounds: int = 3) -> list[str]:
@@ -94,13 +100,33 @@ def cost_rows() -> list:
     with tempfile.TemporaryDirectory() as d:
         for i, (label, (arch, kw)) in enumerate(CANDIDATES.items()):
             model, size = create_model(arch, **kw).eval(), kw.get("input_size", 128)
-            rows.append([label, f"{sum(p.numel() for p in model.parameters()) / 1e3:.0f}K", f"{macs(model, size) / 1e6:.1f}M"])
+            rows.append(
+                [label, f"{sum(p.numel() for p in model.parameters()) / 1e3:.0f}K", f"{macs(model, size) / 1e6:.1f}M"]
+            )
             timed.append((session(onnx_bytes(model, size)), size, 100 if arch == "xception" else 400))
             if arch != "xception":
                 noise = np.random.default_rng(0).random((32, 1, size, size), np.float32)
-                timed.append((session(str(quantize_int8(model, size, noise, Path(d) / f"q{i}.onnx"))), size, 400))
+                timed.append(
+                    (
+                        session(
+                            str(
+                                quantize_int8(
+                                    model,
+                                    ModelSpec(arch="candidate", input_size=size, margin=1.1),
+                                    noise,
+                                    Path(d) / f"q{i}.onnx",
+                                )
+                            )
+                        ),
+                        size,
+                        400,
+                    )
+                )
     times = iter(fastest_ms(timed))
-    return [row + [next(times), next(times) if arch != "xception" else "—"] for row, (arch, _) in zip(rows, CANDIDATES.values())]
+    return [
+        row + [next(times), next(times) if arch != "xception" else "—"]
+        for row, (arch, _) in zip(rows, CANDIDATES.values())
+    ]
 
 
 def predict(model, x: torch.Tensor) -> np.ndarray:
@@ -108,10 +134,11 @@ def predict(model, x: torch.Tensor) -> np.ndarray:
         return torch.cat([model.decode(model.eval()(x[i : i + 64])) for i in range(0, len(x), 64)]).numpy()
 
 
-def fp32_and_int8(model, size: int, calibration: np.ndarray, folder: str) -> dict[str, ort.InferenceSession]:
-    """The model's fp32 ONNX graph and its int8 graph as `scripts/quantize_weights.py` makes it."""
-    f32 = export_onnx(model, size, Path(folder) / "f32.onnx")
-    q8 = quantize_int8(model, size, calibration, Path(folder) / "int8.onnx")
+def fp32_and_int8(model, spec: ModelSpec, calibration: np.ndarray, folder: str) -> dict[str, ort.InferenceSession]:
+    """The model's fp32 ONNX graph and its int8 graph as `scripts/quantize_weights.py` makes it; both raw
+    (no output_shift), so the two compare like for like."""
+    f32 = export_onnx(model, spec, Path(folder) / "f32.onnx", calibrated=False)
+    q8 = quantize_int8(model, spec, calibration, Path(folder) / "int8.onnx")
     return {"fp32": session(str(f32)), "int8 (static, per-channel, Conv only)": session(str(q8))}
 
 
@@ -127,16 +154,16 @@ def fit_and_int8_rows(data: str):
     for name in shipped_models():
         weights, label = held_out_weights(name)
         for w, lab in dict.fromkeys([(name, f"`{name}`"), (weights, label)]):
-            model, meta = load_model(w)
-            cfg = torch.load(meta["path"], weights_only=True)["train"]["config"]
-            (xt, yt), (xv, yv) = split_crops(data, cfg, meta["input_size"], meta["margin"])
+            model, spec = load_model(w)
+            split = RunSplit.from_config(spec.train_config, data)
+            (xt, yt), (xv, yv) = split.train_crops(), split.val_crops()
             held = f"{100 * nme(predict(model, xv), yv).mean():.2f}%" if len(xv) else "— (trained on every face)"
             fit.append([lab, f"{100 * nme(predict(model, xt), yt).mean():.2f}%", held])
         if name != "fast":
             continue
         with tempfile.TemporaryDirectory() as d:
-            sessions = fp32_and_int8(model, meta["input_size"], xt[:200].numpy(), d)
-            times = fastest_ms([(s, meta["input_size"], 400) for s in sessions.values()])
+            sessions = fp32_and_int8(model, spec, xt[:200].numpy(), d)
+            times = fastest_ms([(s, spec.input_size, 400) for s in sessions.values()])
             for (label, sess), ms in zip(sessions.items(), times):
                 quant.append([label, f"{100 * onnx_nme(sess, xv, yv):.2f}%", ms])
     return fit, quant
@@ -148,44 +175,91 @@ def train_rows(data: str, epochs: int) -> list:
         if arch == "xception" or "input_size" in kw:
             continue
         with tempfile.TemporaryDirectory() as d:
-            cfg = TrainConfig(data=data, out=d, arch=arch, model_kwargs=kw, epochs=epochs, batch_size=64, lr=0.003,
-                              optimizer="adamw", weight_decay=1e-4, schedule="cosine", warmup_epochs=2, workers=0,
-                              precision="fp32", augment=AugmentConfig(blur=0.2, occlusion=0.2))
+            cfg = TrainConfig(
+                data=data,
+                out=d,
+                arch=arch,
+                model_kwargs=kw,
+                epochs=epochs,
+                batch_size=64,
+                lr=0.003,
+                optimizer="adamw",
+                weight_decay=1e-4,
+                schedule="cosine",
+                warmup_epochs=2,
+                workers=0,
+                precision="fp32",
+                augment=AugmentConfig(blur=0.2, occlusion=0.2),
+            )
             t = time.perf_counter()
             entry = train(cfg)
-            rows.append([label, f"{100 * entry['val_nme']:.2f}%", f"{entry['img_per_s']:.0f}", f"{(time.perf_counter() - t) / 60:.1f} min"])
+            rows.append(
+                [
+                    label,
+                    f"{100 * entry['val_nme']:.2f}%",
+                    f"{entry['img_per_s']:.0f}",
+                    f"{(time.perf_counter() - t) / 60:.1f} min",
+                ]
+            )
     return rows
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(DATA / "train"))
-    ap.add_argument("--train-epochs", type=int, default=0, help="also train each candidate this many epochs (~9 s/epoch each)")
+    ap.add_argument(
+        "--train-epochs", type=int, default=0, help="also train each candidate this many epochs (~9 s/epoch each)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
-    body = ["## Architecture ablations (held-out 10% of train; latency on 1 thread)", "",
-            "Candidate backbones for the default model, all with the same PIPNet-style head (16x16 grid, 3x3 neighbour offsets). "
-            "Latency is the network with its decode in ONNX Runtime, batch 1, without the crop (the fastest of 3 interleaved medians); int8 as `scripts/quantize_weights.py` makes it.", "",
-            table(["network", "params", "multiply-adds", "ORT fp32, 1 thread", "ORT int8, 1 thread"], cost_rows()), ""]
+    body = [
+        "## Architecture ablations (held-out 10% of train; latency on 1 thread)",
+        "",
+        "Candidate backbones for the default model, all with the same PIPNet-style head (16x16 grid, 3x3 neighbour "
+        "offsets). "
+        "Latency is the network with its decode in ONNX Runtime, batch 1, without the crop (the fastest of 3 "
+        "interleaved medians); int8 as `scripts/quantize_weights.py` makes it.",
+        "",
+        table(["network", "params", "multiply-adds", "ORT fp32, 1 thread", "ORT int8, 1 thread"], cost_rows()),
+        "",
+    ]
     fit, quant = fit_and_int8_rows(args.data)
     (_, nme32, ms32), (_, nme8, ms8) = quant
-    verdict = ("int8 is faster at the same accuracy, so the default model ships it (`weights/fast.int8.onnx`, `scripts/quantize_weights.py`)" if float(ms8[:-3]) < 0.9 * float(ms32[:-3])
-               else "int8 gives no real speed-up on one thread for a network this small, so the shipped ONNX stays fp32")
-    body += ["NME of the shipped models (and of the recipe run of a model trained on every face) on their own training "
-             "faces (no augmentation) and on the held-out faces. "
-             "Where the two are close the model underfits and more regularisation would not help; for `fast` the "
-             "cheapest capacity, a wider 8x8 stage (D), did not lower the held-out NME (BENCHMARKS.md, run `wide`).", "",
-             table(["model", "train NME", "held-out NME"], fit), "",
-             f"Post-training static int8 quantization of the default model (ONNX Runtime, 200 calibration crops; judged on "
-             f"held-out faces, so with its recipe run's weights when it was trained on every face): {verdict}.", "",
-             table(["fast model", "held-out NME", "ORT 1 thread"], quant), ""]
+    verdict = (
+        "int8 is faster at the same accuracy, so the default model ships it (`weights/fast.int8.onnx`, "
+        "`scripts/quantize_weights.py`)"
+        if float(ms8[:-3]) < 0.9 * float(ms32[:-3])
+        else "int8 gives no real speed-up on one thread for a network this small, so the shipped ONNX stays fp32"
+    )
+    body += [
+        "NME of the shipped models (and of the recipe run of a model trained on every face) on their own training "
+        "faces (no augmentation) and on the held-out faces. "
+        "Where the two are close the model underfits and more regularisation would not help; for `fast` the "
+        "cheapest capacity, a wider 8x8 stage (D), did not lower the held-out NME (BENCHMARKS.md, run `wide`).",
+        "",
+        table(["model", "train NME", "held-out NME"], fit),
+        "",
+        f"Post-training static int8 quantization of the default model (ONNX Runtime, 200 calibration crops; judged on "
+        f"held-out faces, so with its recipe run's weights when it was trained on every face): {verdict}.",
+        "",
+        table(["fast model", "held-out NME", "ORT 1 thread"], quant),
+        "",
+    ]
     write_section("architectures", "\n".join(body), "python benchmarks/architectures.py")
     if args.train_epochs:  # its own section: a run without trainings keeps the last one's table
-        body = ["### Short trainings of the candidates", "",
-                f"{args.train_epochs} epochs, the shipped recipe, cosine schedule, fp32. img/s is the "
-                "training throughput with augmentation in the training process (--workers 0).", "",
-                table(["network", "held-out NME", "img/s", "wall"], train_rows(args.data, args.train_epochs))]
-        write_section("architectures-train", "\n".join(body), f"python benchmarks/architectures.py --train-epochs {args.train_epochs}")
+        body = [
+            "### Short trainings of the candidates",
+            "",
+            f"{args.train_epochs} epochs, the shipped recipe, cosine schedule, fp32. img/s is the "
+            "training throughput with augmentation in the training process (--workers 0).",
+            "",
+            table(["network", "held-out NME", "img/s", "wall"], train_rows(args.data, args.train_epochs)),
+        ]
+        write_section(
+            "architectures-train",
+            "\n".join(body),
+            f"python benchmarks/architectures.py --train-epochs {args.train_epochs}",
+        )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ import argparse
 import torch
 
 from _report import DATA, held_out_weights, table, write_section
+from facepoints.checkpoint import RunSplit
 from facepoints.metrics import nme
-from facepoints.train import split_crops
 from facepoints.weights import load_model
 
 
@@ -21,27 +21,37 @@ def main():
     ap.add_argument("--data", default=str(DATA / "train"))
     args = ap.parse_args()
     weights, label = held_out_weights(args.model)
-    model, meta = load_model(weights)
-    cfg = torch.load(meta["path"], weights_only=True)["train"]["config"]
-    _, (x, y) = split_crops(args.data, cfg, meta["input_size"], meta["margin"])
+    model, spec = load_model(weights)
+    x, y = RunSplit.from_config(spec.train_config, args.data).val_crops()
     with torch.no_grad():
         out = model(x)
     score, ox, oy = model._split(out)
     g, stride = model.grid, model.stride
     k = score.argmax(2, keepdim=True)
-    argmax = torch.cat([(k % g).float() + 0.5 + ox.gather(2, k), (k // g).float() + 0.5 + oy.gather(2, k)], 2) * stride - 0.5
+    argmax = (
+        torch.cat([(k % g).float() + 0.5 + ox.gather(2, k), (k // g).float() + 0.5 + oy.gather(2, k)], 2) * stride - 0.5
+    )
     cell = ((torch.from_numpy(y) + 0.5) / stride).floor().clamp(0, g - 1)
     kt = (cell[..., 1] * g + cell[..., 0]).long()[..., None]
-    oracle = torch.cat([cell[..., :1] + 0.5 + ox.gather(2, kt), cell[..., 1:] + 0.5 + oy.gather(2, kt)], 2) * stride - 0.5
+    oracle = (
+        torch.cat([cell[..., :1] + 0.5 + ox.gather(2, kt), cell[..., 1:] + 0.5 + oy.gather(2, kt)], 2) * stride - 0.5
+    )
     exact = (k.squeeze(-1) == kt.squeeze(-1)).float().mean().item()
-    rows = [["argmax cell + its offset", f"{100 * nme(argmax.numpy(), y).mean():.2f}%"],
-            ["3x3 softmax-weighted neighbours (shipped)", f"{100 * nme(model.decode(out).numpy(), y).mean():.2f}%"],
-            ["oracle: the true cell + its offset", f"{100 * nme(oracle.numpy(), y).mean():.2f}%"]]
-    body = ["## Decoding ablation (fast model, held-out 10% of train)", "",
-            f"Model: {label}. {len(x)} held-out faces with landmark boxes. The argmax picks the true cell for {100 * exact:.1f}% of points; even with the "
-            "true cell the offsets limit the NME, so precision, not cell choice, bounds this model.", "",
-            table(["decode", "NME"], rows)]
-    write_section("decode", "\n".join(body), "python benchmarks/decode_ablation.py")
+    rows = [
+        ["argmax cell + its offset", f"{100 * nme(argmax.numpy(), y).mean():.2f}%"],
+        ["3x3 softmax-weighted neighbours (shipped)", f"{100 * nme(model.decode(out).numpy(), y).mean():.2f}%"],
+        ["oracle: the true cell + its offset", f"{100 * nme(oracle.numpy(), y).mean():.2f}%"],
+    ]
+    body = [
+        "## Decoding ablation (fast model, held-out 10% of train)",
+        "",
+        f"Model: {label}. {len(x)} held-out faces with landmark boxes. The argmax picks the true cell for "
+        f"{100 * exact:.1f}% of points; even with the "
+        "true cell the offsets limit the NME, so precision, not cell choice, bounds this model.",
+        "",
+        table(["decode", "NME"], rows),
+    ]
+    write_section("decode", "\n".join(body), "python benchmarks/decode_ablation.py", args.data)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import numpy as np
 from tqdm import tqdm
 
 from _report import DATA, ROOT, table, write_section
-from speed import make_640x480, on_canvas
 from facepoints import Landmarker
 from facepoints.crop import points_box
 from facepoints.data import load_image, read_pts_folder
@@ -35,6 +34,7 @@ from facepoints.evaluate import match_detection
 from facepoints.metrics import nme
 from facepoints.predictor import LandmarkPredictor
 from facepoints.video import FaceTracker, VideoOptions
+from speed import make_640x480, on_canvas
 
 # (label, detector name, constructor options); the first is the default
 CONFIGS = [
@@ -151,7 +151,9 @@ def main():
     ap.add_argument("--data", default=str(DATA / "test"))
     ap.add_argument("--stress", default=str(ROOT / "runs" / "stress"))
     ap.add_argument("--images", type=int, default=100, help="640x480 photos for the folder speed")
-    ap.add_argument("--limit", type=int, default=None, help="first N faces of each set (a quick try; not for BENCHMARKS.md)")
+    ap.add_argument(
+        "--limit", type=int, default=None, help="first N faces of each set (a quick try; not for BENCHMARKS.md)"
+    )
     args = ap.parse_args()
     folders = {"test": Path(args.data), **{s: Path(args.stress) / s for s in SETS[1:]}}
     missing = [str(f) for f in folders.values() if not f.is_dir()]
@@ -180,8 +182,13 @@ def main():
                 continue
             hits, fp = recall_row(passes[ci, set_name], data[set_name], thr(ci))
             row.append(f"{100 * hits / len(data[set_name]):.1f}% / {fp:.2f}")
-        recall_rows.append(row + [f"{1000 * np.median(passes[ci, 'test'].seconds):.1f}",
-                                  f"{1000 * np.median(passes[ci, 'small'].seconds):.1f}"])
+        recall_rows.append(
+            row
+            + [
+                f"{1000 * np.median(passes[ci, 'test'].seconds):.1f}",
+                f"{1000 * np.median(passes[ci, 'small'].seconds):.1f}",
+            ]
+        )
     thr_rows = []
     for t in THRESHOLDS:
         row = [f"{t}" + (" (default)" if t == DEFAULT_THRESHOLD else "")]
@@ -194,8 +201,12 @@ def main():
     lm_ref = {}
     for set_name in SETS:
         s = data[set_name]
-        lm_ref[set_name] = np.array([nme(predictor.predict(load_image(x.image_path), np.array([points_box(x.points)]))[0],
-                                         x.points)[0] for x in s])
+        lm_ref[set_name] = np.array(
+            [
+                nme(predictor.predict(load_image(x.image_path), np.array([points_box(x.points)]))[0], x.points)[0]
+                for x in s
+            ]
+        )
     nme_rows = [["landmark boxes (tight box of the annotation)"] + [fmt_nme(lm_ref[s]) for s in SETS]]
     upright_vals = {}
     for ci in MAIN:
@@ -213,40 +224,65 @@ def main():
     up = upright_vals[True]
     target_rows = [
         ["default detector boxes vs landmark boxes, test/ (target within +5%)", rel(up["test"], lm_ref["test"])],
-        *[[f"{s} vs upright test/, default detector (target within +15% up to 45 degrees)", rel(up[s], up["test"])]
-          for s in SETS[4:]],
-        *[[f"{s}: upright crop vs axis-aligned crop, default detector", rel(up[s], upright_vals[False][s])] for s in ["test", *SETS[4:]]],
+        *[
+            [f"{s} vs upright test/, default detector (target within +15% up to 45 degrees)", rel(up[s], up["test"])]
+            for s in SETS[4:]
+        ],
+        *[
+            [f"{s}: upright crop vs axis-aligned crop, default detector", rel(up[s], upright_vals[False][s])]
+            for s in ["test", *SETS[4:]]
+        ],
     ]
 
     # end to end
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_640x480(data["test"], args.images, Path(tmp))
         speed_rows = [folder_speed(paths, CONFIGS[ci][0], CONFIGS[ci][1], CONFIGS[ci][2]) for ci in range(len(CONFIGS))]
-    video_rows = [video_speed(data["test"][0], CONFIGS[ci][0], CONFIGS[ci][1], CONFIGS[ci][2]) for ci in [0, 2, 4, 5, 6]]
+    video_rows = [
+        video_speed(data["test"][0], CONFIGS[ci][0], CONFIGS[ci][1], CONFIGS[ci][2]) for ci in [0, 2, 4, 5, 6]
+    ]
 
     n = {s: len(data[s]) for s in SETS}
     body = [
-        "## Face detectors", "",
-        f"300-W test/ ({n['test']} faces) and copies of it made by `scripts/make_stress_sets.py`: *blur* (Gaussian, sigma 4% "
-        "of the face), *occluded* (grey bar from the nose tip to below the chin), *small* (the image scaled so the face is "
-        "40-80 px, pasted into a 1280x720 frame of smooth noise), *rolledN* (turned N degrees about the face, alternately "
+        "## Face detectors",
+        "",
+        f"300-W test/ ({n['test']} faces) and copies of it made by `scripts/make_stress_sets.py`: *blur* (Gaussian, "
+        "sigma 4% "
+        "of the face), *occluded* (grey bar from the nose tip to below the chin), *small* (the image scaled so the "
+        "face is "
+        "40-80 px, pasted into a 1280x720 frame of smooth noise), *rolledN* (turned N degrees about the face, "
+        "alternately "
         "each way). Found = a detection's centre inside the landmark box and its side 0.5-2x the box's; every other "
         "detection is a false positive (FP; some test/ images hold unannotated faces, so FP/image is an upper bound). "
-        "One thread. RetinaFace rows at its default score threshold 0.5.", "",
-        "Recall / false positives per image, and median detection time per image:", "",
-        table(["detector", "test/", "blur", "occluded", "small (1280x720)", "ms test/ image", "ms 1280x720"], recall_rows), "",
-        "RetinaFace's score threshold (default 1280 px cap), recall / FP per image:", "",
-        table(["threshold", "test/", "blur", "occluded", "small"], thr_rows), "",
+        "One thread. RetinaFace rows at its default score threshold 0.5.",
+        "",
+        "Recall / false positives per image, and median detection time per image:",
+        "",
+        table(
+            ["detector", "test/", "blur", "occluded", "small (1280x720)", "ms test/ image", "ms 1280x720"], recall_rows
+        ),
+        "",
+        "RetinaFace's score threshold (default 1280 px cap), recall / FP per image:",
+        "",
+        table(["threshold", "test/", "blur", "occluded", "small"], thr_rows),
+        "",
         "Landmarks: mean NME of the default model (`fast`, int8 ONNX) over the faces each detector finds (found/all). "
         "*Upright crop*: each face turned upright by the roll of RetinaFace's eye and mouth keypoints before the "
-        "landmark model (the default); otherwise an axis-aligned crop. Landmark boxes are axis-aligned.", "",
-        table(["boxes", *SETS], nme_rows), "",
-        table(["target / comparison", "relative NME"], target_rows), "",
-        f"End to end, `Landmarker.detect(path)` as `facepoints detect` runs it on a folder of {args.images} 640x480 JPEGs "
-        "(one face each: test/ faces scaled onto a grey canvas): decode + detect + landmarks, one thread:", "",
-        table(["detector", "images", "faces", "images/s", "ms/image"], speed_rows), "",
+        "landmark model (the default); otherwise an axis-aligned crop. Landmark boxes are axis-aligned.",
+        "",
+        table(["boxes", *SETS], nme_rows),
+        "",
+        table(["target / comparison", "relative NME"], target_rows),
+        "",
+        f"End to end, `Landmarker.detect(path)` as `facepoints detect` runs it on a folder of {args.images} 640x480 "
+        "JPEGs "
+        "(one face each: test/ faces scaled onto a grey canvas): decode + detect + landmarks, one thread:",
+        "",
+        table(["detector", "images", "faces", "images/s", "ms/image"], speed_rows),
+        "",
         "Video, 640x480, a still face with sensor noise, 150 frames, tracking + smoothing, one thread: fps with the "
-        "detector every 15 frames (the default) and every frame, and frames with a face:", "",
+        "detector every 15 frames (the default) and every frame, and frames with a face:",
+        "",
         table(["detector", "fps, detector every 15", "frames", "fps, detector every frame", "frames"], video_rows),
     ]
     if args.limit:

@@ -21,12 +21,12 @@ import numpy as np
 from _report import DATA, table, write_section
 from accuracy import CachedDetector
 from architectures import fp32_and_int8, onnx_nme
+from facepoints.checkpoint import RunSplit, load_checkpoint
 from facepoints.config import config_from_dict
 from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
 from facepoints.evaluate import evaluate
 from facepoints.predictor import LandmarkPredictor
-from facepoints.train import load_checkpoint, split_crops, split_indices
 from facepoints.weights import load_model, sha256_file
 
 TAIL = 60
@@ -48,51 +48,89 @@ def main():
         cfg, history = state["config"], state["history"]
         if "val_nme" not in history[0]:
             raise SystemExit(f"{run}: trained on every face (--val-fraction 0), no held-out NME to compare")
-        epochs = f"{len(history)} epochs" if len(history) == cfg["epochs"] else f"stopped after {len(history)} of {cfg['epochs']} epochs"
-        setup = (f"{cfg['arch']}, {epochs}, rotation ±{cfg['augment']['rotation']:g}°, margin {cfg['margin']:g}, "
-                 f"mirrors keep offsets: {cfg.get('annotation_offsets', False)}")
+        epochs = (
+            f"{len(history)} epochs"
+            if len(history) == cfg["epochs"]
+            else f"stopped after {len(history)} of {cfg['epochs']} epochs"
+        )
+        setup = (
+            f"{cfg['arch']}, {epochs}, rotation ±{cfg['augment']['rotation']:g}°, margin {cfg['margin']:g}, "
+            f"mirrors keep offsets: {cfg.get('annotation_offsets', False)}"
+        )
         split = f"seed {cfg['seed']}" + ("" if cfg["val_fraction"] == 0.1 else f", {cfg['val_fraction']:.0%}")
         val = np.array([h["val_nme"] for h in history])
         if "val_nme_raw" in history[0]:
             rows.append([f"`{run.name}`", split, setup, f"moving average ({cfg['ema']})", *describe(val)])
-            rows.append([f"`{run.name}`", split, setup, "raw weights", *describe(np.array([h["val_nme_raw"] for h in history]))])
+            rows.append(
+                [f"`{run.name}`", split, setup, "raw weights", *describe(np.array([h["val_nme_raw"] for h in history]))]
+            )
         else:
             rows.append([f"`{run.name}`", split, setup, "raw weights", *describe(val)])
-        held = split_indices(len(train), cfg["val_fraction"], cfg["seed"])[1]
-        samples = [train[i] for i in held]
+        run_split = RunSplit.from_config(cfg, DATA / "train")
+        samples = [train[i] for i in run_split.val_idx]
         weights = run / "model.pt"
         predictor = LandmarkPredictor(str(weights), backend="torch")
-        nmes = [evaluate(faces, predictor.predict, *boxes).report()
-                for faces in (samples, test) for boxes in (("landmarks",), ("detector", det))]
+        nmes = [
+            evaluate(faces, predictor.predict, *boxes).report()
+            for faces in (samples, test)
+            for boxes in (("landmarks",), ("detector", det))
+        ]
         full = config_from_dict(cfg)
         aug = full.augment
         jitter = f"shift ±{aug.shift_across:g} across, ±{aug.shift:g} down, scale ±{aug.scale:g}"
-        scored.append([f"`{run.name}` ({sha256_file(weights)[:12]}…)", split, f"margin {cfg['margin']:g}, {jitter}, cache {full.cache_side} px",
-                       *[f"{100 * r['nme_mean']:.2f}%" for r in nmes]])
-        model, meta = load_model(str(weights))
-        (xt, _), (xv, yv) = split_crops(str(DATA / "train"), cfg, meta["input_size"], meta["margin"])
+        scored.append(
+            [
+                f"`{run.name}` ({sha256_file(weights)[:12]}…)",
+                split,
+                f"margin {cfg['margin']:g}, {jitter}, cache {full.cache_side} px",
+                *[f"{100 * r['nme_mean']:.2f}%" for r in nmes],
+            ]
+        )
+        model, spec = load_model(str(weights))
+        (xt, _), (xv, yv) = run_split.train_crops(), run_split.val_crops()
         with tempfile.TemporaryDirectory() as d:
-            f32, q8 = (100 * onnx_nme(s, xv, yv) for s in fp32_and_int8(model, meta["input_size"], xt[:200].numpy(), d).values())
+            f32, q8 = (100 * onnx_nme(s, xv, yv) for s in fp32_and_int8(model, spec, xt[:200].numpy(), d).values())
         quantized.append([f"`{run.name}`", split, f"{f32:.3f}%", f"{q8:.3f}%", f"{q8 - f32:+.3f}"])
         found[split] = f"{nmes[1]['n_detected']}/{nmes[1]['n_faces']} held-out ({split})"
         found_test = f"{nmes[3]['n_detected']}/{nmes[3]['n_faces']} test"
-    body = ["## Training runs compared (held-out 10% of train)", "",
-            f"Held-out NME per epoch from each run's log: the best epoch, and the mean over the last {TAIL} epochs. "
-            "The log measures it on crops cut from the run's training cache, so runs made with different cache settings "
-            "(`--cache-side`) compare only in the second table, which crops each face from its image as the predictor does. "
-            "`--seed` picks both the held-out faces and the augmentation draws: runs compare only with runs of the same split, "
-            "and a pair of recipes repeated with another seed shows how much of a difference is chance.", "",
-            table(["run", "held-out split", "setup", "weights", "best held-out NME", f"mean, last {TAIL} epochs"], rows), "",
-            "Each run's selected weights (model.pt, named by sha256; fp32, the torch backend) on the same held-out faces, "
-            "and on test/ for reporting only (runs are chosen on the held-out columns). Box jitter is a fraction of the "
-            "crop side; dlib HOG boxes are mapped to landmark boxes by `detector_boxes.json` (fitted on train/), and the "
-            f"NME is over the faces the detector finds ({', '.join([*found.values(), found_test])}).", "",
-            table(["run (model.pt sha256)", "held-out split", "crop, box jitter, cache", "held-out, landmark boxes", "held-out, dlib HOG boxes",
-                   "test/, landmark boxes", "test/, dlib HOG boxes"], scored), "",
-            "What int8 costs each run: its model.pt as an fp32 ONNX graph and as the int8 graph `scripts/quantize_weights.py` "
-            "would ship (200 of its training crops calibrate it), on its held-out faces cut from its own training cache "
-            "(as `architectures.py` measures the shipped model; compare the two columns within a run, not across caches).", "",
-            table(["run", "held-out split", "fp32", "int8", "int8 − fp32"], quantized)]
+    body = [
+        "## Training runs compared (held-out 10% of train)",
+        "",
+        f"Held-out NME per epoch from each run's log: the best epoch, and the mean over the last {TAIL} epochs. "
+        "The log measures it on crops cut from the run's training cache, so runs made with different cache settings "
+        "(`--cache-side`) compare only in the second table, which crops each face from its image as the predictor "
+        "does. "
+        "`--seed` picks both the held-out faces and the augmentation draws: runs compare only with runs of the same "
+        "split, "
+        "and a pair of recipes repeated with another seed shows how much of a difference is chance.",
+        "",
+        table(["run", "held-out split", "setup", "weights", "best held-out NME", f"mean, last {TAIL} epochs"], rows),
+        "",
+        "Each run's selected weights (model.pt, named by sha256; fp32, the torch backend) on the same held-out faces, "
+        "and on test/ for reporting only (runs are chosen on the held-out columns). Box jitter is a fraction of the "
+        "crop side; dlib HOG boxes are mapped to landmark boxes by `detector_boxes.json` (fitted on train/), and the "
+        f"NME is over the faces the detector finds ({', '.join([*found.values(), found_test])}).",
+        "",
+        table(
+            [
+                "run (model.pt sha256)",
+                "held-out split",
+                "crop, box jitter, cache",
+                "held-out, landmark boxes",
+                "held-out, dlib HOG boxes",
+                "test/, landmark boxes",
+                "test/, dlib HOG boxes",
+            ],
+            scored,
+        ),
+        "",
+        "What int8 costs each run: its model.pt as an fp32 ONNX graph and as the int8 graph "
+        "`scripts/quantize_weights.py` "
+        "would ship (200 of its training crops calibrate it), on its held-out faces cut from its own training cache "
+        "(as `architectures.py` measures the shipped model; compare the two columns within a run, not across caches).",
+        "",
+        table(["run", "held-out split", "fp32", "int8", "int8 − fp32"], quantized),
+    ]
     write_section("runs", "\n".join(body), "python benchmarks/runs.py " + " ".join(str(r) for r in args.runs))
 
 

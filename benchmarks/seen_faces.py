@@ -24,27 +24,37 @@ import torch
 from _report import DATA, ROOT, held_out_weights, table, write_section
 from accuracy import CachedDetector
 from dlib_reference import DlibShapePredictor
+from facepoints.checkpoint import RunSplit
 from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
 from facepoints.evaluate import evaluate
 from facepoints.predictor import LandmarkPredictor
-from facepoints.train import split_indices
 from facepoints.weights import resolve
 
-
-GROUPS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48), "mouth": range(48, 68)}
+GROUPS = {
+    "jaw": range(0, 17),
+    "brows": range(17, 27),
+    "nose": range(27, 36),
+    "eyes": range(36, 48),
+    "mouth": range(48, 68),
+}
 
 
 def group_errors(samples, ev, subset: str) -> tuple[list[str], list[str]] | None:
     """Per landmark group: mean signed error (x, y) and mean error, in % of the inter-ocular distance."""
-    errs = [(p - s.points) / np.linalg.norm(s.points[36] - s.points[45])
-            for s, p in zip(samples, ev.predictions) if p is not None and s.subset == subset]
+    errs = [
+        (p - s.points) / np.linalg.norm(s.points[36] - s.points[45])
+        for s, p in zip(samples, ev.predictions)
+        if p is not None and s.subset == subset
+    ]
     if not errs:
         return None
     mean = 100 * np.mean(errs, axis=0)  # (68, 2)
     dist = 100 * np.linalg.norm(errs, axis=2).mean(0)  # (68,)
-    return ([f"{mean[list(r), 0].mean():+.2f}, {mean[list(r), 1].mean():+.2f}" for r in GROUPS.values()],
-            [f"{dist[list(r)].mean():.2f}" for r in GROUPS.values()])
+    return (
+        [f"{mean[list(r), 0].mean():+.2f}, {mean[list(r), 1].mean():+.2f}" for r in GROUPS.values()],
+        [f"{dist[list(r)].mean():.2f}" for r in GROUPS.values()],
+    )
 
 
 def main():
@@ -53,8 +63,8 @@ def main():
     args = ap.parse_args()
     weights, label = held_out_weights(args.model)
     cfg = torch.load(resolve(weights)[0], map_location="cpu", weights_only=True)["train"]["config"]
-    train = read_dataset(DATA / "train")
-    fit_idx, held_idx = split_indices(len(train), cfg["val_fraction"], cfg["seed"])
+    split = RunSplit.from_config(cfg, DATA / "train")
+    train, fit_idx, held_idx = split.samples, split.train_idx, split.val_idx
     sets = {
         "train/: our training split (both saw them)": [train[i] for i in fit_idx],
         "train/: our held-out 10% (dlib saw them, we did not)": [train[i] for i in held_idx],
@@ -75,29 +85,47 @@ def main():
                 if errors is not None:
                     bias_rows.append([name.split(" (")[0], subset, model, *errors[0]])
                     error_rows.append([name.split(" (")[0], subset, model, *errors[1]])
-        subsets = " / ".join(f"{k} {100 * a['subsets'][k]['nme_mean']:.2f} vs {100 * b['subsets'][k]['nme_mean']:.2f}"
-                             for k in sorted(a["subsets"]))
-        rows.append([name, f"{a['n_detected']}/{a['n_faces']}", f"{100 * a['nme_mean']:.2f}%", f"{100 * b['nme_mean']:.2f}%",
-                     f"{b['nme_mean'] / a['nme_mean']:.2f}", subsets])
+        subsets = " / ".join(
+            f"{k} {100 * a['subsets'][k]['nme_mean']:.2f} vs {100 * b['subsets'][k]['nme_mean']:.2f}"
+            for k in sorted(a["subsets"])
+        )
+        rows.append(
+            [
+                name,
+                f"{a['n_detected']}/{a['n_faces']}",
+                f"{100 * a['nme_mean']:.2f}%",
+                f"{100 * b['nme_mean']:.2f}%",
+                f"{b['nme_mean'] / a['nme_mean']:.2f}",
+                subsets,
+            ]
+        )
         print(rows[-1])
     out = ROOT / "benchmarks" / "results" / "seen_faces.json"
     out.write_text(json.dumps(results, indent=1, default=float))
-    body = "\n\n".join([
-        "## Faces each model has seen (dlib HOG boxes, both models)",
-        "dlib's predictor was trained on 300-W; whether its training set included the common test images is not "
-        "documented. A model is better on faces it was trained on, so compare each model's NME on faces it saw "
-        "with its NME on test/. Our model: " + label + ", on its own training split and held-out "
-        "faces (the split recorded in its weights). NME over the faces dlib's detector finds.",
-        table(["faces", "found", "facepoints NME", "dlib NME", "dlib / facepoints", "per subset: facepoints vs dlib"], rows),
-        "Mean signed error (prediction minus annotation) per landmark group, x, y in % of the inter-ocular distance, "
-        "same runs. A shift that both models show on test/ but not on the faces they trained on is a difference "
-        "between the annotations of the two splits, which no model trained on train/ can learn.",
-        table(["faces", "subset", "model", *GROUPS], bias_rows),
-        "NME per landmark group (% of the inter-ocular distance), same runs:",
-        table(["faces", "subset", "model", *GROUPS], error_rows),
-        f"All numbers: `benchmarks/results/{out.name}`.",
-    ])
-    write_section("seen", body, "python benchmarks/seen_faces.py" + (f" --model {args.model}" if args.model != "fast" else ""))
+    body = "\n\n".join(
+        [
+            "## Faces each model has seen (dlib HOG boxes, both models)",
+            "dlib's predictor was trained on 300-W; whether its training set included the common test images is not "
+            "documented. A model is better on faces it was trained on, so compare each model's NME on faces it saw "
+            "with its NME on test/. Our model: " + label + ", on its own training split and held-out "
+            "faces (the split recorded in its weights). NME over the faces dlib's detector finds.",
+            table(
+                ["faces", "found", "facepoints NME", "dlib NME", "dlib / facepoints", "per subset: facepoints vs dlib"],
+                rows,
+            ),
+            "Mean signed error (prediction minus annotation) per landmark group, x, y in % of the inter-ocular "
+            "distance, "
+            "same runs. A shift that both models show on test/ but not on the faces they trained on is a difference "
+            "between the annotations of the two splits, which no model trained on train/ can learn.",
+            table(["faces", "subset", "model", *GROUPS], bias_rows),
+            "NME per landmark group (% of the inter-ocular distance), same runs:",
+            table(["faces", "subset", "model", *GROUPS], error_rows),
+            f"All numbers: `benchmarks/results/{out.name}`.",
+        ]
+    )
+    write_section(
+        "seen", body, "python benchmarks/seen_faces.py" + (f" --model {args.model}" if args.model != "fast" else "")
+    )
 
 
 if __name__ == "__main__":

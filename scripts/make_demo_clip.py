@@ -1,6 +1,7 @@
 """The synthetic clip behind docs/demo_video.gif: the example photo panned, zoomed and rolled.
 
-Run: python scripts/make_demo_clip.py runs/grace_moving.mp4 && facepoints detect runs/grace_moving.mp4 -o runs/demo --gif
+Run: python scripts/make_demo_clip.py runs/grace_moving.mp4
+     facepoints detect runs/grace_moving.mp4 -o runs/demo --gif
 """
 
 import sys

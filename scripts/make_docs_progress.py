@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facepoints.checkpoint import load_checkpoint
 from facepoints.drawing import plot_curves, save_gif
-from facepoints.train import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 12

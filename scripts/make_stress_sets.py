@@ -70,14 +70,15 @@ def rolled(angle: float):
         c = corners @ m[:, :2].T + m[:, 2]
         m[:, 2] -= c.min(0)
         size = np.ceil(c.max(0) - c.min(0)).astype(int) + 1
-        out = cv2.warpAffine(image, m, tuple(int(v) for v in size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.warpAffine(
+            image, m, tuple(int(v) for v in size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         return out, transform_points(points, m)
 
     return make
 
 
-MAKERS = {"blur": blur, "occluded": occluded, "small": small,
-          **{f"rolled{a}": rolled(a) for a in (15, 30, 45, 60)}}
+MAKERS = {"blur": blur, "occluded": occluded, "small": small, **{f"rolled{a}": rolled(a) for a in (15, 30, 45, 60)}}
 
 
 def main():
@@ -94,7 +95,9 @@ def main():
             image, points = MAKERS[name](load_image(s.image_path), s.points, rng)
             target = folder / Path(s.image_path).relative_to(args.data)
             target.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(target.with_suffix(".jpg")), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(
+                str(target.with_suffix(".jpg")), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
+            )
             write_pts(target.with_suffix(".pts"), points)
         print(f"{name}: {len(samples)} faces -> {folder}")
 

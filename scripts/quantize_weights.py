@@ -10,10 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
+from facepoints.checkpoint import RunSplit
 from facepoints.export import quantize_int8
-from facepoints.train import split_crops
 from facepoints.weights import PACKAGE_WEIGHTS, load_model, sha256_file, shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,11 +23,11 @@ def main():
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "300w" / "train"))
     ap.add_argument("--calibration", type=int, default=200)
     args = ap.parse_args()
-    model, meta = load_model(args.name)
-    cfg = torch.load(meta["path"], weights_only=True)["train"]["config"]
-    (x_train, _), _ = split_crops(args.data, cfg, meta["input_size"], meta["margin"])
+    model, spec = load_model(args.name)
+    cfg = spec.train_config
+    x_train, _ = RunSplit.from_config(cfg, args.data).train_crops()
     calibration = x_train[: args.calibration].numpy()
-    dest = quantize_int8(model, meta["input_size"], calibration, PACKAGE_WEIGHTS / f"{args.name}.int8.onnx")
+    dest = quantize_int8(model, spec, calibration, PACKAGE_WEIGHTS / f"{args.name}.int8.onnx")
     index = shipped_models()
     index[args.name]["int8_onnx"] = {
         "file": dest.name,

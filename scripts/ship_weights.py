@@ -11,18 +11,17 @@ NME is recorded as the recipe's, and the script refuses a recipe run with other 
 
 import argparse
 import datetime
-from dataclasses import asdict
 import json
 import shutil
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _report import machine  # noqa: E402
-from facepoints.config import config_from_dict  # noqa: E402
-from facepoints.weights import PACKAGE_WEIGHTS, load_model, sha256_file  # noqa: E402
+from facepoints.config import config_from_dict
+from facepoints.provenance import machine
+from facepoints.weights import PACKAGE_WEIGHTS, load_model, sha256_file
 
 LICENCE = "Trained on 300-W (iBUG): non-commercial research use only, like the data."
 
@@ -32,7 +31,10 @@ def recipe_selection(cfg: dict, train_meta: dict, recipe_run: Path | None) -> di
     if cfg["val_fraction"] > 0:
         return {"val_nme": round(train_meta["val_nme"], 5)}
     if recipe_run is None:
-        sys.exit("this run trained on every face (--val-fraction 0): name the held-out run that chose its recipe with --recipe-run")
+        sys.exit(
+            "this run trained on every face (--val-fraction 0): name the held-out run that chose its recipe with "
+            "--recipe-run"
+        )
     recipe = torch.load(recipe_run / "model.pt", map_location="cpu", weights_only=True)["train"]
     ignore = {"out", "val_fraction", "epochs"}  # epochs may be scaled to keep the number of optimiser steps
     # with defaults filled in, so an option added after a run was made (e.g. cache_side) is not a difference
@@ -40,8 +42,13 @@ def recipe_selection(cfg: dict, train_meta: dict, recipe_run: Path | None) -> di
     diff = sorted(k for k in ours if k not in ignore and ours[k] != theirs[k])
     if diff:
         sys.exit(f"{recipe_run}: not the same recipe (differs in {', '.join(diff)})")
-    return {"val_nme": None, "recipe_run": recipe_run.name, "recipe_val_nme": round(recipe["val_nme"], 5),
-            "recipe_selected_epoch": recipe["epoch"], "recipe_epochs": recipe["config"]["epochs"]}
+    return {
+        "val_nme": None,
+        "recipe_run": recipe_run.name,
+        "recipe_val_nme": round(recipe["val_nme"], 5),
+        "recipe_selected_epoch": recipe["epoch"],
+        "recipe_epochs": recipe["config"]["epochs"],
+    }
 
 
 def main():
@@ -49,7 +56,9 @@ def main():
     ap.add_argument("run", type=Path)
     ap.add_argument("name")
     ap.add_argument("--command", required=True, help="the facepoints train command that made the run")
-    ap.add_argument("--recipe-run", type=Path, help="for a run with --val-fraction 0: the held-out run with the same recipe")
+    ap.add_argument(
+        "--recipe-run", type=Path, help="for a run with --val-fraction 0: the held-out run with the same recipe"
+    )
     args = ap.parse_args()
     src = args.run / "model.pt"
     load_model(str(src))  # refuses a broken file
@@ -76,13 +85,18 @@ def main():
         **selection,
         "train_wall_minutes": round(sum(h["epoch_s"] for h in history) / 60, 1),
         # start of the run (config.json) to its last checkpoint: includes plots and anything else the machine ran
-        "train_wall_clock_minutes": round(((args.run / "last.pt").stat().st_mtime - (args.run / "config.json").stat().st_mtime) / 60, 1),
+        "train_wall_clock_minutes": round(
+            ((args.run / "last.pt").stat().st_mtime - (args.run / "config.json").stat().st_mtime) / 60, 1
+        ),
         "train_img_per_s": round(sum(h["img_per_s"] for h in history) / len(history), 1),
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
         "data": "300-W train split as in ../shared/data/300w/train (2,012 faces; "
-                + (f"{cfg['val_fraction']:.0%} held out for model selection)" if cfg["val_fraction"] > 0 else
-                   "all of them; recipe and epoch count chosen on a run that held out 10%)"),
+        + (
+            f"{cfg['val_fraction']:.0%} held out for model selection)"
+            if cfg["val_fraction"] > 0
+            else "all of them; recipe and epoch count chosen on a run that held out 10%)"
+        ),
         "licence": LICENCE,
     }
     index_path.write_text(json.dumps(index, indent=2) + "\n")

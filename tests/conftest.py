@@ -25,7 +25,9 @@ def painted_face(points: np.ndarray, shape=(200, 200), seed: int = 0) -> np.ndar
     img = cv2.GaussianBlur(rng.integers(40, 90, (*shape, 3), dtype=np.uint8), (0, 0), 3)
     x1, y1 = points.min(0).astype(int)
     x2, y2 = points.max(0).astype(int)
-    cv2.ellipse(img, ((int((x1 + x2) / 2), int((y1 + y2) / 2)), (int(x2 - x1) + 10, int(y2 - y1) + 30), 0), (170, 140, 120), -1)
+    cv2.ellipse(
+        img, ((int((x1 + x2) / 2), int((y1 + y2) / 2)), (int(x2 - x1) + 10, int(y2 - y1) + 30), 0), (170, 140, 120), -1
+    )
     for x, y in points:
         cv2.circle(img, (int(round(x)), int(round(y))), 2, (20, 20, 20), -1)
     return img
@@ -61,8 +63,18 @@ def tiny_model(tmp_path_factory):
         write_pts(root / f"f{i}.pts", pts)
     out = tmp_path_factory.mktemp("run") / "tiny"
     os.environ["FACEPOINTS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    cfg = TrainConfig(data=str(root), out=str(out), arch="pipnet_small", epochs=2, batch_size=4, lr=1e-3, workers=0,
-                      model_kwargs={"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "head_chs": 16},
-                      augment=AugmentConfig(rotation=10), progress_faces=2, precision="fp32")
+    cfg = TrainConfig(
+        data=str(root),
+        out=str(out),
+        arch="pipnet_small",
+        epochs=2,
+        batch_size=4,
+        lr=1e-3,
+        workers=0,
+        model_kwargs={"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "head_chs": 16},
+        augment=AugmentConfig(rotation=10),
+        progress_faces=2,
+        precision="fp32",
+    )
     train(cfg)
     return out

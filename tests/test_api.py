@@ -1,6 +1,7 @@
 """Public API, ONNX parity, CLI verbs and video tracking, on synthetic faces with a tiny trained model."""
 
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -29,7 +30,7 @@ def test_detect_with_boxes_numpy_pil_and_path(landmarker, tmp_path):
     assert isinstance(r, LandmarkResult) and len(r) == 1
     f = r.faces[0]
     assert f.points.shape == (68, 2) and f.points.dtype == np.float32
-    assert set(f.pose) == {"yaw", "pitch", "roll"} or f.pose is None
+    assert f.pose is None or set(f.pose.to_dict()) == {"yaw", "pitch", "roll"}
     r2 = landmarker.detect(Image.fromarray(img), boxes=box)
     np.testing.assert_allclose(r2.faces[0].points, f.points, atol=1e-4)
     cv2.imwrite(str(tmp_path / "f.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
@@ -87,21 +88,27 @@ def test_onnx_parity_with_pytorch(tiny_model, tmp_path):
     """
     import onnxruntime as ort
 
-    from facepoints.export import export_onnx
+    from facepoints.export import PointsHead, export_onnx
     from facepoints.models import xception
-    from facepoints.predictor import PointsHead
-    from facepoints.weights import load_model
+    from facepoints.weights import ModelSpec, load_model
 
     rng = np.random.default_rng(0)
-    faces = np.stack([cv2.cvtColor(cv2.resize(painted_face(template(90, (100, 100)), seed=i), (128, 128)), cv2.COLOR_RGB2GRAY)
-                      for i in range(4)]).astype(np.float32)[:, None] / 255
+    faces = (
+        np.stack(
+            [
+                cv2.cvtColor(cv2.resize(painted_face(template(90, (100, 100)), seed=i), (128, 128)), cv2.COLOR_RGB2GRAY)
+                for i in range(4)
+            ]
+        ).astype(np.float32)[:, None]
+        / 255
+    )
     x = np.concatenate([faces, rng.random((3, 1, 128, 128), dtype=np.float32)])  # batch of 7: dynamic batch
     torch.manual_seed(0)
     tiny = load_model(str(tiny_model / "model.pt"))[0]
     with torch.no_grad():
         tiny.head.weight[:68] *= 1000
     for name, model in [("tiny", tiny), ("xception", xception().eval())]:
-        path = export_onnx(model, 128, tmp_path / f"{name}.onnx")
+        path = export_onnx(model, ModelSpec(arch=name, input_size=128, margin=1.25), tmp_path / f"{name}.onnx")
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         got = sess.run(None, {"crops": x})[0]
         with torch.no_grad():
@@ -122,7 +129,9 @@ def test_cli_export_and_onnx_backend(tiny_model, tmp_path):
     pts = template()
     img = painted_face(pts)
     t = Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="torch").detect(img, boxes=[points_box(pts)])
-    o = Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="onnxruntime").detect(img, boxes=[points_box(pts)])
+    o = Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="onnxruntime").detect(
+        img, boxes=[points_box(pts)]
+    )
     # the 2-epoch fixture model has exactly tied cell scores for a few points, which the two
     # backends' argmax may break differently; every other point must agree to 0.1 px
     agree = np.abs(o.faces[0].points - t.faces[0].points).max(axis=1) < 0.1
@@ -150,7 +159,18 @@ def test_cli_detect_jsonl_csv_and_no_faces_exit_zero(tiny_model, tmp_path, capsy
     img = tmp_path / "blank.jpg"
     cv2.imwrite(str(img), np.full((80, 100, 3), 90, np.uint8))
     for name in ["all.jsonl", "all.csv"]:
-        code = main(["detect", str(img), "--json", str(tmp_path / name), "-o", str(tmp_path / "o"), "--model", str(tiny_model / "model.pt")])
+        code = main(
+            [
+                "detect",
+                str(img),
+                "--json",
+                str(tmp_path / name),
+                "-o",
+                str(tmp_path / "o"),
+                "--model",
+                str(tiny_model / "model.pt"),
+            ]
+        )
         assert code == 0
     assert json.loads((tmp_path / "all.jsonl").read_text().splitlines()[0])["faces"] == []
     assert (tmp_path / "all.csv").read_text().startswith("image,face,score,x1")
@@ -167,7 +187,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_cli_evaluate_writes_json_and_ced(tiny_model, face_folder, tmp_path):
     out = tmp_path / "eval.json"
-    assert main(["evaluate", "--data", str(face_folder), "--model", str(tiny_model / "model.pt"), "--json", str(out)]) == 0
+    assert (
+        main(["evaluate", "--data", str(face_folder), "--model", str(tiny_model / "model.pt"), "--json", str(out)]) == 0
+    )
     r = json.loads(out.read_text())
     for key in ["nme_mean", "nme_median", "fr_0.08", "auc_0.08", "n_faces"]:
         assert key in r
@@ -205,10 +227,18 @@ def test_video_tracking_smoothing_and_outputs(tiny_model, tmp_path):
     frames = [painted_face(pts, seed=0) for _ in range(12)]
     _write_video(tmp_path / "v.mp4", frames)
     # upright=False: the 2-epoch model's points are too rough to take a roll from
-    lm = Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="torch", detector=FixedDetector(points_box(pts)),
-                                    upright=False)
-    res = process_video(lm, str(tmp_path / "v.mp4"), tmp_path / "o.mp4", tmp_path / "o.gif", tmp_path / "o.jsonl",
-                        VideoOptions(redetect_every=5), progress=False)
+    lm = Landmarker.from_pretrained(
+        str(tiny_model / "model.pt"), backend="torch", detector=FixedDetector(points_box(pts)), upright=False
+    )
+    res = process_video(
+        lm,
+        str(tmp_path / "v.mp4"),
+        tmp_path / "o.mp4",
+        tmp_path / "o.gif",
+        tmp_path / "o.jsonl",
+        VideoOptions(redetect_every=5),
+        progress=False,
+    )
     assert res["frames"] == 12 and res["error"] is None
     assert lm._detector.calls == 3  # frames 0, 5, 10: tracking in between
     lines = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
@@ -216,6 +246,59 @@ def test_video_tracking_smoothing_and_outputs(tiny_model, tmp_path):
     cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
     assert Image.open(tmp_path / "o.gif").n_frames == 12
+
+
+def test_detect_for_video_tracks_smooths_and_matches_the_cli_path(tiny_model, tmp_path):
+    """Video is a mode of the Landmarker: what `facepoints detect clip.mp4` writes is what API users get."""
+    from facepoints.config import VideoOptions
+    from facepoints.video import process_video
+
+    pts = template(80, (100, 100))
+    frames = [painted_face(pts + [i * 0.5, 0], seed=0) for i in range(8)]
+    _write_video(tmp_path / "v.mp4", frames)
+    def make():
+        return Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="torch",
+                                          detector=FixedDetector(points_box(pts)), upright=False,
+                                          video=VideoOptions(redetect_every=3))
+
+    lm = make()
+    process_video(lm, str(tmp_path / "v.mp4"), None, None, tmp_path / "o.jsonl", progress=False)
+    cli = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    cap, api, api_lm = cv2.VideoCapture(str(tmp_path / "v.mp4")), [], make()
+    for i in range(len(cli)):
+        ok, bgr = cap.read()
+        api.append(api_lm.detect_for_video(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), 100.0 * i))  # 10 fps
+    assert api_lm._detector.calls == 3  # frames 0, 3, 6: tracking in between
+    for a, c in zip(api, cli):
+        np.testing.assert_allclose(a.faces[0].points, c["faces"][0]["points"], atol=0.01)
+    # Face.box: the detector's box on a detection frame, carried with the face between detections
+    np.testing.assert_allclose(api[0].faces[0].box, points_box(pts), atol=1e-3)
+    assert api[1].faces[0].box.shape == (4,) and np.abs(api[1].faces[0].box - api[0].faces[0].box).max() < 10
+    with pytest.raises(FacepointsError, match="not after the previous frame"):
+        api_lm.detect_for_video(frames[0], 100.0)
+    api_lm.reset_video()
+    assert len(api_lm.detect_for_video(frames[0], 0.0)) == 1  # a new stream: detects again
+    assert api_lm._detector.calls == 4
+
+
+def test_result_writes_csv_and_pose_is_a_dataclass(landmarker):
+    import csv
+    import io
+
+    from facepoints.pose import Pose
+    from facepoints.results import CSV_HEADER
+
+    pts = template(90, (100, 100))
+    r = landmarker.detect(painted_face(pts), boxes=[points_box(pts)])
+    f = r.faces[0]
+    assert f.pose is None or isinstance(f.pose, Pose)
+    doc = json.loads(r.to_json())
+    assert doc["faces"][0]["pose"] == (f.pose.to_dict() if f.pose else None)  # JSON as before: a plain dict
+    rows = list(csv.reader(io.StringIO(r.to_csv())))
+    assert rows[0] == CSV_HEADER and len(rows) == 2
+    np.testing.assert_allclose(np.array(rows[1][10:], float).reshape(68, 2), f.points, atol=0.006)
+    assert float(rows[1][2]) == pytest.approx(f.score, abs=1e-4)
+    assert r.to_csv(header=False).count("\n") == 1
 
 
 def test_video_errors(tiny_model, tmp_path):
@@ -262,7 +345,7 @@ def test_shipped_int8_graph_agrees_with_fp32_and_is_checked(monkeypatch, tmp_pat
     assert np.abs(q.predict(img, box) - f.predict(img, box)).mean() < 1.0  # px, in a ~80 px face
     damaged = tmp_path / "fast.int8.onnx"
     damaged.write_bytes(b"not onnx")
-    monkeypatch.setitem(q.meta["int8_onnx"], "path", str(damaged))
+    monkeypatch.setattr(q, "spec", replace(q.spec, int8_onnx=replace(q.spec.int8_onnx, path=str(damaged))))
     with pytest.raises(FacepointsError, match="fast.int8.onnx: missing or checksum mismatch"):
         q._ort_session(required=True)
 
@@ -275,8 +358,7 @@ def test_flip_test_keeps_the_learned_annotation_offset(tiny_model):
 
     pred = LandmarkPredictor(str(tiny_model / "model.pt"), backend="torch", flip_test=True)
     s, o = pred.input_size, 0.6
-    pred.meta["annotation_offset"] = (o, 0.0)
-    pred.meta["output_shift"] = (0.0, 0.0)  # isolate the mirroring
+    pred.spec = replace(pred.spec, annotation_offset=(o, 0.0), output_shift=(0.0, 0.0))  # isolate the mirroring
     marked = torch.from_numpy(template(60, (s / 2, s / 2)))  # what the points mark, in crop pixels
     answer = marked + torch.tensor([o, 0.0])
     mirrored_answer = marked[FLIP].clone()
@@ -291,7 +373,9 @@ def test_output_shift_is_removed_from_every_point(tiny_model):
 
     pred = LandmarkPredictor(str(tiny_model / "model.pt"), backend="torch")
     crops = np.random.default_rng(0).integers(0, 255, (2, pred.input_size, pred.input_size), dtype=np.uint8)
-    pred.meta["output_shift"] = (0.0, 0.0)
+    pred.spec = replace(pred.spec, output_shift=(0.0, 0.0))
     plain = pred.run_crops(crops)
-    pred.meta["output_shift"] = (0.5, -0.25)  # measured at shipping: the mean error on the training faces
+    pred.spec = replace(
+        pred.spec, output_shift=(0.5, -0.25)
+    )  # measured at shipping: the mean error on the training faces
     np.testing.assert_allclose(pred.run_crops(crops), plain - [0.5, -0.25], atol=1e-5)

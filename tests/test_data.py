@@ -64,7 +64,8 @@ def test_empty_folder(tmp_path):
 def test_dlib_xml(tmp_path, face_folder):
     pts = template()
     parts = "".join(f"<part name='{i:02d}' x='{x:.0f}' y='{y:.0f}'/>" for i, (x, y) in enumerate(pts))
-    xml = f"<dataset><images><image file='faces/a/face1.jpg'><box top='10' left='20' width='100' height='90'>{parts}</box></image></images></dataset>"
+    xml = (f"<dataset><images><image file='faces/a/face1.jpg'><box top='10' left='20' width='100' height='90'>"
+           f"{parts}</box></image></images></dataset>")
     (tmp_path / "labels.xml").write_text(xml)
     [s] = read_dataset(tmp_path / "labels.xml")
     assert s.image_path == tmp_path / "faces/a/face1.jpg"
@@ -76,7 +77,10 @@ def test_dlib_xml_malformed(tmp_path):
     (tmp_path / "bad.xml").write_text("<dataset><images><image file='x.jpg'><box top='1'")
     with pytest.raises(FacepointsError, match=r"bad\.xml: not a readable XML"):
         read_dlib_xml(tmp_path / "bad.xml")
-    (tmp_path / "few.xml").write_text("<dataset><images><image file='x.jpg'><box top='1' left='1' width='5' height='5'><part name='0' x='1' y='1'/></box></image></images></dataset>")
+    (tmp_path / "few.xml").write_text(
+        "<dataset><images><image file='x.jpg'><box top='1' left='1' width='5' height='5'><part name='0' x='1' "
+        "y='1'/></box></image></images></dataset>"
+    )
     with pytest.raises(FacepointsError, match="has 1 parts, expected 68"):
         read_dlib_xml(tmp_path / "few.xml")
 

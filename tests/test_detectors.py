@@ -92,7 +92,9 @@ def test_upright_box_and_five_points_follow_a_turned_face(photo):
     r = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])  # turns by +angle (image y down)
     c = pts.mean(0)
     turned_pts = (pts - c) @ r.T + c
-    assert roll_degrees(five_points(turned_pts))[0] == pytest.approx(roll_degrees(five_points(pts))[0] + angle, abs=1e-6)
+    assert roll_degrees(five_points(turned_pts))[0] == pytest.approx(
+        roll_degrees(five_points(pts))[0] + angle, abs=1e-6
+    )
     x1, y1, x2, y2 = upright_box(turned_pts, angle)
     ux1, uy1, ux2, uy2 = points_box(pts)
     assert (x2 - x1, y2 - y1) == pytest.approx((ux2 - ux1, uy2 - uy1), abs=1e-4)

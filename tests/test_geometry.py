@@ -99,13 +99,14 @@ def test_photometric_changes_pixels_but_not_shape():
     out = photometric(rgb, AugmentConfig(), np.random.default_rng(3))
     assert out.shape == rgb.shape and out.dtype == np.uint8
     assert np.abs(out.astype(int) - rgb).mean() > 1
-    same = photometric(rgb, AugmentConfig(brightness=0, contrast=0, gamma=0, saturation=0, hue=0), np.random.default_rng(3))
+    same = photometric(
+        rgb, AugmentConfig(brightness=0, contrast=0, gamma=0, saturation=0, hue=0), np.random.default_rng(3)
+    )
     assert np.abs(same.astype(int) - rgb).max() <= 1
 
 
-
 def test_mirroring_keeps_the_annotation_offset_on_the_same_side():
-    """Points written 3 px right of their dots (a 1-based source, scaled) must stay right of them in mirrored crops too."""
+    """Points written 3 px right of their dots (a 1-based source, scaled) stay right of them in mirrored crops too."""
     pts = np.round(template(100, (130, 120)))
     sparse = [0, 8, 16, 30, 36, 45, 48, 54]  # well apart (and mirror-closed), so each window holds one dot
     img = dot_image(pts[sparse])
@@ -121,7 +122,9 @@ def test_mirroring_keeps_the_annotation_offset_on_the_same_side():
             x, y = np.round(cpts[i]).astype(int)
             win = gray[y - 4 : y + 5, x - 4 : x + 5]
             dx.append(cpts[i, 0] - (win * np.arange(x - 4, x + 5)[None, :]).sum() / win.sum())
-        assert np.mean(dx) > 1.5, f"seed {seed} (mirrored: {mirrored[-1]}): points sit {np.mean(dx):.2f} px from their dots in x"
+        assert np.mean(dx) > 1.5, (
+            f"seed {seed} (mirrored: {mirrored[-1]}): points sit {np.mean(dx):.2f} px from their dots in x"
+        )
     assert any(mirrored) and not all(mirrored)
 
 
@@ -140,4 +143,6 @@ def test_cache_shrinks_big_faces_without_aliasing(tmp_path):
     inner = images[0, 40:-40, 40:-40, 0].astype(float)
     plain = warp(stripes, crop_matrix(*square_from_box(points_box(points), CACHE_CONTEXT), CACHE_SIDE), CACHE_SIDE)
     assert abs(inner.mean() - 127.5) < 10 and inner.std() < plain[40:-40, 40:-40, 0].std() / 2
-    np.testing.assert_allclose(cached[0], crop_face(stripes, points_box(points), CACHE_SIDE, CACHE_CONTEXT).to_crop(points), atol=1e-3)
+    np.testing.assert_allclose(
+        cached[0], crop_face(stripes, points_box(points), CACHE_SIDE, CACHE_CONTEXT).to_crop(points), atol=1e-3
+    )

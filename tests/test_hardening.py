@@ -78,15 +78,24 @@ def _detect_cases(tmp: Path):
     hard.mkdir()
     os.link(w / "a.jpg", hard / "a.landmarks.jpg")  # ... and one that is a hard link to it
     return {
-        "grid over the input": ([str(w / "a.jpg"), "--grid", str(w / "a.jpg"), "-o", str(tmp / "o1")], "would overwrite the input"),
+        "grid over the input": (
+            [str(w / "a.jpg"), "--grid", str(w / "a.jpg"), "-o", str(tmp / "o1")],
+            "would overwrite the input",
+        ),
         "json over the input": ([str(w / "a.jpg"), "--json", str(w / "a.jpg"), "-o", str(tmp / "o2")], "--json"),
-        "video over the second video": ([str(v / "clip.mp4"), str(v / "clip.landmarks.mp4"), "-o", str(v)], "would overwrite the input"),
+        "video over the second video": (
+            [str(v / "clip.mp4"), str(v / "clip.landmarks.mp4"), "-o", str(v)],
+            "would overwrite the input",
+        ),
         "-o the input folder, user's a.json": ([str(w / "a.jpg"), "-o", str(w)], "never replaces one"),
         "same stem, two folders": ([str(d / "1" / "x.jpg"), str(d / "2" / "x.jpg"), "-o", str(tmp / "o3")], "both"),
         "same stem, jpg and png": ([str(d / "3"), "-o", str(tmp / "o4")], "would write this file"),
         "symlinked output": ([str(w / "a.jpg"), "-o", str(out)], "would overwrite the input"),
         "hard-linked output": ([str(w / "a.jpg"), "-o", str(hard)], "would overwrite the input"),
-        "grid and json the same file": ([str(w / "a.jpg"), "--json", str(tmp / "t.png"), "--grid", str(tmp / "t.png")], "--json"),
+        "grid and json the same file": (
+            [str(w / "a.jpg"), "--json", str(tmp / "t.png"), "--grid", str(tmp / "t.png")],
+            "--json",
+        ),
     }
 
 
@@ -104,7 +113,21 @@ def test_detect_same_stem_inputs_under_one_folder_keep_their_structure(tiny_mode
     _image(tmp_path / "d" / "1" / "x.jpg")
     _image(tmp_path / "d" / "2" / "x.jpg", seed=1)
     out = tmp_path / "out"
-    assert main(["detect", str(tmp_path / "d"), "-o", str(out), "--model", str(tiny_model / "model.pt"), "--detector", "haar"]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                str(tmp_path / "d"),
+                "-o",
+                str(out),
+                "--model",
+                str(tiny_model / "model.pt"),
+                "--detector",
+                "haar",
+            ]
+        )
+        == 0
+    )
     assert (out / "1" / "x.json").exists() and (out / "2" / "x.json").exists()
 
 
@@ -112,14 +135,36 @@ def test_detect_json_for_many_images_is_valid_json(tiny_model, tmp_path):
     _image(tmp_path / "d" / "a.jpg")
     _image(tmp_path / "d" / "b.jpg", seed=1)
     out = tmp_path / "all.json"
-    assert main(["detect", str(tmp_path / "d"), "--json", str(out), "--model", str(tiny_model / "model.pt"), "--detector", "haar"]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                str(tmp_path / "d"),
+                "--json",
+                str(out),
+                "--model",
+                str(tiny_model / "model.pt"),
+                "--detector",
+                "haar",
+            ]
+        )
+        == 0
+    )
     assert [Path(r["image"]).name for r in json.loads(out.read_text())] == ["a.jpg", "b.jpg"]
 
 
 def test_detect_rerun_does_not_read_its_own_outputs(tiny_model, tmp_path, capsys):
     _image(tmp_path / "photos" / "a.jpg")
-    args = ["detect", str(tmp_path / "photos"), "-o", str(tmp_path / "photos" / "annotated"), "--model",
-            str(tiny_model / "model.pt"), "--detector", "haar"]
+    args = [
+        "detect",
+        str(tmp_path / "photos"),
+        "-o",
+        str(tmp_path / "photos" / "annotated"),
+        "--model",
+        str(tiny_model / "model.pt"),
+        "--detector",
+        "haar",
+    ]
     assert main(args) == 0 and main(args) == 0
     assert "1 images" in capsys.readouterr().out.splitlines()[-1]
     assert not list((tmp_path / "photos" / "annotated").rglob("*.landmarks.landmarks.*"))
@@ -129,11 +174,13 @@ def test_evaluate_outputs_never_land_in_the_dataset_or_on_an_input(tiny_model, f
     image = next(face_folder.rglob("*.jpg"))
     model = ["--model", str(tiny_model / "model.pt"), "--backend", "torch"]
     before = _files(face_folder)
-    for extra, needle in [(["--json", str(image)], "would overwrite the input"),
-                          (["--ced", str(image)], "would overwrite the input"),
-                          (["--ced", str(face_folder / "ced.png")], "would read it as an input"),
-                          (["--json", str(face_folder / "eval.json")], "eval.ced.png"),  # the default CED beside it
-                          (["--ced", str(tmp_path / "ced.txt")], "suffix")]:
+    for extra, needle in [
+        (["--json", str(image)], "would overwrite the input"),
+        (["--ced", str(image)], "would overwrite the input"),
+        (["--ced", str(face_folder / "ced.png")], "would read it as an input"),
+        (["--json", str(face_folder / "eval.json")], "eval.ced.png"),  # the default CED beside it
+        (["--ced", str(tmp_path / "ced.txt")], "suffix"),
+    ]:
         assert main(["evaluate", "--data", str(face_folder), *model, *extra]) == 1, extra
         _one_line_error(capsys, needle)
         assert _files(face_folder) == before, extra
@@ -145,15 +192,28 @@ def test_export_never_replaces_the_weights_and_wants_a_file(tiny_model, tmp_path
     weights.write_bytes((tiny_model / "model.pt").read_bytes())
     os.symlink(weights, tmp_path / "link.onnx")
     (tmp_path / "folder.onnx").mkdir()
-    for out, needle in [(weights, ".onnx suffix"), (tmp_path / "link.onnx", "would overwrite the input"),
-                        (tmp_path / "folder.onnx", "is a folder")]:
+    for out, needle in [
+        (weights, ".onnx suffix"),
+        (tmp_path / "link.onnx", "would overwrite the input"),
+        (tmp_path / "folder.onnx", "is a folder"),
+    ]:
         assert main(["export", "--model", str(weights), "-o", str(out)]) == 1
         _one_line_error(capsys, needle)
     assert weights.read_bytes() == (tiny_model / "model.pt").read_bytes()
 
 
 def test_train_output_folder_inside_the_data_is_refused(face_folder, tmp_path, capsys):
-    args = ["train", "--data", str(face_folder), "--out", str(face_folder / "run"), "--model", "pipnet_small", "--epochs", "1"]
+    args = [
+        "train",
+        "--data",
+        str(face_folder),
+        "--out",
+        str(face_folder / "run"),
+        "--model",
+        "pipnet_small",
+        "--epochs",
+        "1",
+    ]
     assert main(args) == 1
     _one_line_error(capsys, "would read it as an input")
     assert not (face_folder / "run" / "last.pt").exists()
@@ -162,16 +222,27 @@ def test_train_output_folder_inside_the_data_is_refused(face_folder, tmp_path, c
 # 2./3. every option, file and failure: one line and a non-zero exit ----------------------------------
 
 BAD_OPTIONS = [
-    ["train", "--data", "d", "--batch-size", "0"], ["train", "--data", "d", "--lr", "-1"],
-    ["train", "--data", "d", "--lr", "nan"], ["train", "--data", "d", "--workers", "-1"],
-    ["train", "--data", "d", "--val-fraction", "1"], ["train", "--data", "d", "--ema", "1.5"],
-    ["train", "--data", "d", "--epochs", "0"], ["train", "--data", "d", "--margin", "0"],
-    ["train", "--data", "d", "--blur", "2"], ["train", "--data", "d", "--rotation", "-5"],
-    ["train", "--data", "d", "--seed", "-1"], ["train", "--data", "d", "--cache-side", "0"],
-    ["train", "--data", "d", "--warmup-epochs", "inf"], ["train", "--data", "d", "--batch-size", "2.5"],
-    ["detect", "--camera", "-1"], ["detect", "x.mp4", "--redetect-every", "0"], ["detect", "x.mp4", "--max-frames", "0"],
-    ["detect", "x.mp4", "--max-frames", "-5"], ["detect", "x.jpg", "--det-max-side", "10"],
-    ["detect", "x.jpg", "--det-threshold", "1.5"], ["detect", "x.jpg", "--det-threshold", "inf"],
+    ["train", "--data", "d", "--batch-size", "0"],
+    ["train", "--data", "d", "--lr", "-1"],
+    ["train", "--data", "d", "--lr", "nan"],
+    ["train", "--data", "d", "--workers", "-1"],
+    ["train", "--data", "d", "--val-fraction", "1"],
+    ["train", "--data", "d", "--ema", "1.5"],
+    ["train", "--data", "d", "--epochs", "0"],
+    ["train", "--data", "d", "--margin", "0"],
+    ["train", "--data", "d", "--blur", "2"],
+    ["train", "--data", "d", "--rotation", "-5"],
+    ["train", "--data", "d", "--seed", "-1"],
+    ["train", "--data", "d", "--cache-side", "0"],
+    ["train", "--data", "d", "--warmup-epochs", "inf"],
+    ["train", "--data", "d", "--batch-size", "2.5"],
+    ["detect", "--camera", "-1"],
+    ["detect", "x.mp4", "--redetect-every", "0"],
+    ["detect", "x.mp4", "--max-frames", "0"],
+    ["detect", "x.mp4", "--max-frames", "-5"],
+    ["detect", "x.jpg", "--det-max-side", "10"],
+    ["detect", "x.jpg", "--det-threshold", "1.5"],
+    ["detect", "x.jpg", "--det-threshold", "inf"],
     ["evaluate", "--data", "d", "--det-max-side", "-3"],
 ]
 
@@ -189,12 +260,14 @@ def test_detect_bad_output_options_fail_before_any_work(tiny_model, tmp_path, ca
     image = _image(tmp_path / "a.jpg")
     (tmp_path / "file").write_text("x")
     model = ["--model", str(tiny_model / "model.pt")]
-    for extra, needle in [(["-o", str(tmp_path / "file")], "is an existing file"),
-                          (["--json", str(tmp_path)], "--json"),
-                          (["--json", str(tmp_path / "sub.jsonl" )], None),  # fine: the control case
-                          (["--grid", str(tmp_path / "x.txt")], "image suffix"),
-                          (["-o", str(tmp_path / "file" / "sub")], "is an existing file"),
-                          (["--json", str(tmp_path / "file" / "t.jsonl")], "is a file, not a folder")]:
+    for extra, needle in [
+        (["-o", str(tmp_path / "file")], "is an existing file"),
+        (["--json", str(tmp_path)], "--json"),
+        (["--json", str(tmp_path / "sub.jsonl")], None),  # fine: the control case
+        (["--grid", str(tmp_path / "x.txt")], "image suffix"),
+        (["-o", str(tmp_path / "file" / "sub")], "is an existing file"),
+        (["--json", str(tmp_path / "file" / "t.jsonl")], "is a file, not a folder"),
+    ]:
         code = main(["detect", str(image), *model, "--detector", "haar", *extra])
         if needle is None:
             assert code == 0
@@ -211,19 +284,22 @@ def _payload(tiny_model):
     return torch.load(tiny_model / "model.pt", weights_only=True)
 
 
-@pytest.mark.parametrize("change, needle", [
-    (lambda p: p.pop("arch"), "missing field 'arch'"),
-    (lambda p: p.pop("input_size"), "missing field 'input_size'"),
-    (lambda p: p.update(input_size="128"), "field 'input_size'"),
-    (lambda p: p.update(margin=0.0), "field 'margin'"),
-    (lambda p: p.update(model_kwargs=[1, 2]), "field 'model_kwargs'"),
-    (lambda p: p.update(model_kwargs={"nope": 1}), "model_kwargs do not fit"),
-    (lambda p: p.update(model=[1, 2]), "field 'model'"),
-    (lambda p: p.update(arch="resnet"), "unknown architecture 'resnet'"),
-    (lambda p: p.update(format=3), "not a facepoints weights file"),
-    (lambda p: p["train"].update(output_shift=5), "field 'train'"),
-    (lambda p: p.update(format="facepoints-checkpoint/1", config=None), "malformed checkpoint"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (lambda p: p.pop("arch"), "missing field 'arch'"),
+        (lambda p: p.pop("input_size"), "missing field 'input_size'"),
+        (lambda p: p.update(input_size="128"), "field 'input_size'"),
+        (lambda p: p.update(margin=0.0), "field 'margin'"),
+        (lambda p: p.update(model_kwargs=[1, 2]), "field 'model_kwargs'"),
+        (lambda p: p.update(model_kwargs={"nope": 1}), "model_kwargs do not fit"),
+        (lambda p: p.update(model=[1, 2]), "field 'model'"),
+        (lambda p: p.update(arch="resnet"), "unknown architecture 'resnet'"),
+        (lambda p: p.update(format=3), "not a facepoints weights file"),
+        (lambda p: p["train"].update(output_shift=5), "field 'train'"),
+        (lambda p: p.update(format="facepoints-checkpoint/1", config=None), "malformed checkpoint"),
+    ],
+)
 def test_hand_built_weights_give_one_line_naming_the_file(tiny_model, tmp_path, change, needle, capsys):
     payload = _payload(tiny_model)
     change(payload)
@@ -247,7 +323,9 @@ def test_disk_full_while_writing_outputs_is_one_line_and_leaves_nothing(tiny_mod
     out = tmp_path / "out"
     monkeypatch.setattr(Path, "write_bytes", _disk_full)
     monkeypatch.setattr(Path, "write_text", _disk_full)
-    assert main(["detect", str(image), "-o", str(out), "--model", str(tiny_model / "model.pt"), "--detector", "haar"]) == 1
+    assert (
+        main(["detect", str(image), "-o", str(out), "--model", str(tiny_model / "model.pt"), "--detector", "haar"]) == 1
+    )
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"{out / 'a.landmarks.jpg'}: cannot write (No space left on device)" in err
@@ -266,8 +344,28 @@ def test_disk_full_while_writing_checkpoints_is_one_line_and_leaves_nothing(face
 
     monkeypatch.setattr(torch, "save", full)
     out = tmp_path / "run"
-    assert main(["train", "--data", str(face_folder), "--out", str(out), "--model", "pipnet_small", "--epochs", "1",
-                 "--batch-size", "4", "--workers", "0", "--precision", "fp32"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(face_folder),
+                "--out",
+                str(out),
+                "--model",
+                "pipnet_small",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--workers",
+                "0",
+                "--precision",
+                "fp32",
+            ]
+        )
+        == 1
+    )
     _one_line_error(capsys, f"{out / 'best.pt'}: cannot write (No space left on device)")
     assert not list(out.glob("*.pt")) and not list(out.glob(".*"))
 
@@ -300,10 +398,15 @@ def test_api_rejects_odd_arrays_and_malformed_boxes_by_name(tiny_model):
         lm.detect(np.zeros((200, 200, 5), np.uint8), boxes=[box])
     with pytest.raises(FacepointsError, match="NaN or infinite"):
         lm.detect(np.full((20, 20, 3), np.nan, np.float32), boxes=[box])
-    for boxes, needle in [([1, 2, 3], r"shape \(N, 4\).*got \(3,\)"), ([[1, 2, 3]], r"got \(1, 3\)"),
-                          ([[0, 0, 50, 50], [10, np.nan, 60, 60]], "box 1 holds NaN"), ([[0, 0, np.inf, 50]], "infinite"),
-                          ([[60, 10, 20, 80]], r"box 0 .* inverted"), ([[10, 10, 10, 80]], "empty or inverted"),
-                          ("abcd", "expected numbers")]:
+    for boxes, needle in [
+        ([1, 2, 3], r"shape \(N, 4\).*got \(3,\)"),
+        ([[1, 2, 3]], r"got \(1, 3\)"),
+        ([[0, 0, 50, 50], [10, np.nan, 60, 60]], "box 1 holds NaN"),
+        ([[0, 0, np.inf, 50]], "infinite"),
+        ([[60, 10, 20, 80]], r"box 0 .* inverted"),
+        ([[10, 10, 10, 80]], "empty or inverted"),
+        ("abcd", "expected numbers"),
+    ]:
         with pytest.raises(FacepointsError, match=needle):
             lm.detect(img, boxes=boxes)
     assert len(lm.detect(img, boxes=np.zeros((0, 4)))) == 0
@@ -348,6 +451,8 @@ def test_big_images_decode_without_a_second_full_copy_and_huge_ones_are_refused(
 
     big = np.random.default_rng(0).integers(0, 255, (2000, 3000, 3), dtype=np.uint8)
     Image.fromarray(big).save(tmp_path / "big.bmp")  # uncompressed: the decode itself needs no buffers
+    Image.fromarray(big[:8, :8]).save(tmp_path / "small.bmp")
+    load_image(tmp_path / "small.bmp")  # Pillow's lazily imported plugins (EXIF) load here, not in the measurement
     tracemalloc.start()
     try:
         loaded = load_image(tmp_path / "big.bmp")
@@ -370,12 +475,36 @@ def test_corrupt_mp4_is_reported_once_without_decoder_noise(tiny_model, tmp_path
     path.write_bytes(bytes(data))
     import facepoints
 
-    env = {**os.environ, "PYTHONPATH": str(Path(facepoints.__file__).parents[1]), "OMP_NUM_THREADS": "1"}  # this facepoints
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(facepoints.__file__).parents[1]),
+        "OMP_NUM_THREADS": "1",
+    }  # this facepoints
     env.pop("OPENCV_FFMPEG_LOGLEVEL", None)
-    run = subprocess.run([sys.executable, "-m", "facepoints.cli", "detect", str(path), "-o", str(tmp_path / "out"),
-                          "--model", str(tiny_model / "model.pt"), "--detector", "haar", "--backend", "torch"],
-                         capture_output=True, text=True, env=env, timeout=120)
-    lines = [x for x in run.stderr.replace("\r", "\n").splitlines() if x.strip() and "frame/s" not in x]  # not the progress bar
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "facepoints.cli",
+            "detect",
+            str(path),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(tiny_model / "model.pt"),
+            "--detector",
+            "haar",
+            "--backend",
+            "torch",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    lines = [
+        x for x in run.stderr.replace("\r", "\n").splitlines() if x.strip() and "frame/s" not in x
+    ]  # not the progress bar
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert not any("mpeg4 @" in x for x in lines), lines[:5]
     assert sum("stopped decoding at frame" in x for x in lines) == 1 and len(lines) <= 3, lines
@@ -391,14 +520,29 @@ class Killed(BaseException):
 def _cfg(data, out, **kw):
     from facepoints.train import TrainConfig
 
-    return TrainConfig(**{**dict(data=str(data), out=str(out), arch="pipnet_small", epochs=1, batch_size=6, workers=0,
-                                 model_kwargs=TINY, progress_faces=2, precision="fp32"), **kw})
+    return TrainConfig(
+        **{
+            **dict(
+                data=str(data),
+                out=str(out),
+                arch="pipnet_small",
+                epochs=1,
+                batch_size=6,
+                workers=0,
+                model_kwargs=TINY,
+                progress_faces=2,
+                precision="fp32",
+            ),
+            **kw,
+        }
+    )
 
 
 def test_resume_works_from_every_kill_point_and_removes_stale_temp_files(face_folder, tmp_path, monkeypatch):
     import shutil
 
-    from facepoints.train import load_checkpoint, train
+    from facepoints.checkpoint import load_checkpoint
+    from facepoints.train import train
 
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     real_replace = os.replace
@@ -434,18 +578,31 @@ def test_resume_works_from_every_kill_point_and_removes_stale_temp_files(face_fo
         else:
             train(_cfg(face_folder, out), resume=True)
         assert load_checkpoint(out / "last.pt")["epoch"] == 1, k
-        assert load_model(str(out / "model.pt"))[1]["output_shift"] is not None, k
+        assert load_model(str(out / "model.pt"))[1].output_shift is not None, k
         assert "output_shift" in torch.load(out / "model.pt", weights_only=True)["train"], k
         assert not list(out.rglob(".*.tmp*")), k
 
 
 def test_resume_with_epochs_extends_the_run_and_other_options_are_refused(face_folder, tmp_path, monkeypatch, capsys):
-    from facepoints.train import load_checkpoint
+    from facepoints.checkpoint import load_checkpoint
 
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    base = ["train", "--data", str(face_folder), "--out", str(out), "--model", "pipnet_small", "--batch-size", "6",
-            "--workers", "0", "--precision", "fp32"]
+    base = [
+        "train",
+        "--data",
+        str(face_folder),
+        "--out",
+        str(out),
+        "--model",
+        "pipnet_small",
+        "--batch-size",
+        "6",
+        "--workers",
+        "0",
+        "--precision",
+        "fp32",
+    ]
     assert main([*base, "--epochs", "1"]) == 0
     assert main([*base, "--epochs", "2", "--resume"]) == 0  # the same command line, plus --resume: extends
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
@@ -463,8 +620,26 @@ def test_evaluate_with_every_face_missed_writes_valid_json_without_nan(tiny_mode
 
     out = tmp_path / "e.json"
     # dlib with a score bar no face passes: every face is missed
-    assert main(["evaluate", "--data", str(face_folder), "--model", str(tiny_model / "model.pt"), "--boxes", "detector",
-                 "--detector", "dlib", "--det-threshold", "10", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(face_folder),
+                "--model",
+                str(tiny_model / "model.pt"),
+                "--boxes",
+                "detector",
+                "--detector",
+                "dlib",
+                "--det-threshold",
+                "10",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "nan%" not in text and "n/a" in text and "missed by the detector" in text, text
     report = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
@@ -479,5 +654,9 @@ def test_ced_legend_shows_the_tables_nme_and_the_faces_found():
 
     nmes = np.array([0.03, 0.05, np.inf])
     mean = Evaluation(nmes, [""] * 3, ["a", "b", "c"]).report()["nme_mean"]
-    assert ced_label("fast", nmes) == f"fast (mean NME {100 * mean:.2f}%, 2/3 faces found)" == "fast (mean NME 4.00%, 2/3 faces found)"
+    assert (
+        ced_label("fast", nmes)
+        == f"fast (mean NME {100 * mean:.2f}%, 2/3 faces found)"
+        == "fast (mean NME 4.00%, 2/3 faces found)"
+    )
     assert ced_label("fast", nmes[:2]) == "fast (mean NME 4.00%)"

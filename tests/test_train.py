@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from facepoints.checkpoint import load_checkpoint
+from facepoints.config import TrainConfig
 from facepoints.errors import FacepointsError
-from facepoints.train import TrainConfig, load_checkpoint, train
+from facepoints.train import train
 from facepoints.weights import load_model
 
 TINY = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "head_chs": 16}
@@ -57,9 +59,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(face_folder, tmp_path, mo
     out = tmp_path / "run"
     train(_cfg(face_folder, out, epochs=1))
     good = (out / "last.pt").read_bytes()
-    from facepoints.models.pipnet import PIPNetSmall
+    from facepoints.models.pipnet import PIPNet
 
-    monkeypatch.setattr(PIPNetSmall, "loss", lambda self, o, t: o.float().mean() * float("nan"))
+    monkeypatch.setattr(PIPNet, "loss", lambda self, o, t: o.float().mean() * float("nan"))
     state = load_checkpoint(out / "last.pt")
     state["config"] = {**state["config"], "epochs": 2}
     torch.save(state, out / "last.pt")
@@ -76,9 +78,9 @@ def test_interrupt_leaves_resumable_checkpoint(face_folder, tmp_path, monkeypatc
     state = load_checkpoint(out / "last.pt")
     state["config"] = {**state["config"], "epochs": 3}
     torch.save(state, out / "last.pt")
-    from facepoints.models.pipnet import PIPNetSmall
+    from facepoints.models.pipnet import PIPNet
 
-    real = PIPNetSmall.loss
+    real = PIPNet.loss
     calls = {"n": 0}
 
     def interrupt(self, o, t):
@@ -87,18 +89,18 @@ def test_interrupt_leaves_resumable_checkpoint(face_folder, tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real(self, o, t)
 
-    monkeypatch.setattr(PIPNetSmall, "loss", interrupt)
+    monkeypatch.setattr(PIPNet, "loss", interrupt)
     with pytest.raises(FacepointsError, match="interrupted.*holds epoch 1.*--resume"):
         train(_cfg(face_folder, out), resume=True)
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(PIPNetSmall, "loss", real)
+    monkeypatch.setattr(PIPNet, "loss", real)
     train(_cfg(face_folder, out), resume=True)
     assert load_checkpoint(out / "last.pt")["epoch"] == 3
 
 
 def test_weight_file_errors(tiny_model, tmp_path):
-    model, meta = load_model(str(tiny_model / "model.pt"))
-    assert meta["arch"] == "pipnet_small"
+    model, spec = load_model(str(tiny_model / "model.pt"))
+    assert spec.arch == "pipnet_small"
     # wrong architecture: xception metadata over pipnet weights
     payload = torch.load(tiny_model / "model.pt", weights_only=True)
     payload["arch"], payload["model_kwargs"] = "xception", {}
@@ -126,13 +128,15 @@ def test_checksum_mismatch(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(w, "PACKAGE_WEIGHTS", tmp_path)
     with pytest.raises(FacepointsError, match="checksum mismatch"):
         load_model("tiny")
-    (tmp_path / "MODELS.json").write_text(json.dumps({"tiny": {"file": "tiny.pt", "sha256": w.sha256_file(tmp_path / "tiny.pt")}}))
-    assert load_model("tiny")[1]["arch"] == "pipnet_small"
+    (tmp_path / "MODELS.json").write_text(
+        json.dumps({"tiny": {"file": "tiny.pt", "sha256": w.sha256_file(tmp_path / "tiny.pt")}})
+    )
+    assert load_model("tiny")[1].arch == "pipnet_small"
 
 
 def test_checkpoint_loads_as_weights(tiny_model):
-    model, meta = load_model(str(tiny_model / "best.pt"))
-    assert meta["input_size"] == 128 and not model.training
+    model, spec = load_model(str(tiny_model / "best.pt"))
+    assert spec.input_size == 128 and not model.training
 
 
 def test_learning_rate_schedules():
@@ -157,12 +161,16 @@ def test_ema_weights_are_saved_selected_and_resumed(face_folder, tmp_path, monke
     state["config"] = {**first["config"], "epochs": 2}
     torch.save(state, out / "last.pt")
     train(_cfg(face_folder, out), resume=True)
-    assert int(load_checkpoint(out / "last.pt")["ema"]["n_averaged"]) == 2 * steps  # the average continued, not restarted
+    assert (
+        int(load_checkpoint(out / "last.pt")["ema"]["n_averaged"]) == 2 * steps
+    )  # the average continued, not restarted
     best = load_checkpoint(out / "best.pt")
     shipped = torch.load(out / "model.pt", weights_only=True)["model"]
     raw_differs = False
     for k, v in shipped.items():
-        assert torch.equal(v, best["ema"][f"module.{k}"].float() if v.is_floating_point() else best["ema"][f"module.{k}"]), k
+        assert torch.equal(
+            v, best["ema"][f"module.{k}"].float() if v.is_floating_point() else best["ema"][f"module.{k}"]
+        ), k
         raw_differs |= not torch.equal(v, best["model"][k].float() if v.is_floating_point() else best["model"][k])
     assert raw_differs  # the saved weights are the average, not the last step's
     from_checkpoint, _ = load_model(str(out / "best.pt"))  # a checkpoint used as weights gives the average too
@@ -171,16 +179,15 @@ def test_ema_weights_are_saved_selected_and_resumed(face_folder, tmp_path, monke
 
 
 def test_finished_run_records_its_mean_error_on_training_faces(tiny_model):
-    from facepoints.train import split_crops
+    from facepoints.checkpoint import RunSplit
 
     payload = torch.load(tiny_model / "model.pt", weights_only=True)
-    cfg = payload["train"]["config"]
-    model, meta = load_model(str(tiny_model / "model.pt"))
-    (x, y), _ = split_crops(cfg["data"], cfg, meta["input_size"], meta["margin"])
+    model, spec = load_model(str(tiny_model / "model.pt"))
+    x, y = RunSplit.from_config(spec.train_config).train_crops()
     with torch.no_grad():
         error = (model.decode(model(x)).numpy() - y).mean((0, 1))
     np.testing.assert_allclose(payload["train"]["output_shift"], error, atol=2e-3)
-    assert meta["output_shift"] == tuple(payload["train"]["output_shift"])
+    assert spec.output_shift == tuple(payload["train"]["output_shift"])
 
 
 def test_cli_resume_needs_no_data_and_train_needs_it(face_folder, tmp_path, monkeypatch, capsys):
@@ -199,9 +206,31 @@ def test_cli_train_options_map_onto_the_config():
 
     parse = build_parser().parse_args
     assert train_config(parse(["train", "--data", "d"])) == TrainConfig(data="d")  # no option: the dataclass defaults
-    cfg = train_config(parse(["train", "--data", "d", "--no-flip", "--scale-jitter", "0.2", "--shift-x", "0.15",
-                              "--ignore-annotation-offsets", "--cache-side", "352", "--epochs", "7"]))
-    assert (cfg.augment.flip, cfg.augment.scale, cfg.augment.shift_across, cfg.augment.shift) == (False, 0.2, 0.15, 0.08)
+    cfg = train_config(
+        parse(
+            [
+                "train",
+                "--data",
+                "d",
+                "--no-flip",
+                "--scale-jitter",
+                "0.2",
+                "--shift-x",
+                "0.15",
+                "--ignore-annotation-offsets",
+                "--cache-side",
+                "352",
+                "--epochs",
+                "7",
+            ]
+        )
+    )
+    assert (cfg.augment.flip, cfg.augment.scale, cfg.augment.shift_across, cfg.augment.shift) == (
+        False,
+        0.2,
+        0.15,
+        0.08,
+    )
     assert (cfg.annotation_offsets, cfg.cache_side, cfg.epochs) == (False, 352, 7)
 
 
@@ -210,11 +239,32 @@ def test_cli_margin_reaches_the_weights_the_predictor_reads(face_folder, tmp_pat
 
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    args = ["train", "--data", str(face_folder), "--out", str(out), "--model", "pipnet_small", "--epochs", "1",
-            "--batch-size", "4", "--workers", "0", "--precision", "fp32", "--margin", "1.1", "--cache-side", "300"]
+    args = [
+        "train",
+        "--data",
+        str(face_folder),
+        "--out",
+        str(out),
+        "--model",
+        "pipnet_small",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--precision",
+        "fp32",
+        "--margin",
+        "1.1",
+        "--cache-side",
+        "300",
+    ]
     assert main(args) == 0
-    assert load_model(str(out / "model.pt"))[1]["margin"] == 1.1
-    assert load_checkpoint(out / "last.pt")["config"]["cache_side"] == 300  # recorded, and the cache was cut at that size:
+    assert load_model(str(out / "model.pt"))[1].margin == 1.1
+    assert (
+        load_checkpoint(out / "last.pt")["config"]["cache_side"] == 300
+    )  # recorded, and the cache was cut at that size:
     (cached,) = (tmp_path / "cache").glob("crops-*.npz")
     with np.load(cached) as f:
         assert f["images"].shape[1:3] == (300, 300)
@@ -234,7 +284,7 @@ def test_val_fraction_zero_trains_on_every_face_and_keeps_the_last_epoch(face_fo
     assert "output_shift" in payload["train"]
     assert not (out / "best.pt").exists()  # nothing was selected
     assert (out / "curves.png").stat().st_size > 0
-    from facepoints.train import split_indices
+    from facepoints.checkpoint import split_indices
 
     fit, held = split_indices(12, 0.0, 0)
     assert len(fit) == 12 and len(held) == 0
@@ -243,7 +293,20 @@ def test_val_fraction_zero_trains_on_every_face_and_keeps_the_last_epoch(face_fo
 def test_cache_smaller_than_the_input_is_a_clear_error(face_folder, tmp_path):
     from facepoints.cli import main
 
-    args = ["train", "--data", str(face_folder), "--out", str(tmp_path / "run"), "--model", "pipnet_small", "--epochs", "1",
-            "--workers", "0", "--cache-side", "64"]
+    args = [
+        "train",
+        "--data",
+        str(face_folder),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "pipnet_small",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--cache-side",
+        "64",
+    ]
     assert main(args) == 1
     assert not (tmp_path / "run" / "last.pt").exists()

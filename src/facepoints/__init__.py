@@ -3,11 +3,26 @@
     from facepoints import Landmarker
     result = Landmarker.from_pretrained().detect("photo.jpg")
     result.faces[0].points  # (68, 2) float32 pixel x, y
+
+The public names load on first use (PEP 562), so `import facepoints.config` (the CLI's
+`--help`) does not import torch, and each module imports on its own.
 """
 
-from .errors import FacepointsError
-from .landmarker import Landmarker, LandmarkerOptions
-from .results import Face, LandmarkResult
+from importlib import import_module
 
-__version__ = "0.1.0"
-__all__ = ["Landmarker", "LandmarkerOptions", "LandmarkResult", "Face", "FacepointsError", "__version__"]
+from .errors import FacepointsError
+from .version import __version__
+
+_PUBLIC = {"Landmarker": "landmarker", "LandmarkerOptions": "config", "VideoOptions": "config",
+           "LandmarkResult": "results", "Face": "results", "Pose": "pose", "ModelSpec": "weights"}
+__all__ = [*_PUBLIC, "FacepointsError", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module 'facepoints' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

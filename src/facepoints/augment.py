@@ -10,8 +10,7 @@ import cv2
 import numpy as np
 
 from .config import AugmentConfig
-from .crop import crop_matrix, points_box, square_from_box, transform_points, warp
-from .landmarks import FLIP
+from .crop import crop_matrix, mirror_points, points_box, square_from_box, transform_points, warp
 
 
 def random_geometry(points: np.ndarray, out: int, margin: float, cfg: AugmentConfig, rng: np.random.Generator):
@@ -25,8 +24,15 @@ def random_geometry(points: np.ndarray, out: int, margin: float, cfg: AugmentCon
     return crop_matrix(cx, cy, side, out, angle, flip), flip
 
 
-def geometric(image: np.ndarray, points: np.ndarray, out: int, margin: float, cfg: AugmentConfig, rng: np.random.Generator,
-              offset=(0.0, 0.0)):
+def geometric(
+    image: np.ndarray,
+    points: np.ndarray,
+    out: int,
+    margin: float,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    offset=(0.0, 0.0),
+):
     """Crop image and points with one random affine map; a mirrored crop re-indexes the points.
 
     `offset` is how far the annotations sit right of / below what they mark. A mirror flips
@@ -36,10 +42,10 @@ def geometric(image: np.ndarray, points: np.ndarray, out: int, margin: float, cf
     m, flip = random_geometry(points, out, margin, cfg, rng)
     if not flip:
         return warp(image, m, out), transform_points(points, m)
-    o = np.asarray(offset, np.float64)
-    unmirrored = m[:, :2] * np.array([[-1.0], [1.0]])  # crop_matrix mirrors by negating the first row
-    crop_points = transform_points(points - o, m)[FLIP] + unmirrored @ o
-    return warp(image, m, out), crop_points.astype(np.float32)
+    unmirrored = m * np.array([[-1.0], [1.0]])  # crop_matrix mirrors by negating the first row
+    unmirrored[0, 2] = out - 1 - m[0, 2]  # ... which is x -> out - 1 - x in crop pixels
+    offset_x = (unmirrored[:, :2] @ np.asarray(offset, np.float64))[0]  # the offset in the unmirrored crop's pixels
+    return warp(image, m, out), mirror_points(transform_points(points, unmirrored), out, offset_x)
 
 
 def photometric(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

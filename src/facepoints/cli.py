@@ -5,15 +5,30 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
-from .config import AugmentConfig, TrainConfig
+from .config import (
+    ARCHITECTURES,
+    DETECTOR_NAMES,
+    AugmentConfig,
+    LandmarkerOptions,
+    TrainConfig,
+    VideoOptions,
+    config_from_dict,
+    detector_options,
+)
 from .errors import FacepointsError
+from .io_utils import check_outputs
+
+# Each verb imports what it runs inside its _run_* function: `facepoints --help` and a mistyped option
+# then answer at once instead of after torch, OpenCV and ONNX Runtime have loaded.
 
 # the CLI's defaults are the dataclasses' defaults: one place for each
 TRAIN = {f.name: f.default for f in fields(TrainConfig)}
 AUGMENT = {f.name: f.default for f in fields(AugmentConfig)}
+LANDMARKER = {f.name: f.default for f in fields(LandmarkerOptions)}
+VIDEO = {f.name: f.default for f in fields(VideoOptions)}
 
 
 # Numeric option types: every number is checked at parse time, so a bad value is argparse's one
@@ -45,11 +60,8 @@ margin = _number(float, lambda v: 1 <= v <= 4, "a crop margin in [1, 4] (the cro
 degrees = _number(float, lambda v: 0 <= v <= 180, "an angle in [0, 180] degrees")
 max_side = _number(int, lambda v: v == 0 or v >= 32, "0 (never shrink) or a side of at least 32 px")
 
-DETECTOR_NAMES = ("retinaface", "dlib", "haar")  # detectors.DETECTORS; listed here so --help does not import OpenCV
-
-
 def _add_detector_options(p, help_prefix: str = "") -> None:
-    p.add_argument("--detector", default="retinaface", choices=DETECTOR_NAMES,
+    p.add_argument("--detector", default=LANDMARKER["detector"], choices=DETECTOR_NAMES,
                    help=help_prefix + "face detector: retinaface (CNN, default), dlib (HOG) or haar")
     p.add_argument("--det-threshold", type=finite_float, default=None,
                    help="the detector's own score threshold (retinaface: 0-1, default 0.5; dlib: SVM score, default 0)")
@@ -59,50 +71,102 @@ def _add_detector_options(p, help_prefix: str = "") -> None:
                    help="do not turn faces upright by the detector's keypoints before the landmark model (retinaface)")
 
 
-def detector_options(args) -> dict:
-    """--det-* options -> keyword arguments of the detector (and of LandmarkerOptions, prefixed)."""
-    out = {"max_side": None if args.det_max_side == 0 else args.det_max_side}
-    if args.det_threshold is not None:
-        out["threshold"] = args.det_threshold
-    return out
-
-
 def _add_train(sub):
     p = sub.add_parser("train", help="train a landmark model on 68-point data")
     p.add_argument("--data", help="folder of image+.pts pairs, or a dlib XML file (not needed with --resume)")
-    p.add_argument("--out", default=TRAIN["out"], help="run folder: checkpoints, progress.gif, curves.png, model.pt")
-    p.add_argument("--model", dest="arch", default=TRAIN["arch"], help="architecture: xception, pipnet_small, pipnet_fast, pipnet_fast_wide or pipnet_fast_detail")
-    p.add_argument("--epochs", type=positive_int, default=None,
-                   help=f"epochs to train (default {TRAIN['epochs']}); with --resume: train on up to this epoch")
+    p.add_argument(
+        "-o", "--out", default=TRAIN["out"], help="run folder: checkpoints, progress.gif, curves.png, model.pt"
+    )
+    p.add_argument(
+        "--arch",
+        "--model",
+        dest="arch",
+        default=TRAIN["arch"],
+        choices=ARCHITECTURES,
+        metavar="ARCH",
+        help=f"architecture: {', '.join(ARCHITECTURES)} (--model is the old name of this option)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help=f"epochs to train (default {TRAIN['epochs']}); with --resume: train on up to this epoch",
+    )
     p.add_argument("--batch-size", type=positive_int, default=TRAIN["batch_size"])
     p.add_argument("--lr", type=positive_float, default=TRAIN["lr"])
     p.add_argument("--optimizer", choices=["adam", "adamw"], default=TRAIN["optimizer"])
     p.add_argument("--weight-decay", type=non_negative_float, default=TRAIN["weight_decay"])
     p.add_argument("--schedule", choices=["constant", "cosine"], default=TRAIN["schedule"])
     p.add_argument("--warmup-epochs", type=non_negative_float, default=TRAIN["warmup_epochs"])
-    p.add_argument("--ema", type=fraction, default=TRAIN["ema"], help="moving average of the weights, decay per step (e.g. 0.998); 0 = off")
-    p.add_argument("--val-fraction", type=fraction, default=TRAIN["val_fraction"],
-                   help="share of faces held out to validate and select the epoch; 0 = train on every face, keep the last epoch")
-    p.add_argument("--margin", type=margin, default=TRAIN["margin"], help="crop side as a multiple of the face box's longer side")
-    p.add_argument("--cache-side", type=positive_int, default=TRAIN["cache_side"], help="px of the source crops cached for training (2.2x the face box)")
+    p.add_argument(
+        "--ema",
+        type=fraction,
+        default=TRAIN["ema"],
+        help="moving average of the weights, decay per step (e.g. 0.998); 0 = off",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=fraction,
+        default=TRAIN["val_fraction"],
+        help="share of faces held out to validate and select the epoch; 0 = train on every face, keep the last epoch",
+    )
+    p.add_argument(
+        "--margin", type=margin, default=TRAIN["margin"], help="crop side as a multiple of the face box's longer side"
+    )
+    p.add_argument(
+        "--cache-side",
+        type=positive_int,
+        default=TRAIN["cache_side"],
+        help="px of the source crops cached for training (2.2x the face box)",
+    )
     p.add_argument("--seed", type=non_negative_int, default=TRAIN["seed"])
     p.add_argument("--workers", type=non_negative_int, default=TRAIN["workers"])
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=TRAIN["precision"])
-    p.add_argument("--blur", type=probability, default=AUGMENT["blur"], help="probability of Gaussian blur augmentation")
-    p.add_argument("--occlusion", type=probability, default=AUGMENT["occlusion"], help="probability of a random occluding rectangle")
+    p.add_argument(
+        "--blur", type=probability, default=AUGMENT["blur"], help="probability of Gaussian blur augmentation"
+    )
+    p.add_argument(
+        "--occlusion",
+        type=probability,
+        default=AUGMENT["occlusion"],
+        help="probability of a random occluding rectangle",
+    )
     p.add_argument("--rotation", type=degrees, default=AUGMENT["rotation"], help="max rotation augmentation, degrees")
-    p.add_argument("--shift", type=non_negative_float, default=AUGMENT["shift"], help="max box-centre shift augmentation, fraction of the crop side")
-    p.add_argument("--shift-x", type=non_negative_float, default=AUGMENT["shift_x"], help="max shift across, if it should differ from --shift")
-    p.add_argument("--scale-jitter", type=non_negative_float, default=AUGMENT["scale"], help="crop side multiplied by exp(U(-s, s))")
+    p.add_argument(
+        "--shift",
+        type=non_negative_float,
+        default=AUGMENT["shift"],
+        help="max box-centre shift augmentation, fraction of the crop side",
+    )
+    p.add_argument(
+        "--shift-x",
+        type=non_negative_float,
+        default=AUGMENT["shift_x"],
+        help="max shift across, if it should differ from --shift",
+    )
+    p.add_argument(
+        "--scale-jitter",
+        type=non_negative_float,
+        default=AUGMENT["scale"],
+        help="crop side multiplied by exp(U(-s, s))",
+    )
     p.add_argument("--no-flip", action="store_true", help="disable mirror augmentation")
-    p.add_argument("--ignore-annotation-offsets", dest="annotation_offsets", action="store_false",
-                   help="mirror the points as written, not what they mark (the 300-W manifest's 1-based offsets)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last complete epoch, with its saved settings")
+    p.add_argument(
+        "--ignore-annotation-offsets",
+        dest="annotation_offsets",
+        action="store_false",
+        help="mirror the points as written, not what they mark (the 300-W manifest's 1-based offsets)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last complete epoch, with its saved settings",
+    )
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args):
-    from .models import MODELS
+    from .models import MODELS  # the verb's own heavy imports (torch): see the top of this file
     from .train import train
 
     if not args.data and not args.resume:
@@ -115,34 +179,47 @@ def _run_train(args):
 
 
 # flattened TrainConfig field -> its option, where the names differ
-OPTION_NAMES = {"arch": "model", "augment.scale": "scale-jitter", "augment.flip": "no-flip",
-                "annotation_offsets": "ignore-annotation-offsets"}
+OPTION_NAMES = {
+    "arch": "arch",
+    "augment.scale": "scale-jitter",
+    "augment.flip": "no-flip",
+    "annotation_offsets": "ignore-annotation-offsets",
+}
 
 
 def _check_resume_options(args) -> None:
     """--resume takes the run's saved settings; an option set to something else is refused, not ignored.
     --epochs is the exception: it extends (or shortens, if not yet reached) the run."""
-    from dataclasses import asdict
-
-    from .config import config_from_dict
-    from .train import saved_run
+    from .checkpoint import saved_run  # torch: see the top of this file
 
     def flat(cfg):
         d = asdict(cfg)
-        return {**{k: v for k, v in d.items() if k != "augment"}, **{f"augment.{k}": v for k, v in d["augment"].items()}}
+        return {
+            **{k: v for k, v in d.items() if k != "augment"},
+            **{f"augment.{k}": v for k, v in d["augment"].items()},
+        }
 
     asked, default = flat(train_config(args)), flat(train_config(build_parser().parse_args(["train"])))
     saved = flat(config_from_dict(saved_run(args.out)[1]))
     differ = [k for k in asked if k not in ("epochs", "out") and asked[k] != default[k] and asked[k] != saved.get(k)]
     if differ:
         names = ", ".join("--" + OPTION_NAMES.get(k, k.removeprefix("augment.")).replace("_", "-") for k in differ)
-        raise FacepointsError(f"{args.out}: --resume continues with the run's saved settings; {names} differ from them "
-                              "(only --epochs may change)")
+        raise FacepointsError(
+            f"{args.out}: --resume continues with the run's saved settings; {names} differ from them "
+            "(only --epochs may change)"
+        )
 
 
 def train_config(args) -> TrainConfig:
-    aug = AugmentConfig(rotation=args.rotation, flip=not args.no_flip, blur=args.blur, occlusion=args.occlusion,
-                        shift=args.shift, shift_x=args.shift_x, scale=args.scale_jitter)
+    aug = AugmentConfig(
+        rotation=args.rotation,
+        flip=not args.no_flip,
+        blur=args.blur,
+        occlusion=args.occlusion,
+        shift=args.shift,
+        shift_x=args.shift_x,
+        scale=args.scale_jitter,
+    )
     values = {k: v for k, v in vars(args).items() if k in TRAIN}
     values["epochs"] = args.epochs or TRAIN["epochs"]
     return TrainConfig(augment=aug, **values)
@@ -156,14 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="300-W style evaluation on a folder of image+.pts pairs")
     p.add_argument("--data", required=True)
     p.add_argument("--model", default=None, help="shipped model name or .pt path (default: the shipped default)")
     p.add_argument("--boxes", choices=["landmarks", "detector"], default="landmarks")
     _add_detector_options(p, "with --boxes detector: ")
-    p.add_argument("--json", dest="json_out", default=None, help="write the metrics here")
+    p.add_argument("-o", "--json", dest="json_out", default=None, help="write the metrics here (JSON)")
     p.add_argument("--ced", default=None, help="CED plot path (default: beside --json, else ced.png)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
     p.add_argument("--flip-test", action="store_true", help="average with the mirrored crop")
@@ -171,11 +247,21 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args):
-    from .evaluate import run
+    from .evaluate import run  # the verb's own heavy imports: see the top of this file
 
     ced = args.ced or (str(Path(args.json_out).with_suffix(".ced.png")) if args.json_out else "ced.png")
-    run(args.data, args.model, args.boxes, args.detector, args.json_out, ced, args.backend, args.flip_test, args.upright,
-        detector_options(args))
+    run(
+        args.data,
+        args.model,
+        args.boxes,
+        args.detector,
+        args.json_out,
+        ced,
+        args.backend,
+        args.flip_test,
+        args.upright,
+        detector_options(args),
+    )
 
 
 def _add_export(sub):
@@ -186,17 +272,18 @@ def _add_export(sub):
 
 
 def _run_export(args):
-    from .export import export_onnx
-    from .io_utils import check_outputs
+    from .export import export_onnx  # the verb's own heavy imports: see the top of this file
     from .weights import load_model, resolve
 
     if Path(args.output).suffix.lower() != ".onnx":
         raise FacepointsError(f"-o {args.output}: an ONNX file needs the .onnx suffix")
     check_outputs([args.output], inputs=[resolve(args.model)[0]])
-    model, meta = load_model(args.model)
-    path = export_onnx(model, meta["input_size"], args.output)
-    print(f"{meta['arch']} -> {path} (input crops: batch x 1 x {meta['input_size']} x {meta['input_size']}, gray in [0, 1]; "
-          f"output points: batch x 68 x 2, crop pixels)")
+    model, spec = load_model(args.model)
+    path = export_onnx(model, spec, args.output)
+    print(
+        f"{spec.arch} -> {path} (input crops: batch x 1 x {spec.input_size} x {spec.input_size}, gray in [0, 1]; "
+        f"output points: batch x 68 x 2, crop pixels, output_shift applied; settings in the ONNX metadata)"
+    )
 
 
 def _add_detect(sub):
@@ -206,12 +293,30 @@ def _add_detect(sub):
     p.add_argument("--json", dest="json_out", default=None, help="one JSONL (or .csv) file for all inputs")
     p.add_argument("--model", default=None, help="shipped model name or .pt path")
     _add_detector_options(p)
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
+    p.add_argument("--backend", default=LANDMARKER["backend"], choices=["auto", "onnxruntime", "torch"])
+    p.add_argument(
+        "--threads", type=positive_int, default=LANDMARKER["threads"], help="CPU threads of the landmark model"
+    )
+    p.add_argument(
+        "--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this"
+    )
+    p.add_argument(
+        "--max-faces",
+        type=positive_int,
+        default=LANDMARKER["max_faces"],
+        help="at most this many faces per image or frame (best first)",
+    )
+    p.add_argument("--no-pose", dest="pose", action="store_false", help="no head pose in the outputs")
     p.add_argument("--camera", type=non_negative_int, default=None, help="webcam index, e.g. 0")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop a video or camera after N frames")
     p.add_argument("--gif", action="store_true", help="also write an animated GIF for videos")
     p.add_argument("--no-smooth", action="store_true", help="video: no temporal smoothing")
-    p.add_argument("--redetect-every", type=positive_int, default=15, help="video: run the detector every N frames")
+    p.add_argument(
+        "--redetect-every",
+        type=positive_int,
+        default=VIDEO["redetect_every"],
+        help="video: run the detector every N frames",
+    )
     p.add_argument("--no-lines", action="store_true", help="draw points only")
     p.add_argument("--no-boxes", action="store_true")
     p.add_argument("--numbers", action="store_true", help="draw point indices")
@@ -222,10 +327,9 @@ def _add_detect(sub):
 
 
 def _run_detect(args):
-    from .detect import run_detect
+    from .detect import run_detect  # the verb's own heavy imports: see the top of this file
 
     return run_detect(args)
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,10 +8,18 @@ config.json and in every checkpoint; `config_from_dict` reads it back, defaults 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-# px of the cached source crops (dataset.build_cache), as the shipped fast was trained. 352 (`--cache-side`, runs
-# `native` and `native_s1`) costs 1.9x the memory for a held-out NME 0.01-0.04 points lower over two seeds, within chance.
+if TYPE_CHECKING:  # annotations only: this module stays standard-library-only
+    from .detectors import Detector
+
+# px of the cached source crops (dataset.build_cache), as the shipped fast was trained; BENCHMARKS.md (runs `native`,
+# `native_s1`) compares 352
 CACHE_SIDE = 256
+DETECTOR_NAMES = ("retinaface", "dlib", "haar")  # detectors.DETECTORS' keys, here so `--help` does not import OpenCV
+DEFAULT_DETECTOR = "retinaface"
+# models.MODELS' keys, here so `--help` does not import torch (tests/test_structure.py checks they agree)
+ARCHITECTURES = ("xception", "pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail")
 
 
 @dataclass(frozen=True)
@@ -66,3 +74,38 @@ def config_from_dict(d: dict) -> TrainConfig:
     d.setdefault("annotation_offsets", False)  # runs saved before the option mirrored the points as written
     d["augment"] = AugmentConfig(**d.get("augment", {}))
     return TrainConfig(**d)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How `Landmarker.detect_for_video` follows faces through a stream (video.FaceTracker)."""
+
+    redetect_every: int = 15  # frames between detector runs; in between each face's crop comes from its last points
+    smooth: bool = True  # One Euro filter per face (smoothing.py)
+    min_overlap: float = 0.3  # IoU between a track's old and new box below which it is lost (and the detector runs)
+
+
+@dataclass(frozen=True)
+class LandmarkerOptions:
+    """Settings of a Landmarker (landmarker.py); `facepoints detect` takes its flags' defaults from here."""
+
+    model: str | None = None  # shipped model name ("fast", "xception") or a .pt path; None = default
+    detector: str | Detector = DEFAULT_DETECTOR  # retinaface (CNN), dlib (HOG) or haar; or a Detector object
+    detector_threshold: float | None = None  # the detector's own score threshold; None = its default
+    detector_max_side: int | None = -1  # shrink images to this long side for detection only; None = never, -1 = default
+    upright: bool = True  # crop each face upright when the detector gives keypoints (retinaface): robust to head roll
+    backend: str = "auto"  # auto (ONNX Runtime when installed), onnxruntime or torch
+    threads: int | None = None
+    flip_test: bool = False  # average with the mirrored crop: a little more accurate, half the speed
+    min_score: float = -1e9  # drop detections scored below this
+    max_faces: int | None = None
+    pose: bool = True  # head pose (yaw, pitch, roll) from the points
+    video: VideoOptions = field(default_factory=VideoOptions)  # detect_for_video: redetection, smoothing
+
+
+def detector_options(args) -> dict:
+    """The CLI's --det-* options -> keyword arguments of the detector (and of LandmarkerOptions, prefixed)."""
+    out = {"max_side": None if args.det_max_side == 0 else args.det_max_side}
+    if args.det_threshold is not None:
+        out["threshold"] = args.det_threshold
+    return out

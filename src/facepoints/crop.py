@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .landmarks import FLIP
+
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2
 
 
@@ -98,7 +100,9 @@ def crop_square(image: np.ndarray, cx: float, cy: float, side: float, out: int, 
         nh = max((min(int(cy + reach) + 2 * factor, h) - y0) // factor, 1)
         small = cv2.resize(image[y0 : y0 + nh * factor, x0 : x0 + nw * factor], (nw, nh), interpolation=cv2.INTER_AREA)
         m = crop_matrix((cx - x0 + 0.5) / factor - 0.5, (cy - y0 + 0.5) / factor - 0.5, side / factor, out, angle_deg)
-        s = np.array([[1 / factor, 0, (0.5 - x0) / factor - 0.5], [0, 1 / factor, (0.5 - y0) / factor - 0.5], [0, 0, 1]])
+        s = np.array(
+            [[1 / factor, 0, (0.5 - x0) / factor - 0.5], [0, 1 / factor, (0.5 - y0) / factor - 0.5], [0, 0, 1]]
+        )
         return Crop(warp(small, m, out), m @ s)
     m = crop_matrix(cx, cy, side, out, angle_deg)
     return Crop(warp(image, m, out), m)
@@ -106,3 +110,20 @@ def crop_square(image: np.ndarray, cx: float, cy: float, side: float, out: int, 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     return rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def preprocess(gray: np.ndarray) -> np.ndarray:
+    """Gray uint8 crops, (S, S) or (N, S, S) -> the model's input, (1, S, S) or (N, 1, S, S) float32 in [0, 1].
+    The one normalisation of training (dataset.py) and inference (predictor.py)."""
+    return (np.asarray(gray).astype(np.float32) / np.float32(255.0))[..., None, :, :]
+
+
+def mirror_points(points: np.ndarray, size: int, offset_x: float = 0.0) -> np.ndarray:
+    """Points in a crop -> the same points in the mirrored crop (x -> size - 1 - x), re-indexed left <-> right.
+
+    `offset_x`: how far (crop px) the points sit right of what they mark. A mirror flips what they
+    mark and keeps the offset's direction, so the offset is put back on the same side. Its own
+    inverse: training mirrors targets with it (augment.py), inference mirrors answers back (predictor.py)."""
+    p = np.asarray(points, np.float64)[..., FLIP, :].copy()
+    p[..., 0] = size - 1 - p[..., 0] + 2 * offset_x
+    return p.astype(np.float32)

@@ -110,7 +110,9 @@ def read_pts_folder(root: str | Path) -> list[Sample]:
         lone = next(iter(images.values()))
         raise FacepointsError(f"{lone}: image has no .pts annotation beside it ({len(images)} such images)")
     offsets = read_manifest_offsets(root)
-    return [replace(s, offset=offsets[s.image_path.resolve()]) if s.image_path.resolve() in offsets else s for s in samples]
+    return [
+        replace(s, offset=offsets[s.image_path.resolve()]) if s.image_path.resolve() in offsets else s for s in samples
+    ]
 
 
 def find_manifest(root: Path) -> Path | None:
@@ -199,8 +201,10 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise FacepointsError(f"{path}: image too large ({im.width}x{im.height} = {im.width * im.height / 1e6:.0f} "
-                                      f"Mpx; the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx), refusing to decode")
+                raise FacepointsError(
+                    f"{path}: image too large ({im.width}x{im.height} = {im.width * im.height / 1e6:.0f} "
+                    f"Mpx; the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx), refusing to decode"
+                )
             orientation = im.getexif().get(ORIENTATION, 1)
             im.load()
             rgb = to_rgb(_to_array(_pil_to_8bit(im)))

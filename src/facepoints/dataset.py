@@ -10,7 +10,6 @@ the 300-W crops' own 160 px (BENCHMARKS.md, run `native`).
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +18,11 @@ from tqdm import tqdm
 
 from .augment import degrade, geometric, photometric
 from .config import CACHE_SIDE, AugmentConfig
-from .crop import crop_matrix, crop_square, points_box, square_from_box, to_gray, transform_points, warp
+from .crop import crop_matrix, crop_square, points_box, preprocess, square_from_box, to_gray, transform_points, warp
 from .data import Sample, load_image
-from .io_utils import atomic_path
+from .io_utils import atomic_path, default_cache_dir
 
 CACHE_CONTEXT = 2.2
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("FACEPOINTS_CACHE", Path.home() / ".cache" / "facepoints"))
 
 
 def _cache_key(samples: list[Sample], side: int) -> str:
@@ -39,7 +34,9 @@ def _cache_key(samples: list[Sample], side: int) -> str:
     return h.hexdigest()[:16]
 
 
-def build_cache(samples: list[Sample], cache_dir: Path | None = None, side: int = CACHE_SIDE) -> tuple[np.ndarray, np.ndarray]:
+def build_cache(
+    samples: list[Sample], cache_dir: Path | None = None, side: int = CACHE_SIDE
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, side, side, 3) uint8 images and (N, 68, 2) points in their coordinates."""
     cache_dir = Path(cache_dir or default_cache_dir())
     path = cache_dir / f"crops-{_cache_key(samples, side)}.npz"
@@ -64,14 +61,22 @@ def cache_offsets(samples: list[Sample], side: int = CACHE_SIDE) -> np.ndarray:
 
 
 def to_tensor(gray: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(gray).float().div_(255.0).unsqueeze(0)
+    return torch.from_numpy(preprocess(gray))
 
 
 class LandmarkDataset(torch.utils.data.Dataset):
     """Cached faces -> (1xSxS float crop, (68, 2) crop-pixel target); augmented when `augment` is set."""
 
-    def __init__(self, images, points, input_size: int, margin: float, augment: AugmentConfig | None, seed: int = 0,
-                 offsets: np.ndarray | None = None):
+    def __init__(
+        self,
+        images,
+        points,
+        input_size: int,
+        margin: float,
+        augment: AugmentConfig | None,
+        seed: int = 0,
+        offsets: np.ndarray | None = None,
+    ):
         self.images, self.points = images, points
         self.offsets = np.zeros((len(images), 2)) if offsets is None else offsets
         self.input_size, self.margin, self.augment, self.seed = input_size, margin, augment, seed

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
+from .config import VideoOptions, detector_options
+from .crop import crop_face, points_box
 from .data import IMAGE_SUFFIXES
+from .drawing import grid
 from .errors import FacepointsError
 from .io_utils import atomic_path, atomic_write_text, check_output_folder, check_outputs
+from .landmarker import Landmarker, LandmarkerOptions
+from .results import LandmarkResult
+from .video import process_video
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -26,8 +31,13 @@ def expand_inputs(inputs: list[str], skip: Path | None = None) -> list[tuple[Pat
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
-                           and not (skip is not None and skip != p.resolve() and f.resolve().is_relative_to(skip)))
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+                and not (skip is not None and skip != p.resolve() and f.resolve().is_relative_to(skip))
+            )
             if not found:
                 raise FacepointsError(f"{p}: no images or videos in this folder")
             items += [(f, f.relative_to(p)) for f in found]
@@ -38,23 +48,7 @@ def expand_inputs(inputs: list[str], skip: Path | None = None) -> list[tuple[Pat
     return items
 
 
-def _csv_rows(result) -> list[list]:
-    rows = []
-    for i, f in enumerate(result.faces):
-        pose = f.pose or {}
-        rows.append([result.source, i, round(f.score, 4), *[round(float(v), 2) for v in f.box],
-                     *[pose.get(k) for k in ("yaw", "pitch", "roll")], *np.round(f.points.reshape(-1), 2).tolist()])
-    return rows
-
-
-CSV_HEADER = ["image", "face", "score", "x1", "y1", "x2", "y2", "yaw", "pitch", "roll"] + [
-    f"{a}{i}" for i in range(68) for a in ("x", "y")
-]
-
-
 def _face_tiles(result, draw_kwargs) -> list[np.ndarray]:
-    from .crop import crop_face, points_box
-
     canvas = result.plot(**draw_kwargs)
     return [crop_face(canvas, points_box(f.points), 192, 1.4).image for f in result.faces]
 
@@ -79,8 +73,11 @@ def plan_outputs(args, items: list[tuple[Path, Path]], out_dir: Path) -> dict:
     plan: dict = {}
 
     def video(key, stem: Path):
-        plan[key] = [None if args.no_images else Path(f"{stem}.landmarks.mp4"),
-                     Path(f"{stem}.landmarks.gif") if args.gif else None, Path(f"{stem}.landmarks.jsonl")]
+        plan[key] = [
+            None if args.no_images else Path(f"{stem}.landmarks.mp4"),
+            Path(f"{stem}.landmarks.gif") if args.gif else None,
+            Path(f"{stem}.landmarks.jsonl"),
+        ]
 
     if args.camera is not None:
         video("camera", out_dir / f"camera{args.camera}")
@@ -89,39 +86,54 @@ def plan_outputs(args, items: list[tuple[Path, Path]], out_dir: Path) -> dict:
             video(f, out_dir / rel.with_suffix(""))
         else:
             suffix = f.suffix.lower() if f.suffix.lower() in IMAGE_SUFFIXES else ".png"  # e.g. a .tif given by name
-            plan[f] = [None if args.no_images else out_dir / rel.with_suffix(".landmarks" + suffix),
-                       None if args.json_out else out_dir / rel.with_suffix(".json")]
+            plan[f] = [
+                None if args.no_images else out_dir / rel.with_suffix(".landmarks" + suffix),
+                None if args.json_out else out_dir / rel.with_suffix(".json"),
+            ]
     plan["table"] = [Path(args.json_out) if args.json_out else None]
     plan["grid"] = [Path(args.grid) if args.grid else None]
     labels = {"camera": f"--camera {args.camera}", "table": "--json", "grid": "--grid"}
-    check_outputs([(p, labels.get(k, str(k))) for k, paths in plan.items() for p in paths if p is not None],
-                  inputs=[f for f, _ in items], read_folders=[i for i in args.inputs if Path(i).is_dir()],
-                  read_suffixes=IMAGE_SUFFIXES + VIDEO_SUFFIXES, skip=out_dir)
+    check_outputs(
+        [(p, labels.get(k, str(k))) for k, paths in plan.items() for p in paths if p is not None],
+        inputs=[f for f, _ in items],
+        read_folders=[i for i in args.inputs if Path(i).is_dir()],
+        read_suffixes=IMAGE_SUFFIXES + VIDEO_SUFFIXES,
+        skip=out_dir,
+    )
     return plan
 
 
 def run_detect(args) -> int:
-    from .cli import detector_options
-    from .landmarker import Landmarker, LandmarkerOptions
-    from .video import VideoOptions, process_video
-
     if not args.inputs and args.camera is None:
         raise FacepointsError("give image/video files or folders, or --camera N")
     out_dir = Path(args.out)
     items = expand_inputs(args.inputs, skip=out_dir)
     plan = plan_outputs(args, items, out_dir)
     det = detector_options(args)
-    landmarker = Landmarker(LandmarkerOptions(model=args.model, detector=args.detector, backend=args.backend,
-                                              flip_test=args.flip_test, upright=args.upright, detector_max_side=det["max_side"],
-                                              detector_threshold=det.get("threshold")))
+    video_opts = VideoOptions(redetect_every=args.redetect_every, smooth=not args.no_smooth)
+    landmarker = Landmarker(
+        LandmarkerOptions(
+            model=args.model,
+            detector=args.detector,
+            backend=args.backend,
+            flip_test=args.flip_test,
+            upright=args.upright,
+            detector_max_side=det["max_side"],
+            detector_threshold=det.get("threshold"),
+            threads=args.threads,
+            min_score=args.min_score,
+            max_faces=args.max_faces,
+            pose=args.pose,
+            video=video_opts,
+        )
+    )
     landmarker.detector  # fail early on bad detector options
     draw = {"lines": not args.no_lines, "boxes": not args.no_boxes, "numbers": args.numbers}
-    video_opts = VideoOptions(redetect_every=args.redetect_every, smooth=not args.no_smooth)
     problems, records, tiles, n_faces = [], [], [], 0
 
     def run_video(source, key):
         video, gif, jsonl = plan[key]
-        res = process_video(landmarker, source, video, gif, jsonl, video_opts, args.max_frames, draw)
+        res = process_video(landmarker, source, video, gif, jsonl, max_frames=args.max_frames, draw_kwargs=draw)
         print(f"{source}: {res['frames']} frames at {res['fps']:.1f} fps -> {str(jsonl).removesuffix('.jsonl')}.*")
         if res["error"]:
             problems.append(res["error"])
@@ -168,12 +180,9 @@ def run_detect(args) -> int:
 
 def _write_table(path: Path, records) -> None:
     if path.suffix.lower() == ".csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(CSV_HEADER)
-        for r in records:
-            w.writerows(_csv_rows(r))
-        atomic_write_text(path, buf.getvalue())
+        atomic_write_text(
+            path, "".join(r.to_csv(header=i == 0) for i, r in enumerate(records)) or LandmarkResult().to_csv()
+        )
     elif path.suffix.lower() == ".json" and len(records) == 1:
         atomic_write_text(path, records[0].to_json(indent=1))
     elif path.suffix.lower() == ".json":  # a .json file stays valid JSON: a list, not JSON lines
@@ -183,14 +192,12 @@ def _write_table(path: Path, records) -> None:
 
 
 def _write_grid(path: Path, tiles) -> None:
-    from PIL import Image
-
-    from .drawing import grid
-
     if not tiles:
         print(f"note: no faces to put in {path}", file=sys.stderr)
         return
     cols = int(np.ceil(np.sqrt(len(tiles))))
     with atomic_path(path) as tmp:
-        Image.fromarray(grid(tiles, cols=cols, tile=192)).save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
+        Image.fromarray(grid(tiles, cols=cols, tile=192)).save(
+            tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG")
+        )
     print(f"grid of {len(tiles)} faces -> {path}")

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .config import DEFAULT_DETECTOR  # noqa: F401  (re-exported: the default is decided in config.py)
 from .errors import FacepointsError
 
 BOX_MAPS_FILE = Path(__file__).parent / "detector_boxes.json"
@@ -72,7 +73,9 @@ class Detections:
         return len(self.boxes)
 
     def take(self, index) -> "Detections":
-        return Detections(self.boxes[index], self.scores[index], None if self.keypoints is None else self.keypoints[index])
+        return Detections(
+            self.boxes[index], self.scores[index], None if self.keypoints is None else self.keypoints[index]
+        )
 
 
 def roll_degrees(keypoints: np.ndarray) -> np.ndarray:
@@ -136,7 +139,7 @@ class RetinaFaceDetector(Detector):
     defaults were chosen by benchmarks/detectors.py (BENCHMARKS.md, "Face detectors")."""
 
     name = "retinaface"
-    default_max_side = 1280  # 720p frames at full size: small faces need it (a 640 px cap misses ~1 in 5 faces of 40-80 px)
+    default_max_side = 1280
     MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)  # the training images' channel means
     STEPS = (8, 16, 32)
     ANCHORS = ((16, 32), (64, 128), (256, 512))  # anchor sides in px per stride
@@ -144,14 +147,17 @@ class RetinaFaceDetector(Detector):
 
     def __init__(self, threshold: float = 0.5, max_side: int | None = -1, nms: float = 0.4, threads: int | None = 1):
         super().__init__(max_side)
+        # ONNX Runtime and weights.py (torch) load only when this detector is built
         import onnxruntime as ort
 
-        from .weights import sha256_file  # noqa: PLC0415 (weights.py imports torch; only this detector needs it)
+        from .weights import sha256_file
 
         entry = json.loads((DETECTOR_WEIGHTS / "DETECTORS.json").read_text())["retinaface"]
         path = DETECTOR_WEIGHTS / entry["file"]
         if not path.exists() or sha256_file(path) != entry["sha256"]:
-            raise FacepointsError(f"{path}: missing or checksum mismatch (file damaged or replaced); reinstall facepoints")
+            raise FacepointsError(
+                f"{path}: missing or checksum mismatch (file damaged or replaced); reinstall facepoints"
+            )
         if not 0 < threshold < 1:
             raise FacepointsError(f"retinaface threshold must be between 0 and 1, got {threshold}")
         opts = ort.SessionOptions()
@@ -187,7 +193,9 @@ class RetinaFaceDetector(Detector):
         kps = p[:, None, :2] + kps * v0 * p[:, None, 2:]
         if len(boxes):
             xywh = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
-            nms_keep = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.threshold, self.nms), int).reshape(-1)
+            nms_keep = np.asarray(
+                cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.threshold, self.nms), int
+            ).reshape(-1)
             boxes, scores, kps = boxes[nms_keep], scores[nms_keep], kps[nms_keep]
         # network coordinates run along pixel edges; keypoints go to the pixel-centre convention of crop.py
         return Detections(boxes.astype(np.float64), scores.astype(np.float64), kps.astype(np.float64) - 0.5)
@@ -201,7 +209,7 @@ class DlibHOGDetector(Detector):
 
     def __init__(self, upsample: int = 1, threshold: float = 0.0, max_side: int | None = -1):
         super().__init__(max_side)
-        import dlib
+        import dlib  # slow to load, and only this detector needs it
 
         self._detector = dlib.get_frontal_face_detector()
         self.upsample, self.threshold = upsample, threshold
@@ -220,8 +228,6 @@ class HaarDetector(Detector):
 
     def __init__(self, min_size: int = 24, max_side: int | None = -1):
         super().__init__(max_side)
-        import cv2
-
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
@@ -229,8 +235,6 @@ class HaarDetector(Detector):
         self.min_size = min_size
 
     def _detect(self, rgb):
-        import cv2
-
         gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         rects, _, weights = self._cascade.detectMultiScale3(
             gray, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_size, self.min_size), outputRejectLevels=True
@@ -254,10 +258,14 @@ def check_boxes(boxes) -> np.ndarray:
     if b.ndim != 2 or b.shape[1] != 4:
         raise FacepointsError(f"boxes: expected shape (N, 4) x1 y1 x2 y2, got {b.shape}")
     if not np.isfinite(b).all():
-        raise FacepointsError(f"boxes: box {int(np.flatnonzero(~np.isfinite(b).all(1))[0])} holds NaN or infinite values")
+        raise FacepointsError(
+            f"boxes: box {int(np.flatnonzero(~np.isfinite(b).all(1))[0])} holds NaN or infinite values"
+        )
     bad = np.flatnonzero((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1]))
     if len(bad):
-        raise FacepointsError(f"boxes: box {int(bad[0])} {b[bad[0]].tolist()} is empty or inverted (need x2 > x1 and y2 > y1)")
+        raise FacepointsError(
+            f"boxes: box {int(bad[0])} {b[bad[0]].tolist()} is empty or inverted (need x2 > x1 and y2 > y1)"
+        )
     return b
 
 
@@ -278,7 +286,6 @@ class GivenBoxes(Detector):
 
 
 DETECTORS = {"retinaface": RetinaFaceDetector, "dlib": DlibHOGDetector, "haar": HaarDetector}
-DEFAULT_DETECTOR = "retinaface"
 
 
 def create_detector(name: str, **kwargs) -> Detector:

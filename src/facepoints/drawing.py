@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .io_utils import atomic_path
 from .landmarks import connections
 
 POINT_COLOR = (0, 255, 0)
@@ -35,7 +36,16 @@ def draw_face(
         cv2.circle(image, (int(x), int(y)), r, color, -1, cv2.LINE_AA)
     if numbers:
         for i, (x, y) in enumerate(pts):
-            cv2.putText(image, str(i), (int(x) + 2, int(y) - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                image,
+                str(i),
+                (int(x) + 2, int(y) - 2),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.3 * scale,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
     if box is not None:
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOR, thick, cv2.LINE_AA)
@@ -54,9 +64,7 @@ def grid(tiles: list[np.ndarray], cols: int = 4, tile: int = 160) -> np.ndarray:
 
 
 def save_gif(frames: list[np.ndarray], path: str | Path, fps: float = 2.0) -> None:
-    from PIL import Image
-
-    from .io_utils import atomic_path
+    from PIL import Image  # PIL's GIF writer; imported where used, as matplotlib is below
 
     pil = [Image.fromarray(f) for f in frames]
     with atomic_path(path) as tmp:
@@ -65,12 +73,11 @@ def save_gif(frames: list[np.ndarray], path: str | Path, fps: float = 2.0) -> No
 
 def plot_curves(history: list[dict], path: str | Path) -> None:
     """Training loss and validation NME per epoch (NME on un-augmented training faces when nothing was held out)."""
+    # matplotlib is slow to import and only the training and benchmark plots need it
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .io_utils import atomic_path
+    import matplotlib.pyplot as plt  # after choosing the file-only backend
 
     epochs = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
@@ -91,6 +98,62 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
+def progress_frame(
+    crops: np.ndarray, preds: np.ndarray, targets: np.ndarray, epoch: int, nme: float, faces: str = "val"
+) -> np.ndarray:
+    """One picture of an epoch: model points (green) and targets (red) on a few fixed crops, (N, 1, S, S) in [0, 1]."""
+    tiles = []
+    for img, p, t in zip(crops, preds, targets):
+        rgb = cv2.cvtColor((img[0] * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+        rgb = cv2.resize(rgb, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+        draw_face(rgb, (t + 0.5) * 2 - 0.5, lines=False, color=(255, 0, 0), radius=2)
+        draw_face(rgb, (p + 0.5) * 2 - 0.5, lines=True, radius=2)
+        tiles.append(rgb)
+    frame = grid(tiles, cols=4, tile=160)
+    cv2.putText(
+        frame,
+        f"epoch {epoch}  {faces} NME {100 * nme:.2f}%",
+        (8, 20),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.6,
+        (255, 255, 255),
+        2,
+    )
+    return frame
+
+
+class ProgressFrames:
+    """Training's epoch callback: `progress/epoch_NNN.png` every epoch; `progress.gif` (at most `max_gif_frames`
+    epochs, evenly spaced) and `curves.png` every `every` epochs and at the last, as rebuilding them costs ~1 s."""
+
+    def __init__(
+        self,
+        out: str | Path,
+        crops: np.ndarray,
+        targets: np.ndarray,
+        faces: str,
+        last_epoch: int,
+        every: int = 10,
+        max_gif_frames: int = 40,
+    ):
+        self.out, self.crops, self.targets, self.faces = Path(out), np.asarray(crops), np.asarray(targets), faces
+        self.last_epoch, self.every, self.max_gif_frames = last_epoch, every, max_gif_frames
+        (self.out / "progress").mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, epoch: int, history: list[dict], nme: float, predict) -> None:
+        """`predict`: (N, 1, S, S) crops -> (N, 68, 2) points of the epoch's selected weights."""
+        from PIL import Image  # PNG writer; see save_gif
+
+        frame = progress_frame(self.crops, predict(self.crops), self.targets, epoch, nme, self.faces)
+        with atomic_path(self.out / "progress" / f"epoch_{epoch:03d}.png") as tmp:
+            Image.fromarray(frame).save(tmp, format="PNG")
+        if epoch % self.every == 0 or epoch == self.last_epoch:
+            files = sorted((self.out / "progress").glob("epoch_*.png"))
+            keep = np.unique(np.linspace(0, len(files) - 1, min(len(files), self.max_gif_frames)).round().astype(int))
+            save_gif([np.asarray(Image.open(files[i]).convert("RGB")) for i in keep], self.out / "progress.gif")
+            plot_curves(history, self.out / "curves.png")
+
+
 CED_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg", ".pdf")
 
 
@@ -107,12 +170,11 @@ def plot_ced(curves: dict[str, np.ndarray], path: str | Path, threshold: float =
 
     The curve is over all faces (a missed face never reaches it); the legend gives the mean NME over
     the faces found, the "NME mean" of the evaluation table, and how many were found."""
+    # matplotlib is slow to import and only the training and benchmark plots need it
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .io_utils import atomic_path
+    import matplotlib.pyplot as plt  # after choosing the file-only backend
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     xs = np.linspace(0, threshold, 200)

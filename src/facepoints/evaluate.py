@@ -11,10 +11,13 @@ import numpy as np
 from tqdm import tqdm
 
 from .crop import points_box
-from .data import Sample, load_image, read_pts_folder
-from .detectors import roll_degrees
+from .data import IMAGE_SUFFIXES, Sample, find_manifest, load_image, read_pts_folder
+from .detectors import create_detector, roll_degrees
+from .drawing import CED_SUFFIXES, plot_ced
 from .errors import FacepointsError
+from .io_utils import atomic_write_text, check_outputs
 from .metrics import nme, summary
+from .predictor import LandmarkPredictor
 
 FAILED = float("inf")  # NME of a face the detector missed: counts as a failure
 
@@ -41,8 +44,15 @@ def _summarise(nmes: np.ndarray) -> dict:
     """With no face found, NME is undefined: None (JSON null) and a note, never NaN; FR is then 1 and AUC 0."""
     found = nmes[np.isfinite(nmes)]
     if len(found) == 0:
-        return {"nme_mean": None, "nme_median": None, "fr_0.08": 1.0 if len(nmes) else None, "auc_0.08": 0.0 if len(nmes) else None,
-                "n_faces": int(len(nmes)), "n_detected": 0, "note": "no face was found, so NME is undefined (null)"}
+        return {
+            "nme_mean": None,
+            "nme_median": None,
+            "fr_0.08": 1.0 if len(nmes) else None,
+            "auc_0.08": 0.0 if len(nmes) else None,
+            "n_faces": int(len(nmes)),
+            "n_detected": 0,
+            "note": "no face was found, so NME is undefined (null)",
+        }
     s = summary(found)
     fr, auc = s["fr_0.08"], s["auc_0.08"]
     if len(found) < len(nmes):  # rescale to all faces: misses are failures
@@ -69,8 +79,9 @@ def match_detection(boxes: np.ndarray, gt: np.ndarray) -> int | None:
     return int(np.argmin(dist))
 
 
-def evaluate(samples: list[Sample], predict, boxes: str = "landmarks", detector=None, progress: bool = True,
-             upright: bool = True) -> Evaluation:
+def evaluate(
+    samples: list[Sample], predict, boxes: str = "landmarks", detector=None, progress: bool = True, upright: bool = True
+) -> Evaluation:
     """predict(image, landmark_boxes, angles) -> (N, 68, 2). boxes='detector' uses detector, mapped to landmark
     boxes; with `upright` and a detector that gives keypoints, each face is cropped upright as the Landmarker does."""
     if boxes not in ("landmarks", "detector"):
@@ -99,40 +110,67 @@ def evaluate(samples: list[Sample], predict, boxes: str = "landmarks", detector=
 def format_table(report: dict, title: str = "") -> str:
     rows = [("all", report)] + list(report.get("subsets", {}).items())
     lines = [title] if title else []
-    lines.append(f"{'subset':<12} {'faces':>6} {'found':>6} {'NME mean':>9} {'NME med':>8} {'FR@0.08':>8} {'AUC@0.08':>9}")
+    lines.append(
+        f"{'subset':<12} {'faces':>6} {'found':>6} {'NME mean':>9} {'NME med':>8} {'FR@0.08':>8} {'AUC@0.08':>9}"
+    )
     for name, r in rows:
-        lines.append(f"{name:<12} {r['n_faces']:>6} {r['n_detected']:>6} {_pct(r['nme_mean'], 8)} {_pct(r['nme_median'], 7)} "
-                     f"{_pct(r['fr_0.08'], 7)} {_pct(r['auc_0.08'], 8)}")
+        lines.append(
+            f"{name:<12} {r['n_faces']:>6} {r['n_detected']:>6} {_pct(r['nme_mean'], 8)} {_pct(r['nme_median'], 7)} "
+            f"{_pct(r['fr_0.08'], 7)} {_pct(r['auc_0.08'], 8)}"
+        )
     return "\n".join(lines)
 
 
-def run(data: str, model: str | None, boxes: str, detector_name: str, json_out: str | None, ced_out: str | None,
-        backend: str = "auto", flip_test: bool = False, upright: bool = True, detector_options: dict | None = None) -> dict:
-    from .data import IMAGE_SUFFIXES, find_manifest
-    from .detectors import create_detector
-    from .drawing import CED_SUFFIXES, plot_ced
-    from .io_utils import atomic_write_text, check_outputs
-    from .predictor import LandmarkPredictor
-
+def run(
+    data: str,
+    model: str | None,
+    boxes: str,
+    detector_name: str,
+    json_out: str | None,
+    ced_out: str | None,
+    backend: str = "auto",
+    flip_test: bool = False,
+    upright: bool = True,
+    detector_options: dict | None = None,
+) -> dict:
     samples = read_pts_folder(data)
     if ced_out and Path(ced_out).suffix.lower() not in CED_SUFFIXES:
         raise FacepointsError(f"--ced {ced_out}: the plot needs a {', '.join(CED_SUFFIXES)} suffix")
     manifest = find_manifest(Path(data))
-    inputs = [s.image_path for s in samples] + [s.image_path.with_suffix(".pts") for s in samples] + ([manifest] if manifest else [])
+    inputs = (
+        [s.image_path for s in samples]
+        + [s.image_path.with_suffix(".pts") for s in samples]
+        + ([manifest] if manifest else [])
+    )
     # an image (or .pts) written into the dataset would be read, unannotated, by the next evaluate
-    check_outputs([(json_out, "--json"), (ced_out, "--ced")], inputs=inputs,
-                  read_folders=[data], read_suffixes=IMAGE_SUFFIXES + (".pts",))
+    check_outputs(
+        [(json_out, "--json"), (ced_out, "--ced")],
+        inputs=inputs,
+        read_folders=[data],
+        read_suffixes=IMAGE_SUFFIXES + (".pts",),
+    )
     predictor = LandmarkPredictor(model, backend=backend, flip_test=flip_test)
     detector = create_detector(detector_name, **(detector_options or {})) if boxes == "detector" else None
     result = evaluate(samples, predictor.predict, boxes, detector, upright=upright)
     report = result.report()
-    report.update({"model": predictor.meta["path"], "arch": predictor.meta["arch"], "boxes": boxes,
-                   "detector": detector_name if detector else None, "data": str(data), "flip_test": flip_test,
-                   "upright": bool(upright and detector is not None and detector.name == "retinaface")})
-    print(format_table(report, f"{predictor.meta['arch']} on {data} ({boxes} boxes)"))
+    report.update(
+        {
+            "model": predictor.spec.path,
+            "arch": predictor.spec.arch,
+            "boxes": boxes,
+            "detector": detector_name if detector else None,
+            "data": str(data),
+            "flip_test": flip_test,
+            "upright": bool(upright and detector is not None and detector.name == "retinaface"),
+        }
+    )
+    print(format_table(report, f"{predictor.spec.arch} on {data} ({boxes} boxes)"))
     if report["n_detected"] < report["n_faces"]:
-        print(f"note: {report['n_faces'] - report['n_detected']} faces were missed by the detector; they count as failures "
-              "in FR and AUC (and in the CED), and NME is over the faces found")
+        print(
+            f"note: {report['n_faces'] - report['n_detected']} faces were missed by the detector; they count as "
+            "failures "
+            "in FR and AUC (and in the CED), and NME is over the faces found"
+        )
     if json_out:
         atomic_write_text(json_out, json.dumps(report, indent=2, allow_nan=False))
     if ced_out:

@@ -62,15 +62,21 @@ def check_outputs(outputs: Iterable[str | Path | tuple[str | Path, str] | None],
         for other, other_writer in seen:
             if _same_file(out, other):
                 both = f"both {other_writer} and {writer}" if writer and other_writer else "two outputs of this run"
-                raise FacepointsError(f"{out}: {both} would write this file; results must not be lost, so nothing was done")
+                raise FacepointsError(
+                    f"{out}: {both} would write this file; results must not be lost, so nothing was done"
+                )
         if out.exists() and out.resolve().parent in input_dirs:
-            raise FacepointsError(f"{out}: already exists in a folder of inputs; facepoints adds files there "
-                                  "but never replaces one (move it away or choose another output path)")
+            raise FacepointsError(
+                f"{out}: already exists in a folder of inputs; facepoints adds files there "
+                "but never replaces one (move it away or choose another output path)"
+            )
         if out.suffix.lower() in read_suffixes and not (skip is not None and _inside(out, Path(skip))):
             for folder in read_folders:
                 if _inside(out, Path(folder)):
-                    raise FacepointsError(f"{out}: inside the input folder {folder}, where the next run would read "
-                                          "it as an input; choose another output path")
+                    raise FacepointsError(
+                        f"{out}: inside the input folder {folder}, where the next run would read "
+                        "it as an input; choose another output path"
+                    )
         seen.append((out, writer))
     return [o for o, _ in outs]
 
@@ -137,3 +143,8 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def default_cache_dir() -> Path:
+    """Where crops and exported graphs are cached: $FACEPOINTS_CACHE, else ~/.cache/facepoints."""
+    return Path(os.environ.get("FACEPOINTS_CACHE", Path.home() / ".cache" / "facepoints"))

@@ -2,35 +2,25 @@
 
 Image in (path, numpy array or PIL image), faces found by a detector (or boxes given),
 all faces of an image through the landmark model in one batch, head pose from the points.
+Video is a mode of the same object: `detect_for_video(frame, timestamp_ms)` tracks and smooths.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from .config import LandmarkerOptions, VideoOptions
 from .data import load_image, to_rgb
-from .detectors import DEFAULT_DETECTOR, DETECTORS, Detections, Detector, GivenBoxes, create_detector, roll_degrees
+from .detectors import DETECTORS, Detections, Detector, GivenBoxes, create_detector, roll_degrees
 from .errors import FacepointsError
 from .predictor import LandmarkPredictor
-from .results import Face, LandmarkResult
+from .results import LandmarkResult, build_faces
+from .video import FaceTracker
 
-
-@dataclass(frozen=True)
-class LandmarkerOptions:
-    model: str | None = None  # shipped model name ("fast", "xception") or a .pt path; None = default
-    detector: str | Detector = DEFAULT_DETECTOR  # retinaface (CNN), dlib (HOG) or haar; or a Detector object
-    detector_threshold: float | None = None  # the detector's own score threshold; None = its default
-    detector_max_side: int | None = -1  # shrink images to this long side for detection only; None = never, -1 = default
-    upright: bool = True  # crop each face upright when the detector gives keypoints (retinaface): robust to head roll
-    backend: str = "auto"  # auto (ONNX Runtime when installed), onnxruntime or torch
-    threads: int | None = None
-    flip_test: bool = False  # average with the mirrored crop: a little more accurate, half the speed
-    min_score: float = -1e9  # drop detections scored below this
-    max_faces: int | None = None
-    pose: bool = True
+__all__ = ["Landmarker", "LandmarkerOptions", "VideoOptions", "as_rgb"]
 
 
 def as_rgb(image) -> tuple[np.ndarray, str | None]:
@@ -45,8 +35,9 @@ def as_rgb(image) -> tuple[np.ndarray, str | None]:
 
 
 class Landmarker:
-    """Detector + landmark model. One instance may be shared by threads: ONNX Runtime sessions are
-    thread-safe and detectors that are not (dlib, haar) are serialised by a lock."""
+    """Detector + landmark model. One instance may be shared by threads for `detect`: ONNX Runtime
+    sessions are thread-safe and detectors that are not (dlib, haar) are serialised by a lock.
+    `detect_for_video` keeps the state of one stream: one instance per stream."""
 
     def __init__(self, options: LandmarkerOptions | None = None):
         self.options = options or LandmarkerOptions()
@@ -55,6 +46,8 @@ class Landmarker:
             raise FacepointsError(f"unknown detector {o.detector!r}; choose from {', '.join(DETECTORS)}")
         self.predictor = LandmarkPredictor(o.model, backend=o.backend, threads=o.threads, flip_test=o.flip_test)
         self._detector = o.detector if isinstance(o.detector, Detector) else None
+        self._tracker: FaceTracker | None = None
+        self._last_timestamp_ms: float | None = None
 
     @classmethod
     def from_pretrained(cls, model: str | None = None, **options) -> "Landmarker":
@@ -90,7 +83,41 @@ class Landmarker:
             angles = self.face_angles(det)
             lm_boxes = self.detector.landmark_boxes(det.boxes, angles)
         points = self.predictor.predict(rgb, lm_boxes, angles)
-        return LandmarkResult(build_faces(det.boxes, det.scores, points, rgb.shape[1::-1], self.options.pose), rgb, source)
+        return LandmarkResult(
+            build_faces(det.boxes, det.scores, points, rgb.shape[1::-1], self.options.pose), rgb, source
+        )
+
+    def detect_for_video(self, frame, timestamp_ms: float) -> LandmarkResult:
+        """Landmarks of one video frame, tracked from the previous frames of the same stream and smoothed.
+
+        `timestamp_ms` must grow from frame to frame (the smoothing filters need the time between
+        frames). The detector runs on the first frame, every `options.video.redetect_every` frames and
+        when a face is lost; between, each face's crop comes from its last points. Faces pass the same
+        `min_score` / `max_faces` selection as in `detect`. Call `reset_video()` before another stream."""
+        rgb, source = as_rgb(frame)
+        t = float(timestamp_ms)
+        if self._last_timestamp_ms is not None and not t > self._last_timestamp_ms:
+            raise FacepointsError(
+                f"detect_for_video: timestamp {t:g} ms is not after the previous frame's "
+                f"({self._last_timestamp_ms:g} ms); call reset_video() to start another stream"
+            )
+        if self._tracker is None:
+            self._tracker = FaceTracker(self, self.options.video)
+        self._last_timestamp_ms = t
+        result = self._tracker.update(rgb, t / 1000)
+        result.source = source
+        return result
+
+    def reset_video(self, options: VideoOptions | None = None) -> None:
+        """Forget the current stream's faces; the next `detect_for_video` frame starts a new stream
+        (with `options` instead of `self.options.video`, if given)."""
+        self._tracker = FaceTracker(self, options or self.options.video)
+        self._last_timestamp_ms = None
+
+    @property
+    def video_tracker(self) -> FaceTracker | None:
+        """The current stream's tracker (e.g. its `detector_runs`), None before the first video frame."""
+        return self._tracker
 
     def landmarks(self, rgb: np.ndarray, landmark_boxes: np.ndarray, angles=None) -> np.ndarray:
         """Points for faces whose tight boxes are already known (tracking)."""
@@ -98,14 +125,3 @@ class Landmarker:
 
     def with_options(self, **changes) -> "Landmarker":
         return Landmarker(replace(self.options, **changes))
-
-
-def build_faces(boxes, scores, points, image_size: tuple[int, int], with_pose: bool) -> list[Face]:
-    """Face records; pose from the points (None where no rigid fit exists)."""
-    from .pose import safe_pose
-
-    faces = []
-    for b, s, p in zip(boxes, scores, points):
-        pose = safe_pose(p, image_size) if with_pose else None
-        faces.append(Face(np.asarray(b, np.float32), float(s), np.asarray(p, np.float32), pose.to_dict() if pose else None))
-    return faces

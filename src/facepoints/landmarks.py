@@ -4,7 +4,8 @@ import numpy as np
 
 NUM_POINTS = 68
 
-# 0-based index ranges of each facial part (iBUG 68-point convention).
+# 0-based index ranges of each facial part (iBUG 68-point convention). Left and right are the person's own:
+# "right_eye" (36-41) is the eye on the image's left in a frontal photo.
 PARTS: dict[str, tuple[int, int]] = {
     "jaw": (0, 17),
     "right_brow": (17, 22),
@@ -18,8 +19,9 @@ PARTS: dict[str, tuple[int, int]] = {
 }
 CLOSED_PARTS = {"right_eye", "left_eye", "outer_lips", "inner_lips"}
 
-# Outer eye corners: the inter-ocular normaliser of the 300-W protocol.
-LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45
+# Outer eye corners, the person's right and left (image left and right in a frontal photo): the
+# inter-ocular normaliser of the 300-W protocol.
+RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 36, 45
 
 
 def _flip_permutation() -> np.ndarray:
@@ -51,11 +53,13 @@ def connections() -> list[tuple[int, int]]:
 
 def interocular(points: np.ndarray) -> float:
     """Distance between the outer eye corners (points 36 and 45)."""
-    return float(np.linalg.norm(points[LEFT_EYE_OUTER] - points[RIGHT_EYE_OUTER]))
+    return float(np.linalg.norm(points[RIGHT_EYE_OUTER] - points[LEFT_EYE_OUTER]))
 
 
 def five_points(points: np.ndarray) -> np.ndarray:
     """(..., 68, 2) -> (..., 5, 2) in a face detector's keypoint order: eye centres (image left, right),
     nose tip, mouth corners (image left, right); so a track can take its roll as a detection does."""
     p = np.asarray(points, np.float64)
-    return np.stack([p[..., 36:42, :].mean(-2), p[..., 42:48, :].mean(-2), p[..., 30, :], p[..., 48, :], p[..., 54, :]], -2)
+    return np.stack(
+        [p[..., 36:42, :].mean(-2), p[..., 42:48, :].mean(-2), p[..., 30, :], p[..., 48, :], p[..., 54, :]], -2
+    )

@@ -10,7 +10,7 @@ def nme(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     if pred.ndim == 2:
         pred, gt = pred[None], gt[None]
-    norm = np.linalg.norm(gt[:, LEFT_EYE_OUTER] - gt[:, RIGHT_EYE_OUTER], axis=-1)
+    norm = np.linalg.norm(gt[:, RIGHT_EYE_OUTER] - gt[:, LEFT_EYE_OUTER], axis=-1)
     return np.linalg.norm(pred - gt, axis=-1).mean(-1) / np.maximum(norm, 1e-6)
 
 

@@ -12,57 +12,65 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .crop import crop_face, to_gray
+from .crop import crop_face, mirror_points, preprocess, to_gray
 from .errors import FacepointsError
-from .landmarks import FLIP
-from .weights import load_model
-
-
-class PointsHead(torch.nn.Module):
-    """Model + decode in one graph: (B, 1, S, S) crop -> (B, 68, 2) crop pixels. What ONNX exports."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model.decode(self.model(x))
+from .export import PointsHead, export_onnx_cached, shift_in_graph
+from .weights import ModelSpec, load_model, sha256_file
 
 
 class LandmarkPredictor:
-    def __init__(self, model: str | None = None, backend: str = "auto", threads: int | None = None, flip_test: bool = False,
-                 int8: bool = True):
-        self.model, self.meta = load_model(model)
-        self.int8 = int8 and "int8_onnx" in self.meta  # a shipped int8 ONNX (same accuracy, faster) when there is one
-        self.input_size, self.margin = self.meta["input_size"], self.meta["margin"]
+    """One landmark model on face crops: `spec` says how to crop and read it, `backend` runs it."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        backend: str = "auto",
+        threads: int | None = None,
+        flip_test: bool = False,
+        int8: bool = True,
+    ):
+        self.model, self.spec = load_model(model)
+        self.int8 = (
+            int8 and self.spec.int8_onnx is not None
+        )  # a shipped int8 ONNX (same accuracy, faster) when there is one
         self.flip_test = flip_test
         self.threads = threads
         self.session = None
+        self.session_calibrated = False  # whether the session's graph subtracts output_shift itself
         if backend not in ("auto", "onnxruntime", "torch"):
             raise FacepointsError(f"unknown backend {backend!r}; choose auto, onnxruntime or torch")
         if backend in ("auto", "onnxruntime"):
             self.session = self._ort_session(required=backend == "onnxruntime")
         self.backend = "onnxruntime" if self.session is not None else "torch"
         self.int8 = self.int8 and self.session is not None
-        self.head = PointsHead(self.model).eval()
+        self.session_calibrated = self.session is not None and shift_in_graph(self.session)
+        self.head = PointsHead(self.model).eval()  # raw decode; run_crops subtracts the spec's shift
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.input_size
+
+    @property
+    def margin(self) -> float:
+        return self.spec.margin
 
     def _ort_session(self, required: bool):
         try:
+            # optional: without ONNX Runtime the torch backend runs
             import onnxruntime as ort
         except ImportError:
             if required:
                 raise FacepointsError("onnxruntime is not installed (pip install onnxruntime)") from None
             return None
-        from .export import export_onnx_cached
-        from .weights import sha256_file
-
         if self.int8:
-            path, sha = self.meta["int8_onnx"]["path"], self.meta["int8_onnx"]["sha256"]
+            path, sha = self.spec.int8_onnx.path, self.spec.int8_onnx.sha256
             if not Path(path).exists() or sha256_file(path) != sha:
-                raise FacepointsError(f"{path}: missing or checksum mismatch (file damaged or replaced); reinstall facepoints")
+                raise FacepointsError(
+                    f"{path}: missing or checksum mismatch (file damaged or replaced); reinstall facepoints"
+                )
             return ort.InferenceSession(path, self._ort_options(ort), providers=["CPUExecutionProvider"])
         try:
-            path = export_onnx_cached(self.model, self.meta)
+            path = export_onnx_cached(self.model, self.spec)
         except Exception as e:  # no onnx exporter available: fall back to torch
             if required:
                 raise FacepointsError(f"cannot build the ONNX model ({e.__class__.__name__}: {e})") from None
@@ -75,27 +83,32 @@ class LandmarkPredictor:
         opts.inter_op_num_threads = 1
         return opts
 
-    def run_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(N, S, S) uint8 gray crops -> (N, 68, 2) points in crop pixels."""
-        if len(crops) == 0:
-            return np.zeros((0, 68, 2), np.float32)
-        x = (crops.astype(np.float32) / 255.0)[:, None]
-        if self.flip_test:
-            x = np.concatenate([x, x[..., ::-1]])
+    def _calibrated(self, x: np.ndarray) -> np.ndarray:
+        """Model inputs -> calibrated points (output_shift removed), whichever backend runs."""
         if self.session is not None:
             out = self.session.run(None, {self.session.get_inputs()[0].name: np.ascontiguousarray(x)})[0]
+            if self.session_calibrated:
+                return out
         else:
             if self.threads:
                 torch.set_num_threads(self.threads)
             with torch.inference_mode():
                 out = self.head(torch.from_numpy(np.ascontiguousarray(x))).numpy()
-        if self.flip_test:
-            n = len(crops)
-            mirrored = out[n:][:, FLIP].copy()
-            # a mirrored crop mirrors what the points mark; the learned annotation offset keeps its direction
-            mirrored[..., 0] = self.input_size - 1 - mirrored[..., 0] + 2 * self.meta["annotation_offset"][0]
-            out = (out[:n] + mirrored) / 2
-        return (out - np.asarray(self.meta["output_shift"], np.float32)).astype(np.float32)
+        return out - np.asarray(self.spec.output_shift, np.float32)
+
+    def run_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S) uint8 gray crops -> (N, 68, 2) calibrated points in crop pixels."""
+        if len(crops) == 0:
+            return np.zeros((0, 68, 2), np.float32)
+        x = preprocess(crops)
+        if not self.flip_test:
+            return self._calibrated(x).astype(np.float32)
+        n = len(crops)
+        out = self._calibrated(np.concatenate([x, x[..., ::-1]]))
+        # the mirrored crop's answer, mirrored back: calibrated points sit annotation_offset - output_shift
+        # from what they mark, and keep that direction in a mirror
+        offset_x = self.spec.annotation_offset[0] - self.spec.output_shift[0]
+        return ((out[:n] + mirror_points(out[n:], self.input_size, offset_x)) / 2).astype(np.float32)
 
     def predict(self, image: np.ndarray, boxes, angles=None) -> np.ndarray:
         """RGB image and (N, 4) landmark-convention boxes -> (N, 68, 2) points in image pixels.
@@ -112,4 +125,7 @@ class LandmarkPredictor:
 
     @property
     def name(self) -> str:
-        return Path(self.meta["path"]).stem
+        return self.spec.name
+
+
+__all__ = ["LandmarkPredictor", "ModelSpec", "PointsHead"]

@@ -1,32 +1,69 @@
-"""Typed results: one Face per found face, one LandmarkResult per image; plot/save/JSON from one summary()."""
+"""Typed results: one Face per found face, one LandmarkResult per image or frame; plot/save, JSON and CSV."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .drawing import draw_face
 from .errors import FacepointsError
 from .io_utils import atomic_path
+from .pose import Pose, safe_pose
+
+CSV_HEADER = ["image", "face", "score", "x1", "y1", "x2", "y2", "yaw", "pitch", "roll"] + [
+    f"{a}{i}" for i in range(68) for a in ("x", "y")
+]
 
 
 @dataclass
 class Face:
-    box: np.ndarray  # (4,) x1, y1, x2, y2: the detector's box, or the tracked face's box in video
-    score: float
-    points: np.ndarray  # (68, 2) float32 pixel x, y
-    pose: dict | None = None  # {"yaw", "pitch", "roll"} in degrees
+    """One face. `box` is the face detector's box (x1, y1, x2, y2 image pixels, in the detector's own
+    convention, or the box given to `detect(boxes=...)`), in images and video alike: on video frames
+    where the detector did not run it is the face's last detected box, carried along with its landmarks
+    (moved and scaled as their tight box moved and scaled since that detection)."""
+
+    box: np.ndarray  # (4,) x1, y1, x2, y2
+    score: float  # the detector's score (of the last detection, in video)
+    points: np.ndarray  # (68, 2) float32 pixel x, y (pixel i has centre i)
+    pose: Pose | None = None  # head pose from the points; None when turned off or no rigid fit exists
 
     def summary(self) -> dict:
         return {
             "box": [round(float(v), 2) for v in self.box],
             "score": round(float(self.score), 4),
             "points": np.round(self.points.astype(np.float64), 2).tolist(),
-            "pose": self.pose,
+            "pose": self.pose.to_dict() if self.pose is not None else None,
         }
+
+    def csv_row(self, image: str | None, index: int) -> list:
+        pose = self.pose.to_dict() if self.pose is not None else {}
+        return [
+            image,
+            index,
+            round(float(self.score), 4),
+            *[round(float(v), 2) for v in self.box],
+            *[pose.get(k) for k in ("yaw", "pitch", "roll")],
+            *np.round(self.points.reshape(-1).astype(np.float64), 2).tolist(),
+        ]
+
+
+def build_faces(boxes, scores, points, image_size: tuple[int, int], with_pose: bool) -> list[Face]:
+    """Face records; pose from the points (None where no rigid fit exists)."""
+    return [
+        Face(
+            np.asarray(b, np.float32),
+            float(s),
+            np.asarray(p, np.float32),
+            safe_pose(p, image_size) if with_pose else None,
+        )
+        for b, s, p in zip(boxes, scores, points)
+    ]
 
 
 @dataclass
@@ -44,6 +81,18 @@ class LandmarkResult:
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.summary(), indent=indent)
 
+    def csv_rows(self) -> list[list]:
+        """One row per face, columns CSV_HEADER: image, face index, score, box, yaw/pitch/roll, x0, y0 ... x67, y67."""
+        return [f.csv_row(self.source, i) for i, f in enumerate(self.faces)]
+
+    def to_csv(self, header: bool = True) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        if header:
+            writer.writerow(CSV_HEADER)
+        writer.writerows(self.csv_rows())
+        return buf.getvalue()
+
     def plot(self, lines: bool = True, boxes: bool = True, numbers: bool = False) -> np.ndarray:
         """The image with every face drawn on it (RGB copy)."""
         if self.image is None:
@@ -55,8 +104,6 @@ class LandmarkResult:
 
     def save(self, path: str | Path, **plot_kwargs) -> Path:
         """Write the annotated image (format from the suffix), atomically; never over the input image."""
-        import cv2
-
         path = Path(path)
         if self.source and Path(self.source).exists() and path.exists() and path.samefile(self.source):
             raise FacepointsError(f"{path}: refusing to overwrite the input image")

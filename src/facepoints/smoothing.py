@@ -100,7 +100,7 @@ def jitter(track: np.ndarray) -> float:
     track = np.asarray(track, np.float64)
     if track.ndim != 3 or track.shape[1:] != (NUM_POINTS, 2) or len(track) < 2:
         raise FacepointsError(f"jitter needs a (T >= 2, {NUM_POINTS}, 2) track, got shape {track.shape}")
-    iod = np.linalg.norm(track[:, LEFT_EYE_OUTER] - track[:, RIGHT_EYE_OUTER], axis=-1)
+    iod = np.linalg.norm(track[:, RIGHT_EYE_OUTER] - track[:, LEFT_EYE_OUTER], axis=-1)
     scale = np.maximum((iod[1:] + iod[:-1]) / 2, 1e-6)
     motion = np.linalg.norm(np.diff(track, axis=0), axis=-1).mean(-1)
     return float((motion / scale).mean())

@@ -1,8 +1,8 @@
 """Video and webcam: tracking (previous landmarks place the next crop), smoothing, and streamed outputs.
 
-The detector runs on the first frame, every `redetect_every` frames, and whenever a
-track is lost; in between each face's crop comes from its previous landmarks, which is
-both faster and steadier. A One Euro filter per face removes jitter.
+`Landmarker.detect_for_video` runs a FaceTracker: the detector runs on the first frame, every
+`redetect_every` frames, and whenever a track is lost; in between each face's crop comes from its
+previous landmarks, which is both faster and steadier. A One Euro filter per face removes jitter.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # FFmpeg prints a line per damaged macroblock of a corrupt file (hundreds); silence it, unless the user
 # chose a level. OpenCV reads this once, at the first capture of the process. Damage is reported once,
@@ -21,23 +22,22 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-
 from tqdm import tqdm  # noqa: E402
 
+from .config import VideoOptions
 from .crop import points_box, upright_box
 from .detectors import roll_degrees
 from .drawing import save_gif
 from .errors import FacepointsError
 from .io_utils import atomic_path
 from .landmarks import five_points
-from .results import LandmarkResult
+from .results import LandmarkResult, build_faces
+from .smoothing import LandmarkSmoother
 
+if TYPE_CHECKING:  # for annotations only: landmarker.py imports this module
+    from .landmarker import Landmarker
 
-@dataclass(frozen=True)
-class VideoOptions:
-    redetect_every: int = 15
-    smooth: bool = True
-    min_overlap: float = 0.3  # IoU between a track's old and new box below which it is lost
+__all__ = ["FaceTracker", "VideoOptions", "VideoOutputs", "process_video", "open_capture", "iou"]
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -50,27 +50,33 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass
 class _Track:
-    points: np.ndarray
+    points: np.ndarray  # the model's last points (unsmoothed): they place the next crop
     score: float
-    smoother: object | None
+    smoother: LandmarkSmoother | None
+    detected_box: np.ndarray | None = None  # the detector's box at the last detection
+    reference: np.ndarray | None = None  # the tight box of the shown points at that detection
+
+
+def carried_box(detected: np.ndarray, reference: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """The detector's box moved and scaled as the face's tight landmark box moved from `reference` to `now`."""
+    scale = np.maximum(now[2:] - now[:2], 1e-6) / np.maximum(reference[2:] - reference[:2], 1e-6)
+    c_ref, c_now = (reference[:2] + reference[2:]) / 2, (now[:2] + now[2:]) / 2
+    return np.concatenate([c_now + (detected[:2] - c_ref) * scale, c_now + (detected[2:] - c_ref) * scale])
 
 
 class FaceTracker:
-    """Per-frame landmarks for a stream: `update(rgb, t)` -> LandmarkResult."""
+    """Per-frame landmarks for a stream: `update(rgb, t)` -> LandmarkResult (t in seconds).
+    `Landmarker.detect_for_video` is the public way to use it."""
 
-    def __init__(self, landmarker, options: VideoOptions | None = None):
+    def __init__(self, landmarker: Landmarker, options: VideoOptions | None = None):
         self.landmarker = landmarker
         self.options = options or VideoOptions()
         self.tracks: list[_Track] = []
         self.frame_index = 0
         self.detector_runs = 0
 
-    def _new_smoother(self):
-        if not self.options.smooth:
-            return None
-        from .smoothing import LandmarkSmoother
-
-        return LandmarkSmoother()
+    def _new_smoother(self) -> LandmarkSmoother | None:
+        return LandmarkSmoother() if self.options.smooth else None
 
     def _track_boxes(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Each track's landmark box for the next frame, and its roll when crops are upright."""
@@ -80,8 +86,6 @@ class FaceTracker:
         return np.array([upright_box(t.points, a) for t, a in zip(self.tracks, angles)]).reshape(-1, 4), angles
 
     def update(self, rgb: np.ndarray, timestamp: float) -> LandmarkResult:
-        from .landmarker import build_faces
-
         o = self.options
         need_detect = not self.tracks or self.frame_index % o.redetect_every == 0
         old_boxes = np.array([points_box(t.points) for t in self.tracks]).reshape(-1, 4)
@@ -98,8 +102,15 @@ class FaceTracker:
             self._redetect(rgb, old_boxes)
         self.frame_index += 1
         shown = [t.smoother(t.points, timestamp) if t.smoother is not None else t.points for t in self.tracks]
-        boxes = [points_box(p) for p in shown]
-        faces = build_faces(boxes, [t.score for t in self.tracks], shown, rgb.shape[1::-1], self.landmarker.options.pose)
+        boxes = []
+        for t, p in zip(self.tracks, shown):
+            now = np.asarray(points_box(p))
+            if t.reference is None:  # just detected: this frame's shown points are the reference
+                t.reference = now
+            boxes.append(carried_box(t.detected_box, t.reference, now))
+        faces = build_faces(
+            boxes, [t.score for t in self.tracks], shown, rgb.shape[1::-1], self.landmarker.options.pose
+        )
         return LandmarkResult(faces, rgb)
 
     def _redetect(self, rgb, old_boxes):
@@ -108,15 +119,15 @@ class FaceTracker:
         angles = self.landmarker.face_angles(det)
         points = self.landmarker.landmarks(rgb, self.landmarker.detector.landmark_boxes(det.boxes, angles), angles)
         tracks = []
-        for p, s in zip(points, det.scores):
+        for p, s, detected in zip(points, det.scores, np.asarray(det.boxes, np.float64).reshape(-1, 4)):
             box = np.asarray(points_box(p))
             # keep the smoother of the old track this face continues, so a re-detect does not jump
             match = max(range(len(self.tracks)), key=lambda i: iou(old_boxes[i], box), default=None)
             if match is not None and iou(old_boxes[match], box) >= self.options.min_overlap:
-                old = self.tracks[match]
-                tracks.append(_Track(p, float(s), old.smoother))
+                smoother = self.tracks[match].smoother
             else:
-                tracks.append(_Track(p, float(s), self._new_smoother()))
+                smoother = self._new_smoother()
+            tracks.append(_Track(p, float(s), smoother, detected))
         self.tracks = tracks
 
 
@@ -136,8 +147,15 @@ class VideoOutputs:
     `with` block ends normally, so an exception never leaves a half-written output.
     """
 
-    def __init__(self, source, fps: float, video: Path | None = None, gif: Path | None = None, jsonl: Path | None = None,
-                 draw_kwargs: dict | None = None):
+    def __init__(
+        self,
+        source,
+        fps: float,
+        video: Path | None = None,
+        gif: Path | None = None,
+        jsonl: Path | None = None,
+        draw_kwargs: dict | None = None,
+    ):
         self.source, self.fps, self.video, self.gif = str(source), fps, video, gif
         self.draw_kwargs = draw_kwargs or {}
         self.gif_frames: list[np.ndarray] = []
@@ -145,7 +163,9 @@ class VideoOutputs:
         self._stack = contextlib.ExitStack()
         self._video_tmp = self._stack.enter_context(atomic_path(video)) if video else None
         self._stack.callback(lambda: self._writer is not None and self._writer.release())  # before the move into place
-        self._jsonl = self._stack.enter_context(open(self._stack.enter_context(atomic_path(jsonl)), "w")) if jsonl else None
+        self._jsonl = (
+            self._stack.enter_context(open(self._stack.enter_context(atomic_path(jsonl)), "w")) if jsonl else None
+        )
 
     def __enter__(self):
         return self
@@ -176,9 +196,17 @@ class VideoOutputs:
         return self._writer
 
 
-def process_video(landmarker, source: str | int, out_video: Path | None, out_gif: Path | None, out_jsonl: Path | None,
-                  options: VideoOptions | None = None, max_frames: int | None = None, draw_kwargs: dict | None = None,
-                  progress: bool = True) -> dict:
+def process_video(
+    landmarker,
+    source: str | int,
+    out_video: Path | None,
+    out_gif: Path | None,
+    out_jsonl: Path | None,
+    options: VideoOptions | None = None,
+    max_frames: int | None = None,
+    draw_kwargs: dict | None = None,
+    progress: bool = True,
+) -> dict:
     """Run the tracker over a video file or camera; write annotated MP4/GIF and JSONL as frames arrive.
 
     When the stream breaks mid-way, what was processed is kept and the returned error
@@ -188,19 +216,24 @@ def process_video(landmarker, source: str | int, out_video: Path | None, out_gif
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     fps = fps if 1 <= fps <= 240 else 25.0
     expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not isinstance(source, int) else 0
-    tracker = FaceTracker(landmarker, options)
+    landmarker.reset_video(options)
     n, error = 0, None
     try:
-        with VideoOutputs(source, fps, out_video, out_gif, out_jsonl, draw_kwargs) as outputs, \
-                tqdm(total=max_frames or expected or None, unit="frame", desc=str(source), disable=not progress, leave=False) as bar:
+        with (
+            VideoOutputs(source, fps, out_video, out_gif, out_jsonl, draw_kwargs) as outputs,
+            tqdm(
+                total=max_frames or expected or None, unit="frame", desc=str(source), disable=not progress, leave=False
+            ) as bar,
+        ):
             t_start = time.perf_counter()
             while max_frames is None or n < max_frames:
                 ok, bgr = cap.read()
                 if not ok:
                     if expected and n < expected - 1:
-                        error = f"{source}: video stopped decoding at frame {n} of {expected}; kept the {n} frames processed"
+                        error = (f"{source}: video stopped decoding at frame {n} of {expected}; "
+                                 f"kept the {n} frames processed")
                     break
-                outputs.write(n, tracker.update(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), n / fps))
+                outputs.write(n, landmarker.detect_for_video(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), 1000 * n / fps))
                 n += 1
                 bar.update(1)
             elapsed = time.perf_counter() - t_start
@@ -208,4 +241,9 @@ def process_video(landmarker, source: str | int, out_video: Path | None, out_gif
                 raise FacepointsError(f"{source}: no frames could be decoded")
     finally:
         cap.release()
-    return {"frames": n, "fps": n / max(elapsed, 1e-9), "detector_runs": tracker.detector_runs, "error": error}
+    return {
+        "frames": n,
+        "fps": n / max(elapsed, 1e-9),
+        "detector_runs": landmarker.video_tracker.detector_runs,
+        "error": error,
+    }

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["PIPNetSmall", "pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail"]
+__all__ = ["PIPNet", "pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail"]
 
 
 def conv_bn(in_chs: int, out_chs: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -41,7 +41,10 @@ def _stage(in_chs: int, out_chs: int, depth: int, stride: int, expand: int) -> n
     return nn.Sequential(*blocks)
 
 
-class PIPNetSmall(nn.Module):
+class PIPNet(nn.Module):
+    """The one PIPNet-style network; `pipnet_small`, `pipnet_fast`, `pipnet_fast_wide` and `pipnet_fast_detail`
+    below are its named configurations (widths, depths, expansion, head options)."""
+
     def __init__(
         self,
         num_points: int = 68,
@@ -67,7 +70,11 @@ class PIPNetSmall(nn.Module):
         self.stem = conv_bn(1, w[0], 3, 2)  # /2
         if fused:  # one dense 3x3 conv does the /4 step: on CPU it beats expanding at 64x64
             self.stage1 = nn.Identity()
-            self.stage2 = nn.Sequential(conv_bn(w[0], w[1], 3, 2), *_stage(w[1], w[1], depths[1], 1, e2)) if depths[1] else conv_bn(w[0], w[1], 3, 2)
+            self.stage2 = (
+                nn.Sequential(conv_bn(w[0], w[1], 3, 2), *_stage(w[1], w[1], depths[1], 1, e2))
+                if depths[1]
+                else conv_bn(w[0], w[1], 3, 2)
+            )
         else:
             self.stage1 = _stage(w[0], w[0], depths[0], 1, 1)  # /2
             self.stage2 = _stage(w[0], w[1], depths[1], 2, e2)  # /4
@@ -154,24 +161,24 @@ class PIPNetSmall(nn.Module):
         return torch.stack([x, y], dim=2) * self.stride - 0.5
 
 
-def pipnet_small(**kwargs) -> PIPNetSmall:
-    return PIPNetSmall(**kwargs)
+def pipnet_small(**kwargs) -> PIPNet:
+    return PIPNet(**kwargs)
 
 
-def pipnet_fast(**kwargs) -> PIPNetSmall:
+def pipnet_fast(**kwargs) -> PIPNet:
     """The shipped default: no 64x64 inverted residuals (a dense /4 conv instead) and a deeper,
     wider 8x8 stage, where parameters are cheapest per multiply-add. 350K params, 36M MACs."""
     cfg = dict(fused=True, widths=(16, 24, 48, 128), depths=(0, 0, 2, 5), expand=(4, 3, 2))
-    return PIPNetSmall(**{**cfg, **kwargs})
+    return PIPNet(**{**cfg, **kwargs})
 
 
-def pipnet_fast_wide(**kwargs) -> PIPNetSmall:
+def pipnet_fast_wide(**kwargs) -> PIPNet:
     """pipnet_fast with a 160-wide 8x8 stage, the cheapest capacity on a CPU (506K params, 46M MACs).
     It did not lower the held-out NME (BENCHMARKS.md, run `wide`); kept so that ablation reruns."""
     return pipnet_fast(**{"widths": (16, 24, 48, 160), **kwargs})
 
 
-def pipnet_fast_detail(**kwargs) -> PIPNetSmall:
+def pipnet_fast_detail(**kwargs) -> PIPNet:
     """pipnet_fast plus stride-4 detail in the head (for the offsets, which limit the NME) and an
     L1 loss on the decoded points, so training optimises what inference returns."""
     return pipnet_fast(**{"fine": True, "coord_weight": 1.0, **kwargs})

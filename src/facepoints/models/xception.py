@@ -33,10 +33,15 @@ def _sep_bn(in_chs: int, out_chs: int, act_first: bool = True) -> list[nn.Module
 class EntryBlock(nn.Module):
     def __init__(self, in_chans: int = 1):
         super().__init__()
-        self.conv1 = nn.Sequential(nn.Conv2d(in_chans, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.LeakyReLU(SLOPE))
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(in_chans, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.LeakyReLU(SLOPE)
+        )
         self.conv2 = nn.Sequential(nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.LeakyReLU(SLOPE))
         self.conv3_residual = nn.Sequential(
-            *_sep_bn(64, 64, act_first=False), nn.LeakyReLU(SLOPE), *_sep_bn(64, 128, act_first=False), nn.MaxPool2d(3, 2, 1)
+            *_sep_bn(64, 64, act_first=False),
+            nn.LeakyReLU(SLOPE),
+            *_sep_bn(64, 128, act_first=False),
+            nn.MaxPool2d(3, 2, 1),
         )
         self.conv3_direct = nn.Sequential(nn.Conv2d(64, 128, 1, stride=2), nn.BatchNorm2d(128))
         self.conv4_residual = nn.Sequential(*_sep_bn(128, 128), *_sep_bn(128, 256), nn.MaxPool2d(3, 2, 1))
@@ -72,7 +77,10 @@ class ExitBlock(nn.Module):
         self.direct = nn.Sequential(nn.Conv2d(256, 512, 1, stride=2), nn.BatchNorm2d(512))
         self.residual = nn.Sequential(*_sep_bn(256, 256), *_sep_bn(256, 512), nn.MaxPool2d(3, 2, 1))
         self.conv = nn.Sequential(
-            *_sep_bn(512, 512, act_first=False), nn.LeakyReLU(SLOPE), *_sep_bn(512, 1024, act_first=False), nn.LeakyReLU(SLOPE)
+            *_sep_bn(512, 512, act_first=False),
+            nn.LeakyReLU(SLOPE),
+            *_sep_bn(512, 1024, act_first=False),
+            nn.LeakyReLU(SLOPE),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(drop_rate)

@@ -1,0 +1,159 @@
+"""Issue 15: the package's structure. No import cycles (each module imports alone), function-level imports
+only where they are explained, nothing outside src/ leans on train.py's helpers, and lists kept for a fast
+`--help` agree with the registries they stand for."""
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "facepoints"
+MODULES = sorted(".".join(("facepoints", *p.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+                 for p in PACKAGE.rglob("*.py"))
+
+
+def _resolve(module: str, node: ast.ImportFrom) -> list[str]:
+    """The facepoints modules an `from X import a, b` names (a may be a submodule)."""
+    if node.level:
+        base = module.split(".")[: -node.level] if not module.endswith("__init__") else module.split(".")
+        target = ".".join([*base, node.module] if node.module else base)
+    else:
+        target = node.module or ""
+    names = [f"{target}.{a.name}" for a in node.names]
+    return [target] + [n for n in names if n in MODULES]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package modules it imports anywhere (top level or in functions; not under TYPE_CHECKING)."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        module = ".".join(("facepoints", *parts))
+        name = module.removesuffix(".__init__")
+        tree = ast.parse(path.read_text())
+        skip = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
+        deps = set()
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            if isinstance(node, ast.ImportFrom):
+                deps |= {d for d in _resolve(module, node) if d in MODULES}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name in MODULES}
+        graph[name] = deps - {name, "facepoints"}
+    return graph
+
+
+def test_no_import_cycles():
+    graph, seen, stack, cycles = import_graph(), set(), [], []
+
+    def visit(m):
+        if m in stack:
+            cycles.append(stack[stack.index(m) :] + [m])
+            return
+        if m in seen:
+            return
+        seen.add(m)
+        stack.append(m)
+        for d in sorted(graph.get(m, ())):
+            visit(d)
+        stack.pop()
+
+    for m in sorted(graph):
+        visit(m)
+    assert not cycles, [" -> ".join(c) for c in cycles]
+
+
+def test_each_module_imports_alone():
+    """`import facepoints.<module>` works on its own: in a fresh interpreter, each module is imported with
+    every facepoints module of the previous one forgotten (third-party libraries stay loaded: speed only)."""
+    code = """
+import importlib, sys, traceback
+failed = []
+for name in sys.argv[1:]:
+    for m in [m for m in sys.modules if m == "facepoints" or m.startswith("facepoints.")]:
+        del sys.modules[m]
+    try:
+        importlib.import_module(name)
+    except Exception:
+        failed.append(name + ": " + traceback.format_exc().strip().splitlines()[-1])
+print("\\n".join(failed))
+sys.exit(1 if failed else 0)
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", code, *MODULES], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+
+
+def test_import_facepoints_is_light():
+    """The package's public names load on first use: `import facepoints` (and the CLI's parser) need no torch."""
+    code = "import sys, facepoints, facepoints.cli; facepoints.cli.build_parser(); print('torch' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    assert (
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "False"
+    )
+
+
+def test_function_level_imports_say_why():
+    """An import inside a function is for an optional or slow module, and a comment says so (on its line or
+    the line above; one comment covers the imports right below it)."""
+    unexplained = []
+    for path in PACKAGE.rglob("*.py"):
+        lines = path.read_text().splitlines()
+        for fn in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    i = node.lineno - 1
+                    while i > 0 and (
+                        lines[i - 1].lstrip().startswith(("import ", "from ")) or not lines[i - 1].strip()
+                    ):
+                        i -= 1  # the top of this block of imports
+                    if (
+                        "#" not in lines[node.lineno - 1]
+                        and not lines[i - 1].lstrip().startswith("#")
+                        and "#" not in lines[i]
+                    ):
+                        unexplained.append(f"{path.relative_to(ROOT)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    assert not unexplained, unexplained
+
+
+@pytest.mark.parametrize("folder", ["scripts", "benchmarks"])
+def test_scripts_and_benchmarks_use_no_training_helpers_and_no_path_hacks(folder):
+    for path in (ROOT / folder).glob("*.py"):
+        text = path.read_text()
+        assert "sys.path.insert" not in text, path.name
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and node.module == "facepoints.train":
+                # the training entry point itself may be called (benchmarks/architectures.py trains candidates)
+                assert [a.name for a in node.names] == ["train"], f"{path.name} imports helpers from facepoints.train"
+
+
+def test_fast_help_lists_agree_with_the_registries():
+    from facepoints.config import ARCHITECTURES, DEFAULT_DETECTOR, DETECTOR_NAMES
+    from facepoints.detectors import DETECTORS
+    from facepoints.models import MODELS
+
+    assert ARCHITECTURES == tuple(MODELS) and DETECTOR_NAMES == tuple(DETECTORS) and DEFAULT_DETECTOR in DETECTORS
+
+
+def test_readme_documents_each_public_name_with_an_example():
+    readme = (ROOT / "README.md").read_text()
+    for name in ["Landmarker", "LandmarkerOptions", "LandmarkResult", "Face", "ModelSpec", "detect_for_video"]:
+        at = readme.find(f"**`{name}")
+        assert at >= 0, name
+        assert "```python" in readme[at : readme.find("**`", at + 3) if readme.find("**`", at + 3) > 0 else None], name
+    import facepoints
+
+    for name in ["Landmarker", "LandmarkerOptions", "LandmarkResult", "Face", "ModelSpec", "Pose", "VideoOptions"]:
+        assert getattr(facepoints, name).__name__ == name
