@@ -8,6 +8,7 @@ closely the page agrees with Python. Writes BENCHMARKS.md, "Browser (onnxruntime
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -18,10 +19,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import build_web  # noqa: E402
-from _report import ROOT, table, write_section  # noqa: E402
+from _report import ROOT, table, write_section
+
+
+def _load_build_web():
+    """scripts/build_web.py by its path: it is a script, not a module of the package."""
+    spec = importlib.util.spec_from_file_location("build_web", ROOT / "scripts" / "build_web.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_web = _load_build_web()
 
 EXAMPLE = ROOT / "examples" / "grace_hopper.jpg"
 
@@ -33,7 +42,10 @@ def frames():
     g = load_image(EXAMPLE)
     h, w = g.shape[:2]
     m = np.array([[0.9, 0, 320 - 0.9 * w / 2], [0, 0.9, 240 - 0.9 * h * 0.42]])
-    return {"photo_512x600.png": g, "frame_640x480.png": cv2.warpAffine(g, m, (640, 480), borderMode=cv2.BORDER_REPLICATE)}
+    return {
+        "photo_512x600.png": g,
+        "frame_640x480.png": cv2.warpAffine(g, m, (640, 480), borderMode=cv2.BORDER_REPLICATE),
+    }
 
 
 def python_ms(rgb, repeats):
@@ -66,7 +78,7 @@ def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
 
     images = frames()
-    rows, notes = [], []
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         site = build_web.build(Path(tmp) / "site")
         (site / "bench").mkdir()
@@ -79,7 +91,8 @@ def main(argv=None) -> int:
             page.evaluate("window.facepoints.ready")
             version = page.evaluate("navigator.userAgent").split("Chrome/")[-1].split(" ")[0]
             for name, rgb in images.items():
-                res = page.evaluate("""async ([name, n]) => {
+                res = page.evaluate(
+                    """async ([name, n]) => {
                     const img = await window.facepoints.imageFromUrl('bench/' + name);
                     const fp = window.facepoints.fp, det = [], lm = [];
                     let last;
@@ -88,29 +101,54 @@ def main(argv=None) -> int:
                         if (i >= 3) { det.push(last.detectorMs); lm.push(last.landmarksMs); }
                     }
                     return {det, lm, faces: last.faces};
-                }""", [name, args.repeats])
+                }""",
+                    [name, args.repeats],
+                )
                 py_det, py_lm, lm = python_ms(images[name], args.repeats)
                 want = lm.detect(rgb)
-                err = np.linalg.norm(np.asarray([f["points"] for f in res["faces"]]) - np.stack([f.points for f in want.faces]), axis=-1)
+                err = np.linalg.norm(
+                    np.asarray([f["points"] for f in res["faces"]]) - np.stack([f.points for f in want.faces]), axis=-1
+                )
                 h, w = rgb.shape[:2]
-                rows.append([f"{w} x {h}", len(res["faces"]), f"{statistics.median(res['det']):.1f}", f"{statistics.median(res['lm']):.1f}",
-                             f"{py_det:.1f}", f"{py_lm:.1f}", f"{err.mean():.4f} / {err.max():.3f}"])
+                rows.append(
+                    [
+                        f"{w} x {h}",
+                        len(res["faces"]),
+                        f"{statistics.median(res['det']):.1f}",
+                        f"{statistics.median(res['lm']):.1f}",
+                        f"{py_det:.1f}",
+                        f"{py_lm:.1f}",
+                        f"{err.mean():.4f} / {err.max():.3f}",
+                    ]
+                )
             if args.screenshot:
                 page.evaluate("window.facepoints.show('bench/photo_512x600.png')")
                 page.screenshot(path=args.screenshot, full_page=True)
                 print(f"-> {args.screenshot}")
             ctx.close()
 
-    body = ("### Browser (onnxruntime-web)\n\n"
-            f"The static site (`scripts/build_web.py`) in headless Chromium {version} (Debian), onnxruntime-web "
-            f"{json.loads((ROOT / 'web' / 'package.json').read_text())['dependencies']['onnxruntime-web']}, wasm backend, "
-            f"1 thread (a plain static server is not cross-origin isolated, so wasm threads are off), fp32 landmark model. "
-            f"Median ms per frame over {args.repeats} frames after 3 warm-up frames; the Python columns are the same steps "
-            "(RetinaFace, fp32 landmark ONNX, 1 thread each) in this process. The landmark step includes the crop warp in "
-            "JavaScript. The last column is the distance between the page's points and Python's (whole pipeline, "
-            "same image), in px.\n\n"
-            + table(["image", "faces", "browser detector ms", "browser landmarks ms", "Python detector ms",
-                     "Python landmarks ms", "points vs Python mean / max px"], rows))
+    body = (
+        "### Browser (onnxruntime-web)\n\n"
+        f"The static site (`scripts/build_web.py`) in headless Chromium {version} (Debian), onnxruntime-web "
+        f"{json.loads((ROOT / 'web' / 'package.json').read_text())['dependencies']['onnxruntime-web']}, wasm backend, "
+        f"1 thread (a plain static server is not cross-origin isolated, so wasm threads are off), fp32 landmark model. "
+        f"Median ms per frame over {args.repeats} frames after 3 warm-up frames; the Python columns are the same steps "
+        "(RetinaFace, fp32 landmark ONNX, 1 thread each) in this process. The landmark step includes the crop warp in "
+        "JavaScript. The last column is the distance between the page's points and Python's (whole pipeline, "
+        "same image), in px.\n\n"
+        + table(
+            [
+                "image",
+                "faces",
+                "browser detector ms",
+                "browser landmarks ms",
+                "Python detector ms",
+                "Python landmarks ms",
+                "points vs Python mean / max px",
+            ],
+            rows,
+        )
+    )
     write_section("web", body, "python benchmarks/web.py --screenshot docs/web_page.png")
     return 0
 

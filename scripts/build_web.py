@@ -38,8 +38,14 @@ PAGE_FILES = ("index.html", "app.js", "facepoints.js", "style.css")
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [  # headless as root on a closed network: without the background flags it stalls
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -47,7 +53,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def landmark_output_shift(model, meta: dict, onnx_path: Path) -> list[float]:
+def landmark_output_shift(model, spec, onnx_path: Path) -> list[float]:
     """The shift the page must still subtract from the exported graph's output.
 
     The weights carry `output_shift` (subtracted by the predictor); an export may or may not hold it
@@ -56,10 +62,10 @@ def landmark_output_shift(model, meta: dict, onnx_path: Path) -> list[float]:
     import onnxruntime as ort
     import torch
 
-    from facepoints.predictor import PointsHead
+    from facepoints.export import PointsHead
 
-    shift = np.asarray(meta.get("output_shift", (0.0, 0.0)), np.float64)
-    x = np.random.default_rng(0).random((4, 1, meta["input_size"], meta["input_size"]), dtype=np.float32)
+    shift = np.asarray(spec.output_shift, np.float64)
+    x = np.random.default_rng(0).random((4, 1, spec.input_size, spec.input_size), dtype=np.float32)
     with torch.inference_mode():
         head = PointsHead(model.float()).eval()(torch.from_numpy(x)).numpy().astype(np.float64)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -93,8 +99,8 @@ def build(out: str | Path, model: str | None = None, web_dir: Path = WEB) -> Pat
     for f in ORT_FILES:
         shutil.copy2(ort_dist / f, out / "ort" / f)
 
-    net, meta = load_model(model)
-    lm_path = export_onnx(net, meta["input_size"], out / "landmarks.onnx")
+    net, spec = load_model(model)
+    lm_path = export_onnx(net, spec, out / "landmarks.onnx")
     det_entry = json.loads((DETECTOR_WEIGHTS / "DETECTORS.json").read_text())["retinaface"]
     det_path = out / det_entry["file"]
     shutil.copy2(DETECTOR_WEIGHTS / det_entry["file"], det_path)
@@ -106,15 +112,16 @@ def build(out: str | Path, model: str | None = None, web_dir: Path = WEB) -> Pat
         "landmarks": {
             "file": lm_path.name,
             "sha256": _sha256(lm_path),
-            "model": Path(meta["path"]).stem,
-            "weights_sha256": _sha256(Path(meta["path"])),
+            "model": spec.name,
+            "weights_sha256": _sha256(Path(spec.path)),
             "input": "crops",
             "output": "points",
-            "input_size": meta["input_size"],
-            "margin": meta["margin"],
-            "annotation_offset": list(meta.get("annotation_offset", (0.0, 0.0))),
-            "output_shift": landmark_output_shift(net, meta, lm_path),
-            "preshrink_above": 2 * meta["input_size"],  # crop.crop_square: squares over 2x the crop are block-averaged first
+            "input_size": spec.input_size,
+            "margin": spec.margin,
+            "annotation_offset": list(spec.annotation_offset),
+            "output_shift": landmark_output_shift(net, spec, lm_path),
+            "preshrink_above": 2
+            * spec.input_size,  # crop.crop_square: squares over 2x the crop are block-averaged first
         },
         "detector": {
             "name": "retinaface",
@@ -136,19 +143,27 @@ def build(out: str | Path, model: str | None = None, web_dir: Path = WEB) -> Pat
     (out / "LICENSES.md").write_text(
         "# Licences of the files in this folder\n\n"
         "- The page (index.html, app.js, facepoints.js, style.css): facepoints, MIT.\n"
-        f"- landmarks.onnx: the `{spec['landmarks']['model']}` weights of facepoints, trained on 300-W (iBUG), whose images "
-        "and annotations are for non-commercial research use only; the weights inherit that restriction.\n"
+        f"- landmarks.onnx: the `{spec['landmarks']['model']}` weights of facepoints, trained on 300-W (iBUG), "
+        "whose images and annotations are for non-commercial research use only; the weights inherit that restriction.\n"
         f"- ort/: onnxruntime-web {version} (npm), MIT, Copyright (c) Microsoft Corporation.\n"
         f"- {det_path.name}: see below.\n\n"
-        + (DETECTOR_WEIGHTS / "THIRD_PARTY.md").read_text().replace("# Third-party files in this folder", "## The face detector"))
+        + (DETECTOR_WEIGHTS / "THIRD_PARTY.md")
+        .read_text()
+        .replace("# Third-party files in this folder", "## The face detector")
+    )
     return out
 
 
 # --- shared by tests/test_web.py and benchmarks/web.py -------------------------------------------
 
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
-                      ".wasm": "application/wasm", ".js": "text/javascript"}
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".mjs": "text/javascript",
+        ".wasm": "application/wasm",
+        ".js": "text/javascript",
+    }
 
     def log_message(self, *args):
         pass
@@ -171,8 +186,12 @@ def serve(folder: str | Path):
 def launch_chromium(playwright, user_data_dir: str | Path, extra_args=(), **context_options):
     """A persistent headless Chromium context (Debian's /usr/bin/chromium, fresh profile folder)."""
     return playwright.chromium.launch_persistent_context(
-        str(user_data_dir), executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args],
-        **context_options)
+        str(user_data_dir),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[*CHROMIUM_ARGS, *extra_args],
+        **context_options,
+    )
 
 
 def write_y4m(path: str | Path, frames) -> Path:
@@ -190,17 +209,20 @@ def write_y4m(path: str | Path, frames) -> Path:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("out", help="folder to write the site into (new or empty)")
     p.add_argument("--model", default=None, help="shipped model name or .pt path (default: the shipped default)")
     args = p.parse_args(argv)
     out = build(args.out, args.model)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"site -> {out} ({size / 1e6:.1f} MB); serve it with: python -m http.server -d {out} 8000  "
-          f"and open http://127.0.0.1:8000/")
+    print(
+        f"site -> {out} ({size / 1e6:.1f} MB); serve it with: python -m http.server -d {out} 8000  "
+        f"and open http://127.0.0.1:8000/"
+    )
     return 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "src"))
     sys.exit(main())

@@ -104,8 +104,9 @@ def playwright():
 
 @pytest.fixture(scope="session")
 def page(playwright, server, tmp_path_factory):
-    ctx = build_web.launch_chromium(playwright, tmp_path_factory.mktemp("profile"), viewport={"width": 1100, "height": 900},
-                                    accept_downloads=True)
+    ctx = build_web.launch_chromium(
+        playwright, tmp_path_factory.mktemp("profile"), viewport={"width": 1100, "height": 900}, accept_downloads=True
+    )
     ctx.set_default_timeout(JS_TIMEOUT_S * 1000)
     page = ctx.new_page()
     errors = []
@@ -130,10 +131,14 @@ def reference():
 
 
 def page_detect(page, name):
-    return call(page, """
+    return call(
+        page,
+        """
         const img = await window.facepoints.imageFromUrl('test/' + arg);
         const d = await window.facepoints.fp.detect(img);
-        return {...d, width: img.width, height: img.height};""", name)
+        return {...d, width: img.width, height: img.height};""",
+        name,
+    )
 
 
 def iou(a, b) -> float:
@@ -152,14 +157,19 @@ def test_model_outputs_equal_onnxruntime_python(page, site, images):
     spec = json.loads((site / "model.json").read_text())["landmarks"]
     s = spec["input_size"]
     g = images["grace_hopper.jpg"]
-    crops = [to_gray(crop_face(g, (190, 150, 340, 320), s, spec["margin"]).image),
-             to_gray(crop_face(g, (120, 100, 400, 400), s, spec["margin"], 20.0).image),
-             np.random.default_rng(0).integers(0, 256, (s, s), dtype=np.uint8)]
+    crops = [
+        to_gray(crop_face(g, (190, 150, 340, 320), s, spec["margin"]).image),
+        to_gray(crop_face(g, (120, 100, 400, 400), s, spec["margin"], 20.0).image),
+        np.random.default_rng(0).integers(0, 256, (s, s), dtype=np.uint8),
+    ]
     x = (np.stack(crops).astype(np.float32) / 255)[:, None]
     sess = ort.InferenceSession(str(site / spec["file"]), providers=["CPUExecutionProvider"])
     want = sess.run(None, {spec["input"]: x})[0]
-    got = call(page, "return Array.from(await window.facepoints.fp.runModelFloat(new Float32Array(arg.x), arg.n));",
-               {"x": x.ravel().tolist(), "n": len(x)})
+    got = call(
+        page,
+        "return Array.from(await window.facepoints.fp.runModelFloat(new Float32Array(arg.x), arg.n));",
+        {"x": x.ravel().tolist(), "n": len(x)},
+    )
     got = np.asarray(got, np.float32).reshape(want.shape)
     assert np.abs(got - want).max() <= 1e-4
 
@@ -173,9 +183,13 @@ def test_points_equal_landmarker_with_same_boxes(page, images, reference, name):
     assert len(det) >= 1
     boxes = reference.detector.landmark_boxes(det.boxes).tolist()
     want = np.stack([f.points for f in reference.detect(rgb, boxes=boxes).faces])
-    got = call(page, """
+    got = call(
+        page,
+        """
         const img = await window.facepoints.imageFromUrl('test/' + arg.name);
-        return await window.facepoints.fp.landmarks(img, arg.boxes);""", {"name": name, "boxes": boxes})
+        return await window.facepoints.fp.landmarks(img, arg.boxes);""",
+        {"name": name, "boxes": boxes},
+    )
     err = np.linalg.norm(np.asarray(got) - want, axis=-1)
     assert err.mean() <= 0.1, (err.mean(), err.max())
 
@@ -230,8 +244,14 @@ def test_webcam_with_fake_camera(playwright, server, images, tmp_path):
     """Check 4: the webcam path with Chromium's fake camera playing a y4m clip: every frame gets a face."""
     clip = build_web.write_y4m(tmp_path / "clip.y4m", _camera_frames(images["grace_hopper.jpg"]))
     ctx = build_web.launch_chromium(
-        playwright, tmp_path / "profile",
-        ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={clip}"])
+        playwright,
+        tmp_path / "profile",
+        [
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={clip}",
+        ],
+    )
     try:
         ctx.set_default_timeout(JS_TIMEOUT_S * 1000)
         ctx.grant_permissions(["camera"], origin=server.rstrip("/"))
