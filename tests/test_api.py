@@ -379,3 +379,18 @@ def test_output_shift_is_removed_from_every_point(tiny_model):
         pred.spec, output_shift=(0.5, -0.25)
     )  # measured at shipping: the mean error on the training faces
     np.testing.assert_allclose(pred.run_crops(crops), plain - [0.5, -0.25], atol=1e-5)
+
+
+def test_torch_predictor_leaves_the_process_thread_count_alone(tiny_model):
+    """A predictor asked for 1 thread must not change torch's thread count for the rest of the process
+    (it did: later torch work ran on 1 thread, with other float sums)."""
+    from facepoints.predictor import LandmarkPredictor
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pred = LandmarkPredictor(str(tiny_model / "model.pt"), backend="torch", threads=1)
+        pred.run_crops(np.zeros((1, pred.input_size, pred.input_size), np.uint8))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -90,10 +90,16 @@ class LandmarkPredictor:
             if self.session_calibrated:
                 return out
         else:
+            # torch's thread count is process-wide: set it for this call only, so a predictor asked for 1 thread
+            # does not slow down (or change the float sums of) every other torch user in the process
+            previous = torch.get_num_threads()
             if self.threads:
                 torch.set_num_threads(self.threads)
-            with torch.inference_mode():
-                out = self.head(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+            try:
+                with torch.inference_mode():
+                    out = self.head(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+            finally:
+                torch.set_num_threads(previous)
         return out - np.asarray(self.spec.output_shift, np.float32)
 
     def run_crops(self, crops: np.ndarray) -> np.ndarray:
