@@ -11,6 +11,7 @@ from facepoints.provenance import data_hash, git_commit, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "BENCHMARKS.md"
+COMMIT = git_commit(ROOT)  # the code as the run started: a benchmark's own outputs do not make it "+changes"
 DATA = ROOT.parent / "shared" / "data" / "300w"
 
 
@@ -29,7 +30,7 @@ def write_section(name: str, body: str, command: str, data: str | Path = DATA) -
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     block = (
         f"<!-- {name}:start -->\n{body.rstrip()}\n\n"
-        f"_Written by `{command}` on {stamp} at commit {git_commit(ROOT)}, data {Path(data).name}/ sha256 "
+        f"_Written by `{command}` on {stamp} at commit {COMMIT}, data {Path(data).name}/ sha256 "
         f"{data_hash(data)}…. Machine: {machine()}. Weights: {weights_line()}._\n<!-- {name}:end -->"
     )
     text = (
