@@ -39,8 +39,8 @@ class BoxMap:
         """Landmark boxes; with `angles` (the face's roll, degrees), boxes in the face's upright frame.
 
         The centre shift points along the face's own axes, so it is turned with the face. The side is
-        not: RetinaFace's box hardly grows with roll (landmark box / its side: 0.78 upright, 0.82 at 30
-        and 0.83 at 60 degrees on rolled copies of train/), unlike the bounding box of a turned square."""
+        not: RetinaFace's box hardly grows with roll, unlike the bounding box of a turned square (the
+        rolled sets of benchmarks/detectors.py show the result: NME within +8% of upright up to 60 degrees)."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         dx, dy = np.full(len(boxes), self.dx), np.full(len(boxes), self.dy)
