@@ -16,12 +16,14 @@ DATA = ROOT.parent / "shared" / "data" / "300w"
 
 
 def weights_line() -> str:
+    """The shipped landmark models and face detectors a figure was made with, by file and sha256."""
+    import json
+
+    from facepoints.detectors import DETECTOR_WEIGHTS
     from facepoints.weights import shipped_models
 
-    models = shipped_models()
-    return (
-        "; ".join(f"`{n}` = {m['file']} sha256 {m['sha256'][:16]}…" for n, m in models.items()) or "no shipped weights"
-    )
+    files = {**shipped_models(), **json.loads((DETECTOR_WEIGHTS / "DETECTORS.json").read_text())}
+    return "; ".join(f"`{n}` = {m['file']} sha256 {m['sha256'][:16]}…" for n, m in files.items())
 
 
 def write_section(name: str, body: str, command: str, data: str | Path = DATA) -> None:
