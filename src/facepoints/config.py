@@ -19,7 +19,7 @@ CACHE_SIDE = 256
 DETECTOR_NAMES = ("retinaface", "dlib", "haar")  # detectors.DETECTORS' keys, here so `--help` does not import OpenCV
 DEFAULT_DETECTOR = "retinaface"
 # models.MODELS' keys, here so `--help` does not import torch (tests/test_structure.py checks they agree)
-ARCHITECTURES = ("xception", "pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail")
+ARCHITECTURES = ("xception", "pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail", "pipnet_accurate")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import FacepointsError
-from .pipnet import PIPNet, pipnet_fast, pipnet_fast_detail, pipnet_fast_wide, pipnet_small
+from .pipnet import PIPNet, pipnet_accurate, pipnet_fast, pipnet_fast_detail, pipnet_fast_wide, pipnet_small
 from .xception import Xception, xception
 
 MODELS = {
@@ -15,6 +15,7 @@ MODELS = {
     "pipnet_fast": pipnet_fast,
     "pipnet_fast_wide": pipnet_fast_wide,
     "pipnet_fast_detail": pipnet_fast_detail,
+    "pipnet_accurate": pipnet_accurate,
 }
 
 
@@ -48,6 +49,7 @@ __all__ = [
     "pipnet_fast",
     "pipnet_fast_wide",
     "pipnet_fast_detail",
+    "pipnet_accurate",
     "Xception",
     "PIPNet",
 ]

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["PIPNet", "pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail"]
+__all__ = ["PIPNet", "pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail", "pipnet_accurate"]
 
 
 def conv_bn(in_chs: int, out_chs: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -59,11 +59,14 @@ class PIPNet(nn.Module):
         fused: bool = False,
         fine: bool = False,
         coord_weight: float = 0.0,
+        stride: int = 8,
     ):
         super().__init__()
         self.num_points, self.input_size = num_points, input_size
         self.sigma, self.reg_weight, self.temperature, self.coord_weight = sigma, reg_weight, temperature, coord_weight
-        self.stride = 8
+        if stride not in (4, 8):
+            raise ValueError(f"stride must be 4 or 8, not {stride}")
+        self.stride = stride  # 4: a 32x32 grid at 128 px, finer cells so the offsets have less to say
         self.grid = input_size // self.stride
         w = widths
         e2, e3, e4 = expand if isinstance(expand, (tuple, list)) else (expand,) * 3
@@ -84,6 +87,8 @@ class PIPNet(nn.Module):
         self.top = conv_bn(w[3], head_chs)
         # stride-4 detail for the offsets: stage 2 brought onto the 16x16 grid by a strided depthwise conv
         self.detail = nn.Sequential(conv_bn(w[1], w[1], 3, 2, groups=w[1]), conv_bn(w[1], head_chs)) if fine else None
+        # stride 4: stage 2 joins the fused map after it is brought up to 32x32 (an FPN step)
+        self.lateral4 = conv_bn(w[1], head_chs) if stride == 4 else None
         self.fuse = nn.Sequential(conv_bn(head_chs, head_chs, 3, groups=head_chs), conv_bn(head_chs, head_chs))
         self.head = nn.Conv2d(head_chs, num_points * 3, 1)
 
@@ -94,6 +99,8 @@ class PIPNet(nn.Module):
         y = self.lateral(c3) + F.interpolate(self.top(c4), scale_factor=2.0, mode="nearest")
         if self.detail is not None:
             y = y + self.detail(c2)
+        if self.lateral4 is not None:
+            y = self.lateral4(c2) + F.interpolate(y, scale_factor=2.0, mode="nearest")
         return self.fuse(y)
 
     def forward_head(self, x):
@@ -182,3 +189,12 @@ def pipnet_fast_detail(**kwargs) -> PIPNet:
     """pipnet_fast plus stride-4 detail in the head (for the offsets, which limit the NME) and an
     L1 loss on the decoded points, so training optimises what inference returns."""
     return pipnet_fast(**{"fine": True, "coord_weight": 1.0, **kwargs})
+
+
+def pipnet_accurate(**kwargs) -> PIPNet:
+    """The `accurate` model: a wider, deeper trunk than pipnet_fast and a stride-4 head (32x32 grid),
+    because the offsets' precision, not the choice of cell, bounds `fast` (BENCHMARKS.md, decoding
+    ablation). 1.3M params; ~4 ms per face on one thread, inside the 8 ms budget, and trainable at
+    ~50 images/s on 2 cores, which is what bounds it (BENCHMARKS.md, accurate model)."""
+    cfg = dict(fused=True, widths=(16, 32, 64, 160), depths=(0, 1, 3, 6), expand=4, head_chs=96, stride=4)
+    return PIPNet(**{**cfg, **kwargs})
