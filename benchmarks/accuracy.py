@@ -8,7 +8,7 @@ Same faces, same boxes, one run. Box sources:
 Each landmark model maps a detector's box to its own crop with the box map measured on
 train/ (src/facepoints/detector_boxes.json); dlib's predictor gets the boxes it was built for.
 
-Run: python benchmarks/accuracy.py [--data ../shared/data/300w/test] [--models fast xception]
+Run: python benchmarks/accuracy.py [--data ../shared/data/300w/test] [--models fast accurate xception]
 """
 
 from __future__ import annotations
@@ -70,9 +70,10 @@ def inverse(box_map: BoxMap):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(DATA / "test"))
-    ap.add_argument("--models", nargs="+", default=[m for m in ("fast", "xception") if m in shipped_models()])
+    shipped = [m for m in ("fast", "accurate", "xception") if m in shipped_models()]
+    ap.add_argument("--models", nargs="+", default=shipped)
     ap.add_argument(
-        "--flip-models", nargs="*", default=["fast"], help="also evaluate these with flip test-time augmentation"
+        "--flip-models", nargs="*", default=["fast", "accurate"], help="also evaluate these with flip test averaging"
     )
     args = ap.parse_args()
     samples = read_pts_folder(args.data)

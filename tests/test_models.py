@@ -37,7 +37,9 @@ def test_forward_backward_every_parameter_gets_gradient(arch):
     assert pts.shape == (2, 68, 2) and torch.isfinite(pts).all()
 
 
-@pytest.mark.parametrize("arch", ["pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail"])
+@pytest.mark.parametrize(
+    "arch", ["pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail", "pipnet_accurate"]
+)
 def test_pipnet_decodes_a_perfect_output_exactly(arch):
     m = create_model(arch)
     t = torch.rand(3, 68, 2) * 127
@@ -53,6 +55,16 @@ def test_pipnet_decodes_a_perfect_output_exactly(arch):
     # and the loss prefers it to a shifted one
     shifted = torch.stack([score.roll(1, dims=2), ox, oy], 1).reshape(3, 68 * 3, g, g)
     assert m.loss(raw, t) < m.loss(shifted, t)
+
+
+def test_stride_4_head_has_a_32x32_grid_and_only_4_or_8_are_accepted():
+    m = create_model("pipnet_accurate")
+    assert (m.stride, m.grid) == (4, 32)
+    assert m(torch.rand(1, 1, 128, 128)).shape == (1, 68 * 3, 32, 32)
+    # the stride-8 models keep their state dict (shipped weights must still load): no stride-4 lateral in them
+    assert not any(k.startswith("lateral4") for k in create_model("pipnet_fast").state_dict())
+    with pytest.raises(ValueError, match="stride must be 4 or 8"):
+        create_model("pipnet_fast", stride=2)
 
 
 def test_xception_decode_inverts_its_target():
