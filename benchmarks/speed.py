@@ -162,8 +162,8 @@ def main():
     boxes = np.array([points_box(s.points) for s in samples])
 
     rows = []
-    for name in [m for m in ("fast", "xception") if m in shipped_models()]:
-        rows += landmark_speed(name, images, boxes, args.repeat if name == "fast" else max(20, args.repeat // 10))
+    for name in [m for m in ("fast", "accurate", "xception") if m in shipped_models()]:
+        rows += landmark_speed(name, images, boxes, args.repeat if name != "xception" else max(20, args.repeat // 10))
     ref = DlibShapePredictor()
     dlib_det = create_detector("dlib")
     dboxes = []

@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--steps", type=int, default=6)
     args = ap.parse_args()
     rows = []
-    for arch in ("xception", "pipnet_fast"):
+    for arch in ("xception", "pipnet_fast", "pipnet_accurate"):
         for bf16 in (False, True):
             rows.append([arch, "bf16 autocast" if bf16 else "fp32", f"{throughput(arch, bf16, args.steps):.1f}"])
     runs = []
