@@ -1,0 +1,7 @@
+"""`python -m facepoints VERB ...`: the same as the `facepoints` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
