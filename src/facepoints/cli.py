@@ -162,6 +162,12 @@ def _add_train(sub):
         action="store_true",
         help="continue the run in --out from its last complete epoch, with its saved settings",
     )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the processes torchrun starts (implied under torchrun); --batch-size stays the "
+        "global batch",
+    )
     p.set_defaults(func=_run_train)
 
 
@@ -175,7 +181,12 @@ def _run_train(args):
         raise FacepointsError(f"unknown architecture {args.arch!r}; choose from {', '.join(MODELS)}")
     if args.resume:
         _check_resume_options(args)
-    train(train_config(args), resume=args.resume, epochs=args.epochs if args.resume else None)
+    train(
+        train_config(args),
+        resume=args.resume,
+        epochs=args.epochs if args.resume else None,
+        distributed=args.distributed,
+    )
 
 
 # flattened TrainConfig field -> its option, where the names differ
