@@ -23,12 +23,13 @@ from .data import decode_image
 from .errors import FacepointsError
 
 COLUMNS = ("path", "n_faces", "boxes", "scores", "points", "pose", "error")
+BATCH_ROWS = 16  # images per call in `facepoints batch`: small, so a slow image holds up few others
 WORKER_THREADS = 1  # one thread per worker: engines scale by processes, and results do not depend on the count
 
 
 def schema():
     """The output columns as a pyarrow schema (pyarrow is imported only here, by who needs it)."""
-    import pyarrow as pa
+    import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
 
     f32 = pa.list_(pa.float32())
     return pa.schema(
@@ -49,7 +50,7 @@ _FILESYSTEMS: dict = {}  # per worker process: one pyarrow filesystem per scheme
 
 def read_uri(uri: str) -> bytes:
     """The bytes of `s3://...`, `gs://...` or `file://...`, through pyarrow's filesystems."""
-    from pyarrow import fs
+    from pyarrow import fs  # optional: pip install -e ".[batch]" or ".[ray]"
 
     scheme, _, path = uri.partition("://")
     key = f"{scheme}://{path.split('/', 1)[0]}"
@@ -108,7 +109,7 @@ class LandmarkBatch:
     @property
     def landmarker(self):
         if self._landmarker is None:  # once per worker process, on its first batch
-            from .landmarker import Landmarker
+            from .landmarker import Landmarker  # the models: in the worker, on its first batch
 
             self._landmarker = Landmarker(self.options)
         return self._landmarker
@@ -158,7 +159,7 @@ def _columns(batch) -> tuple[list[str], list]:
 
 
 def _like(batch, rows: list[dict]):
-    import pyarrow as pa
+    import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
 
     table = pa.Table.from_pylist(rows, schema=schema())
     if hasattr(batch, "column_names") and hasattr(batch, "num_rows"):

@@ -17,20 +17,20 @@ import os
 import socket
 from collections.abc import Iterator
 
-from .batch import LandmarkBatch
-from .batch_run import BATCH_ROWS, READ_CPUS
+from .batch import BATCH_ROWS, LandmarkBatch
 from .errors import FacepointsError
 from .sources import Source, is_uri
 
 LOCAL_OBJECT_STORE = 512 * 2**20  # bytes; batches of rows and (Parquet sources) encoded images, spilled beyond
 CONNECT_TIMEOUT_S = 5.0
+READ_CPUS = 0.25  # Ray CPUs kept free for the read/filter tasks: 1-CPU actors filling the cluster hang it
 
 
 def import_ray(local: bool):
     if local:  # Ray binds the machine's network address unless this is off (ray._private.services)
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
-        import ray
+        import ray  # optional: pip install -e ".[ray]"
         import ray.data
     except ImportError:
         raise FacepointsError('--engine ray needs Ray: pip install -e ".[ray]"') from None
@@ -119,7 +119,7 @@ class _Skip:
         self.done = sorted(done)
 
     def __call__(self, batch):
-        import pyarrow as pa
+        import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
         import pyarrow.compute as pc
 
         return batch.filter(pc.invert(pc.is_in(batch["path"], value_set=pa.array(self.done, pa.string()))))

@@ -18,14 +18,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .batch import LandmarkBatch, schema
+from .batch import BATCH_ROWS, LandmarkBatch, schema
 from .errors import FacepointsError
 from .io_utils import atomic_path, check_outputs
 from .sources import Source, is_uri, list_source
 
 PART_ROWS = 512  # rows per part file: what a kill can lose at most, and the resume granularity
-BATCH_ROWS = 16  # images per call of LandmarkBatch
-READ_CPUS = 0.25  # Ray CPUs kept free for the read/split tasks: 1-CPU actors filling the cluster hang it
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ def require_pyarrow():
 
 def done_paths(out: Path) -> set[str]:
     """Paths already landmarked: in a previous OUT.parquet and in the parts of an unfinished run."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # optional: pip install -e ".[batch]" or ".[ray]"
 
     files = ([out] if out.exists() else []) + sorted(parts_folder(out).glob("part-*.parquet"))
     done: set[str] = set()
@@ -84,7 +82,7 @@ class PartWriter:
             self.flush()
 
     def flush(self) -> None:
-        import pyarrow as pa
+        import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
         import pyarrow.parquet as pq
 
         if not self.rows:
@@ -100,7 +98,7 @@ class PartWriter:
 def merge(out: Path) -> int:
     """OUT.parquet <- the previous OUT.parquet + the parts, atomically and streaming (one file in memory at a
     time); removes the parts; returns the rows written."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # optional: pip install -e ".[batch]" or ".[ray]"
 
     parts = parts_folder(out)
     files = ([out] if out.exists() else []) + sorted(parts.glob("part-*.parquet"))
@@ -116,7 +114,7 @@ def merge(out: Path) -> int:
 
 def local_results(source: Source, todo: list[str], options: dict) -> Iterator:
     """The plain engine: one LandmarkBatch in this process, batches in SRC's order."""
-    import pyarrow as pa
+    import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
 
     fn = LandmarkBatch(**options)
     fn.landmarker  # noqa: B018 - load the models now: a bad --model fails before the first image
@@ -151,14 +149,14 @@ def run_batch(
     if engine == "local" and address:
         raise FacepointsError("--address is for --engine ray")
     options = dict(options or {})
-    from .weights import load_model
+    from .weights import load_model  # torch: loaded only when a batch runs
 
     load_model(options.get("model"))  # on the driver: a bad --model is one line before any cluster starts
     source = list_source(src)
     done = done_paths(out)
     todo = [p for p in source.paths if p not in done]
     if engine == "ray":
-        from .batch_ray import ray_results
+        from .batch_ray import ray_results  # optional: pip install -e ".[ray]"
 
         results = ray_results(source, todo, done, options, workers, address) if todo else iter(())
     else:

@@ -29,7 +29,7 @@ class Source:
 
     def read_parquet(self, columns=PARQUET_COLUMNS, batch_size: int = 64):
         """Record batches of the Parquet source (pyarrow), `columns` only."""
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # optional: pip install -e ".[batch]" or ".[ray]"
 
         return pq.ParquetFile(_open(self.parquet)).iter_batches(batch_size=batch_size, columns=list(columns))
 
@@ -51,7 +51,7 @@ def _open(spec: str):
 
 
 def _filesystem(uri: str):
-    from pyarrow import ArrowException, fs
+    from pyarrow import ArrowException, fs  # optional: pip install -e ".[batch]" or ".[ray]"
 
     try:
         return fs.FileSystem.from_uri(uri)
@@ -84,7 +84,7 @@ def _list_local(spec: str) -> list[str]:
 
 def _list_uri(spec: str) -> list[str]:
     """Files under a URI (recursively), filtered by its glob pattern if it has one, as URIs."""
-    from pyarrow import ArrowException, fs
+    from pyarrow import ArrowException, fs  # optional: pip install -e ".[batch]" or ".[ray]"
 
     scheme = spec.split("://", 1)[0]
     cut = min((spec.index(c) for c in GLOB_CHARS if c in spec), default=None)
@@ -110,7 +110,7 @@ def _list_uri(spec: str) -> list[str]:
 
 
 def _parquet_source(spec: str) -> Source:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # optional: pip install -e ".[batch]" or ".[ray]"
     from pyarrow import ArrowException
 
     if not is_uri(spec) and not Path(spec).is_file():
