@@ -131,6 +131,7 @@ def test_parquet_of_bytes_and_file_uri(photo_folder, local_output, tmp_path):
     pq.write_table(pa.table({"path": [f.name for f in files], "bytes": [f.read_bytes() for f in files]}), src)
     out = tmp_path / "from_parquet.parquet"
     assert main(["batch", str(src), "-o", str(out)]) == 0
+    assert main(["batch", str(src), "-o", str(out)]) == 0  # beside its Parquet source, an output is resumed too
     folder_rows = read_rows(local_output)
     for f in files:
         want, got = folder_rows[str(f)], read_rows(out)[f.name]
@@ -169,6 +170,7 @@ def test_landmark_batch_in_pandas_and_numpy_batches(photo_folder, local_output):
         (["{tmp}/cols.parquet", "-o", "{tmp}/o.parquet"], "needs the columns path and bytes.*missing bytes"),
         (["{photos}", "-o", "{tmp}/o.parquet", "--model", "{tmp}/wrong.pt"], "do not fit architecture 'xception'"),
         (["{tmp}/not.parquet", "-o", "{tmp}/o.parquet"], "not a readable Parquet file"),
+        (["{tmp}/cols.parquet", "-o", "{tmp}/cols.parquet"], "output would overwrite the input"),
     ],
 )
 def test_one_line_errors(args, message, photo_folder, tmp_path, capsys):

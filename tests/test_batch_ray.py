@@ -38,8 +38,15 @@ pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]
 def ray_cluster():
     import ray
 
-    ray.init(num_cpus=2, object_store_memory=300 * 2**20, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
+    for attempt in range(3):  # a starved machine can miss the raylet's fixed 15 s wait for its agent (Ray #65983)
+        try:
+            ray.init(num_cpus=2, object_store_memory=300 * 2**20, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
     try:
         yield ray
     finally:

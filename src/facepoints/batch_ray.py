@@ -86,15 +86,14 @@ def ray_results(
     try:
         cpus = float(ray.cluster_resources().get("CPU", 1))
         workers = workers or max(1, math.floor(cpus))
-        task_cpus = {"num_cpus": READ_CPUS}
         if source.parquet is None:
             blocks = max(1, min(len(todo), math.ceil(len(todo) / BATCH_ROWS)))
             ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=blocks)
         else:
             path = source.parquet if is_uri(source.parquet) else os.path.abspath(source.parquet)
-            ds = ray.data.read_parquet(path, columns=["path", "bytes"], ray_remote_args=task_cpus)
+            ds = ray.data.read_parquet(path, columns=["path", "bytes"], num_cpus=READ_CPUS)
             if done:
-                ds = ds.map_batches(_Skip(done), batch_format="pyarrow", **task_cpus)
+                ds = ds.map_batches(_Skip(done), batch_format="pyarrow", num_cpus=READ_CPUS)
         ds = ds.map_batches(
             LandmarkBatch,
             fn_constructor_kwargs=options,
@@ -122,4 +121,5 @@ class _Skip:
         import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
         import pyarrow.compute as pc
 
-        return batch.filter(pc.invert(pc.is_in(batch["path"], value_set=pa.array(self.done, pa.string()))))
+        paths = pc.cast(batch["path"], pa.string())
+        return batch.filter(pc.invert(pc.is_in(paths, value_set=pa.array(self.done, pa.string()))))

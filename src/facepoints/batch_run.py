@@ -143,7 +143,9 @@ def run_batch(
     out = Path(out)
     if out.suffix.lower() != ".parquet":
         raise FacepointsError(f"-o {out}: the output is a Parquet file and needs the .parquet suffix")
-    check_outputs([out], inputs=[src] if not is_uri(src) and Path(src).is_file() else [])
+    check_outputs([out])  # not inputs=[SRC]: the output may sit beside a Parquet SRC, and is this verb's to extend
+    if not is_uri(src) and (Path(src).resolve() == out.resolve() or (out.exists() and out.samefile(src))):
+        raise FacepointsError(f"-o {out}: output would overwrite the input {src}; choose another output path")
     if engine == "local" and (workers or 1) > 1:
         raise FacepointsError("--workers is for --engine ray; the local engine is one process (one worker)")
     if engine == "local" and address:
