@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import socket
+import warnings
 from collections.abc import Iterator
 
 from .batch import BATCH_ROWS, LandmarkBatch
@@ -91,7 +92,9 @@ def ray_results(
             ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=blocks)
         else:
             path = source.parquet if is_uri(source.parquet) else os.path.abspath(source.parquet)
-            ds = ray.data.read_parquet(path, columns=["path", "bytes"], num_cpus=READ_CPUS)
+            with warnings.catch_warnings():  # columns= is deprecated for select_columns, which adds an operator
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ds = ray.data.read_parquet(path, columns=["path", "bytes"], num_cpus=READ_CPUS)
             if done:
                 ds = ds.map_batches(_Skip(done), batch_format="pyarrow", num_cpus=READ_CPUS)
         ds = ds.map_batches(

@@ -225,7 +225,8 @@ def _decode(source, name) -> np.ndarray:
     except FacepointsError:
         raise
     except Exception as e:  # PIL raises many types for corrupt data
-        raise FacepointsError(f"{name}: not a decodable image ({e.__class__.__name__}: {e})") from None
+        why = str(e).replace(repr(source), repr(str(name)))  # not "<_io.BytesIO object at 0x...>": the same each run
+        raise FacepointsError(f"{name}: not a decodable image ({e.__class__.__name__}: {why})") from None
 
 
 def upright(image: np.ndarray, orientation: int) -> np.ndarray:
