@@ -67,7 +67,8 @@ def connect(address: str | None):
             if address:
                 _check_reachable(address)
             ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - Ray raises bare Exception when its processes do not come up
+        ray.shutdown()
         where = address or os.environ.get("RAY_ADDRESS") or "a local cluster"
         raise FacepointsError(f"cannot start or reach Ray ({where}): {str(e).splitlines()[0]}") from None
     return ray, True
