@@ -78,3 +78,27 @@ def tiny_model(tmp_path_factory):
     )
     train(cfg)
     return out
+
+
+@pytest.fixture(scope="session")
+def photo_folder(tmp_path_factory):
+    """40 photos for batch landmarking: the example photo shrunk, shifted and mirrored (one face each, at
+    ~1/3 size so a detector pass is cheap), in two subfolders, jpg and png, plus two files that are not images."""
+    from pathlib import Path
+
+    root = tmp_path_factory.mktemp("photos")
+    photo = cv2.imread(str(Path(__file__).resolve().parents[1] / "examples" / "grace_hopper.jpg"))
+    rng = np.random.default_rng(7)
+    for i in range(40):
+        scale = rng.uniform(0.3, 0.45)
+        im = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        dx, dy = rng.integers(0, 20, 2)
+        im = im[dy:, dx:]
+        if i % 2:
+            im = im[:, ::-1]
+        sub = root / ("a" if i % 3 else "b")
+        sub.mkdir(exist_ok=True)
+        cv2.imwrite(str(sub / f"photo{i:02d}{'.png' if i % 4 == 0 else '.jpg'}"), np.ascontiguousarray(im))
+    (root / "b" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (root / "b" / "empty.png").write_bytes(b"")
+    return root

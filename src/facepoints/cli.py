@@ -1,4 +1,4 @@
-"""`facepoints VERB ...`: one verb per job (detect, train, evaluate, export)."""
+"""`facepoints VERB ...`: one verb per job (detect, batch, train, evaluate, export)."""
 
 from __future__ import annotations
 
@@ -162,6 +162,12 @@ def _add_train(sub):
         action="store_true",
         help="continue the run in --out from its last complete epoch, with its saved settings",
     )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the processes torchrun starts (implied under torchrun); --batch-size stays the "
+        "global batch",
+    )
     p.set_defaults(func=_run_train)
 
 
@@ -175,7 +181,12 @@ def _run_train(args):
         raise FacepointsError(f"unknown architecture {args.arch!r}; choose from {', '.join(MODELS)}")
     if args.resume:
         _check_resume_options(args)
-    train(train_config(args), resume=args.resume, epochs=args.epochs if args.resume else None)
+    train(
+        train_config(args),
+        resume=args.resume,
+        epochs=args.epochs if args.resume else None,
+        distributed=args.distributed,
+    )
 
 
 # flattened TrainConfig field -> its option, where the names differ
@@ -228,7 +239,7 @@ def train_config(args) -> TrainConfig:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facepoints", description="68-point face landmarks on a plain CPU")
     sub = parser.add_subparsers(dest="verb", required=True)
-    for add in (_add_detect, _add_train, _add_evaluate, _add_export):
+    for add in (_add_detect, _add_batch, _add_train, _add_evaluate, _add_export):
         add(sub)
     return parser
 
@@ -330,6 +341,55 @@ def _run_detect(args):
     from .detect import run_detect  # the verb's own heavy imports: see the top of this file
 
     return run_detect(args)
+
+
+def _add_batch(sub):
+    p = sub.add_parser(
+        "batch",
+        help="landmark a whole dataset into one Parquet file, in this process or on a Ray cluster",
+        description="SRC: a folder (recursive), a glob, a Parquet file with columns path and bytes, or an "
+        "s3:// / gs:// URI of any of these. One row per image (path, n_faces, boxes, scores, points, pose, "
+        "error); a bad image is a row with error set. A rerun resumes after what OUT already holds.",
+    )
+    p.add_argument("src", metavar="SRC", help="folder, glob, .parquet of image bytes, or s3:// / gs:// URI")
+    p.add_argument("-o", "--out", required=True, help="output Parquet file (written atomically at the end)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: Ray Data actors (pip install -e '.[ray]')")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join (host:port, ray://host:port or auto); default: RAY_ADDRESS, "
+                   "else a cluster on this machine for the run")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="Ray actors, one model each (default: the cluster's CPUs)")
+    p.add_argument("--model", default=None, help="shipped model name or .pt path")
+    _add_detector_options(p)
+    p.add_argument("--backend", default=LANDMARKER["backend"], choices=["auto", "onnxruntime", "torch"])
+    p.add_argument(
+        "--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this"
+    )
+    p.add_argument("--max-faces", type=positive_int, default=LANDMARKER["max_faces"],
+                   help="at most this many faces per image (best first)")
+    p.add_argument("--no-pose", dest="pose", action="store_false", help="no head pose in the rows")
+    p.add_argument("--flip-test", action="store_true")
+    p.set_defaults(func=_run_batch)
+
+
+def _run_batch(args):
+    from .batch_run import run_batch  # the verb's own heavy imports: see the top of this file
+
+    det = detector_options(args)
+    options = {
+        "model": args.model,
+        "detector": args.detector,
+        "detector_max_side": det["max_side"],
+        "detector_threshold": det.get("threshold"),
+        "upright": args.upright,
+        "backend": args.backend,
+        "min_score": args.min_score,
+        "max_faces": args.max_faces,
+        "pose": args.pose,
+        "flip_test": args.flip_test,
+    }
+    run_batch(args.src, args.out, args.engine, args.address, args.workers, options)
 
 
 def main(argv: list[str] | None = None) -> int:

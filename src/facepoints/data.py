@@ -12,6 +12,7 @@ about what the points mark rather than about the points.
 from __future__ import annotations
 
 import csv
+import io
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -198,11 +199,23 @@ def load_image(path: str | Path) -> np.ndarray:
         raise FacepointsError(f"{path}: cannot open ({e.strerror})") from None
     if size == 0:
         raise FacepointsError(f"{path}: empty file")
+    return _decode(path, path)
+
+
+def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """`load_image` for an encoded image already in memory (a Parquet column, an object store read):
+    the same decoder, so the same pixels as loading the file. `name` is what errors call it."""
+    if not data:
+        raise FacepointsError(f"{name}: empty file")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, name) -> np.ndarray:
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
                 raise FacepointsError(
-                    f"{path}: image too large ({im.width}x{im.height} = {im.width * im.height / 1e6:.0f} "
+                    f"{name}: image too large ({im.width}x{im.height} = {im.width * im.height / 1e6:.0f} "
                     f"Mpx; the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx), refusing to decode"
                 )
             orientation = im.getexif().get(ORIENTATION, 1)
@@ -212,7 +225,8 @@ def load_image(path: str | Path) -> np.ndarray:
     except FacepointsError:
         raise
     except Exception as e:  # PIL raises many types for corrupt data
-        raise FacepointsError(f"{path}: not a decodable image ({e.__class__.__name__}: {e})") from None
+        why = str(e).replace(repr(source), repr(str(name)))  # not "<_io.BytesIO object at 0x...>": the same each run
+        raise FacepointsError(f"{name}: not a decodable image ({e.__class__.__name__}: {why})") from None
 
 
 def upright(image: np.ndarray, orientation: int) -> np.ndarray:

@@ -16,6 +16,9 @@ Every epoch writes `best.pt` (on a new best validation NME), then `last.pt`, eac
 run cut at any point resumes; temporary files a kill left behind are removed. The weights
 `model.pt` are written once, when the run ends: the selected epoch's weights with their
 `output_shift` measured first. A non-finite loss stops the run with the last good checkpoint untouched.
+
+Launched by torchrun the same loop is data-parallel (distributed.py): the same global batches split
+over the processes, rank 0 alone validating and writing.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .checkpoint import CHECKPOINT_FORMAT, RunSplit, load_checkpoint, save_check
 from .config import TrainConfig, config_from_dict
 from .data import IMAGE_SUFFIXES, MANIFEST
 from .dataset import LandmarkDataset, cache_offsets
+from .distributed import GlobalBatchSampler, Ranks, barrier, setup, sum_over_ranks, sync_buffers, teardown, wrap
 from .drawing import ProgressFrames
 from .errors import FacepointsError
 from .io_utils import atomic_write_text, check_outputs, remove_stale_temps
@@ -46,8 +50,8 @@ BN_BATCHES = 8  # augmented batches that re-estimate the moving average's BatchN
 FIT_FACES = 200  # un-augmented training faces that track progress when nothing is held out
 
 
-def choose_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def choose_device(local_rank: int = 0) -> torch.device:
+    return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
@@ -110,8 +114,11 @@ def lr_at(cfg: TrainConfig, progress: float) -> float:
     return cfg.lr
 
 
-def prepare_run(cfg: TrainConfig, resume: bool, epochs: int | None) -> tuple[TrainConfig, dict | None]:
-    """The run's settings and the checkpoint it continues from (None for a new run); outputs checked before any work."""
+def prepare_run(
+    cfg: TrainConfig, resume: bool, epochs: int | None, main: bool = True
+) -> tuple[TrainConfig, dict | None]:
+    """The run's settings and the checkpoint it continues from (None for a new run); outputs checked before any work.
+    Every rank checks; only the `main` one writes (tidies the run folder) and prints."""
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     state = None
@@ -123,14 +130,16 @@ def prepare_run(cfg: TrainConfig, resume: bool, epochs: int | None) -> tuple[Tra
             if epochs < done:
                 raise FacepointsError(f"{out}: --epochs {epochs}, but the run has already trained {done} epochs")
             cfg = replace(cfg, epochs=epochs)
-        if state is not None and (not last_path.exists() or load_checkpoint(last_path)["epoch"] < done):
+        stale = state is not None and (not last_path.exists() or load_checkpoint(last_path)["epoch"] < done)
+        if stale and main:
             save_checkpoint(last_path, state)  # killed between best.pt and last.pt: both hold this epoch's state
-        print(f"resuming {out} after epoch {done} of {cfg.epochs}")
+        if main:
+            print(f"resuming {out} after epoch {done} of {cfg.epochs}")
     elif last_path.exists() or best_path.exists():
         raise FacepointsError(
             f"{out}: already holds a training run; pass --resume to continue it or choose another --out"
         )
-    removed = remove_stale_temps(out) + remove_stale_temps(out / "progress") if out.is_dir() else 0
+    removed = remove_stale_temps(out) + remove_stale_temps(out / "progress") if out.is_dir() and main else 0
     if removed:
         print(f"{out}: removed {removed} temporary files a killed run left behind")
     check_outputs(
@@ -146,19 +155,23 @@ def prepare_run(cfg: TrainConfig, resume: bool, epochs: int | None) -> tuple[Tra
     return cfg, state
 
 
-def train_one_epoch(model, ema, optimizer, loader, cfg: TrainConfig, epoch: int, device, bf16: bool, last_path: Path):
-    """One pass over the augmented faces; returns (mean loss, faces seen, the last few batches for BatchNorm)."""
+def train_one_epoch(
+    model, ema, optimizer, loader, cfg: TrainConfig, epoch: int, device, bf16: bool, last_path: Path, main: bool = True
+):
+    """One pass over the augmented faces; returns (mean loss, faces seen, the last few batches for BatchNorm).
+    `model` may be wrapped in DistributedDataParallel (its forward syncs the gradients); the figures are this rank's."""
+    net = getattr(model, "module", model)  # the plain network: its loss, and what the moving average follows
     steps_per_epoch = math.ceil(len(loader.dataset) / cfg.batch_size)
     model.train()
     t0, seen, total = time.perf_counter(), 0, 0.0
     recent = deque(maxlen=BN_BATCHES)
-    bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False)
+    bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False, disable=not main)
     for step, (x, y) in enumerate(bar):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(cfg, epoch - 1 + step / steps_per_epoch)
         x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = model.loss(model(x), y.to(device))
+            loss = net.loss(model(x), y.to(device))
         if not torch.isfinite(loss):
             kept = (
                 f"last good checkpoint kept at {last_path}" if last_path.exists() else "no checkpoint was written yet"
@@ -168,7 +181,7 @@ def train_one_epoch(model, ema, optimizer, loader, cfg: TrainConfig, epoch: int,
         loss.backward()
         optimizer.step()
         if ema is not None:
-            ema.update_parameters(model)
+            ema.update_parameters(net)
             recent.append(x)
         seen += len(x)
         total += loss.item() * len(x)
@@ -176,26 +189,42 @@ def train_one_epoch(model, ema, optimizer, loader, cfg: TrainConfig, epoch: int,
     return total / max(seen, 1), seen, recent
 
 
-def train(cfg: TrainConfig, resume: bool = False, epochs: int | None = None, callbacks=None) -> dict:
+def train(
+    cfg: TrainConfig, resume: bool = False, epochs: int | None = None, callbacks=None, distributed: bool = False
+) -> dict:
     """Run (or continue) a training; returns the final history entry.
 
     On resume the saved settings are used; `epochs` (if given) moves the end of the run, so
     a finished run can be extended (a cosine schedule is stretched to the new end).
     `callbacks`: called after each epoch as cb(epoch, history, nme, predict); None = the
-    progress pictures (drawing.ProgressFrames)."""
-    cfg, state = prepare_run(cfg, resume, epochs)
+    progress pictures (drawing.ProgressFrames). Launched by torchrun (or with `distributed`, which
+    then requires it) the run is data-parallel: see distributed.py."""
+    ranks = setup(distributed)
+    try:
+        return _train(cfg, resume, epochs, callbacks, ranks)
+    finally:
+        teardown(ranks)
+
+
+def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks: Ranks) -> dict:
+    main = ranks.main
+    cfg, state = prepare_run(cfg, resume, epochs, main)
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     torch.manual_seed(cfg.seed)
-    device = choose_device()
+    device = choose_device(ranks.local_rank)
     bf16 = use_bf16(cfg.precision, device)
     split = RunSplit.from_config(cfg)
     if len(split.samples) < 2:
         raise FacepointsError(f"{cfg.data}: need at least 2 annotated faces to train, found {len(split.samples)}")
+    if not main:
+        barrier(ranks)  # rank 0 builds the crop cache once; the others then read it
     images, points = split.cache()
+    if main:
+        barrier(ranks)
     train_idx, val_idx, held_out = split.train_idx, split.val_idx, split.held_out
     offsets = cache_offsets(split.samples, cfg.cache_side) if cfg.annotation_offsets else None
-    if offsets is not None and offsets.any():
+    if offsets is not None and offsets.any() and main:
         print(f"annotation offsets from {MANIFEST}: mean {offsets.mean(0).round(2).tolist()} px in the cached crops")
     train_offsets = None if offsets is None else offsets[train_idx]
     train_set = LandmarkDataset(
@@ -224,8 +253,15 @@ def train(cfg: TrainConfig, resume: bool = False, epochs: int | None = None, cal
         if ema is not None:
             ema.load_state_dict(state["ema"])
         history, start_epoch, best_nme = state["history"], state["epoch"], state["best_nme"]
+    trained = wrap(model, ranks, device)  # after loading: DDP starts from rank 0's weights, equal on every rank
+    model = getattr(trained, "module", model)  # SyncBatchNorm (GPU) replaced layers: the network DDP holds
+    sampler = GlobalBatchSampler(len(train_set), cfg.batch_size, cfg.seed, ranks.rank, ranks.world)
+    if ranks.active:
+        torch.manual_seed(cfg.seed * 1000 + ranks.rank)  # dropout masks differ by rank; the weights were seeded alike
 
-    if callbacks is None:
+    if not main:
+        callbacks = []  # pictures and logs: rank 0's
+    elif callbacks is None:
         n_prog = min(cfg.progress_faces, len(val_set))
         prog = [val_set[i] for i in range(n_prog)]
         callbacks = [
@@ -237,32 +273,44 @@ def train(cfg: TrainConfig, resume: bool = False, epochs: int | None = None, cal
                 cfg.epochs,
             )
         ]
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
-    n_params = sum(p.numel() for p in model.parameters())
-    print(
-        f"{cfg.arch}: {n_params:,} params | {len(train_set)} train / {len(val_idx)} val faces | "
-        f"device {device.type}{' bf16' if bf16 else ''} | {torch.get_num_threads()} threads"
-    )
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
+        n_params = sum(p.numel() for p in model.parameters())
+        procs = f" | {ranks.world} processes" if ranks.active else ""
+        print(
+            f"{cfg.arch}: {n_params:,} params | {len(train_set)} train / {len(val_idx)} val faces | "
+            f"device {device.type}{' bf16' if bf16 else ''} | {torch.get_num_threads()} threads{procs}"
+        )
 
     entry = history[-1] if history else {}
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             train_set.epoch = epoch
-            gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-            loader = torch.utils.data.DataLoader(
-                train_set,
-                shuffle=True,
-                generator=gen,
-                drop_last=len(train_set) > cfg.batch_size,
-                batch_size=cfg.batch_size,
-                num_workers=cfg.workers,
-            )
+            if ranks.active:  # this rank's share of the one-process loop's batches (distributed.py)
+                sampler.set_epoch(epoch)
+                loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.workers)
+            else:
+                gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+                loader = torch.utils.data.DataLoader(
+                    train_set,
+                    shuffle=True,
+                    generator=gen,
+                    drop_last=len(train_set) > cfg.batch_size,
+                    batch_size=cfg.batch_size,
+                    num_workers=cfg.workers,
+                )
             t0 = time.perf_counter()
             train_loss, seen, recent = train_one_epoch(
-                model, ema, optimizer, loader, cfg, epoch, device, bf16, last_path
+                trained, ema, optimizer, loader, cfg, epoch, device, bf16, last_path, main
             )
+            if ranks.active:
+                sync_buffers(model, ranks)
+                total, seen = sum_over_ranks(train_loss * seen, seen)
+                train_loss, seen = total / max(seen, 1), int(seen)
             train_time = time.perf_counter() - t0
+            if not main:
+                continue  # rank 0 validates, selects and writes; the others go on to the next epoch
             preds, targets = predict_batches(model, val_loader, device, bf16)
             val_nme = raw_nme = float(nme(preds, targets).mean())
             selected = model
@@ -316,6 +364,8 @@ def train(cfg: TrainConfig, resume: bool = False, epochs: int | None = None, cal
         raise FacepointsError(
             f"interrupted; {last_path} holds epoch {done}: continue with --resume --out {out}"
         ) from None
+    if not main:
+        return entry
     clean_train = LandmarkDataset(images[train_idx], points[train_idx], cfg.input_size, cfg.margin, None)
     clean_loader = torch.utils.data.DataLoader(clean_train, shuffle=False, **loader_kw)
     shift = write_weights(out, held_out, clean_loader, device, annotation_offset)

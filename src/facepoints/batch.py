@@ -1,0 +1,176 @@
+"""`LandmarkBatch`: a batch of images (paths, URIs or encoded bytes) -> one row of landmarks per image.
+
+Engine-agnostic on purpose: it is a plain callable on a column batch, so Ray Data's `map_batches`
+(`batch_format="pyarrow"` or `"pandas"`), Spark's `mapInPandas` and Dask's `map_partitions` all run
+the same code, and `facepoints batch` runs it in a plain loop too. Each worker process builds one
+Landmarker on its first batch: the models load where they run and are never pickled.
+
+Rows keep the faces as nested lists of plain floats (`boxes`, `points`, `pose` one inner list per
+face), not JSON strings: Parquet stores them as typed columns that pyarrow, pandas, Spark and DuckDB
+read without parsing, and float32 points round-trip bit for bit. `rows_to_arrays` turns one row back
+into the arrays `Landmarker.detect` gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from typing import Any
+
+import numpy as np
+
+from .config import LandmarkerOptions
+from .data import decode_image
+from .errors import FacepointsError
+
+COLUMNS = ("path", "n_faces", "boxes", "scores", "points", "pose", "error")
+BATCH_ROWS = 16  # images per call in `facepoints batch`: small, so a slow image holds up few others
+WORKER_THREADS = 1  # one thread per worker: engines scale by processes, and results do not depend on the count
+
+
+def schema():
+    """The output columns as a pyarrow schema (pyarrow is imported only here, by who needs it)."""
+    import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
+
+    f32 = pa.list_(pa.float32())
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("n_faces", pa.int32()),
+            ("boxes", pa.list_(f32)),  # per face: x1, y1, x2, y2 (the detector's box, as Face.box)
+            ("scores", pa.list_(pa.float64())),
+            ("points", pa.list_(f32)),  # per face: 136 values x0, y0, ..., x67, y67 (the CSV's order)
+            ("pose", pa.list_(pa.list_(pa.float64()))),  # per face: yaw, pitch, roll; null where no rigid fit
+            ("error", pa.string()),  # null, or why this image gave no result (unreadable, not an image ...)
+        ]
+    )
+
+
+_FILESYSTEMS: dict = {}  # per worker process: one pyarrow filesystem per scheme and bucket
+
+
+def read_uri(uri: str) -> bytes:
+    """The bytes of `s3://...`, `gs://...` or `file://...`, through pyarrow's filesystems."""
+    from pyarrow import fs  # optional: pip install -e ".[batch]" or ".[ray]"
+
+    scheme, _, path = uri.partition("://")
+    key = f"{scheme}://{path.split('/', 1)[0]}"
+    if key not in _FILESYSTEMS:
+        _FILESYSTEMS[key] = fs.FileSystem.from_uri(uri)[0]
+    with _FILESYSTEMS[key].open_input_stream(path) as f:
+        return f.read()
+
+
+def face_row(path: str, result) -> dict:
+    """One image's LandmarkResult as a row (see `schema`)."""
+    faces = result.faces
+    return {
+        "path": path,
+        "n_faces": len(faces),
+        "boxes": [f.box.astype(np.float32).tolist() for f in faces],
+        "scores": [float(f.score) for f in faces],
+        "points": [f.points.astype(np.float32).reshape(-1).tolist() for f in faces],
+        "pose": [None if f.pose is None else [f.pose.yaw, f.pose.pitch, f.pose.roll] for f in faces],
+        "error": None,
+    }
+
+
+def error_row(path: str, error: Exception) -> dict:
+    message = str(error) if isinstance(error, FacepointsError) else f"{error.__class__.__name__}: {error}"
+    return {"path": path, "n_faces": 0, "boxes": [], "scores": [], "points": [], "pose": [], "error": message}
+
+
+def rows_to_arrays(row: dict) -> dict[str, np.ndarray]:
+    """A row back as arrays: boxes (N, 4) float32, scores (N,), points (N, 68, 2) float32, pose (N, 3) (NaN: none)."""
+    n = int(row["n_faces"])
+    pose = [[np.nan] * 3 if p is None else list(p) for p in row["pose"]]
+    return {
+        "boxes": np.asarray([list(b) for b in row["boxes"]], np.float32).reshape(n, 4),
+        "scores": np.asarray(list(row["scores"]), np.float64).reshape(n),
+        "points": np.asarray([list(p) for p in row["points"]], np.float32).reshape(n, 68, 2),
+        "pose": np.asarray(pose, np.float64).reshape(n, 3),
+    }
+
+
+class LandmarkBatch:
+    """Callable: a batch with a `path` column (and optionally `bytes`, the encoded image) -> the rows of
+    `schema()`, one per image, in the batch's own kind: a pyarrow Table (or RecordBatch), a pandas
+    DataFrame, or a dict of columns (numpy arrays or lists).
+
+    An image that cannot be read or decoded becomes a row with `error` set: one bad file never fails
+    a job of millions. Without `bytes`, a local path is handed to `Landmarker.detect` as is and a URI
+    (`s3://`, `gs://`, `file://`) is read through pyarrow's filesystems; either way the points are those
+    `Landmarker.detect` gives for the same options (tests/test_batch.py checks 0.0 px)."""
+
+    def __init__(self, model: str | None = None, **options: Any):
+        options.setdefault("threads", WORKER_THREADS)
+        self.options = replace(LandmarkerOptions(model=model), **options)
+        self._landmarker = None
+
+    @property
+    def landmarker(self):
+        if self._landmarker is None:  # once per worker process, on its first batch
+            from .landmarker import Landmarker  # the models: in the worker, on its first batch
+
+            self._landmarker = Landmarker(self.options)
+        return self._landmarker
+
+    def __getstate__(self):  # shipped to workers (Spark, Dask) without the loaded models
+        return {"options": asdict(self.options), "_landmarker": None}
+
+    def __setstate__(self, state):
+        self.options = LandmarkerOptions(**{k: v for k, v in state["options"].items() if k != "video"})
+        self._landmarker = None
+
+    def one(self, path: str, data: bytes | None = None) -> dict:
+        """The row of one image: from `data` when given, else read from `path`."""
+        landmarker = self.landmarker  # outside the try: a model that does not load fails the job, not a row
+        try:
+            if data is not None:
+                image = decode_image(data, path)
+            elif "://" in path:
+                image = decode_image(read_uri(path), path)
+            else:
+                image = path  # exactly what a plain Landmarker.detect(path) call does
+            return face_row(path, landmarker.detect(image))
+        except Exception as e:  # noqa: BLE001 - a bad image is a row with its error, whatever went wrong
+            return error_row(path, e)
+
+    def __call__(self, batch):
+        paths, blobs = _columns(batch)
+        rows = [self.one(p, b) for p, b in zip(paths, blobs)]
+        return _like(batch, rows)
+
+
+def _columns(batch) -> tuple[list[str], list]:
+    if hasattr(batch, "column_names") and hasattr(batch, "num_rows"):  # pyarrow Table or RecordBatch
+        names = batch.column_names
+        get = lambda c: batch.column(c).to_pylist()  # noqa: E731
+    elif hasattr(batch, "columns") and hasattr(batch, "iloc"):  # pandas DataFrame
+        names = list(batch.columns)
+        get = lambda c: batch[c].tolist()  # noqa: E731
+    else:  # a dict of numpy arrays or lists (Ray's "numpy" batches)
+        names = list(batch)
+        get = lambda c: list(batch[c])  # noqa: E731
+    if "path" not in names:
+        raise FacepointsError(f"LandmarkBatch: the batch needs a 'path' column, got {', '.join(map(str, names))}")
+    paths = [str(p) for p in get("path")]
+    blobs = get("bytes") if "bytes" in names else [None] * len(paths)
+    return paths, [None if b is None else bytes(b) for b in blobs]
+
+
+def _like(batch, rows: list[dict]):
+    import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
+
+    table = pa.Table.from_pylist(rows, schema=schema())
+    if hasattr(batch, "column_names") and hasattr(batch, "num_rows"):
+        return table
+    if hasattr(batch, "columns") and hasattr(batch, "iloc"):
+        return table.to_pandas()
+    out = {}
+    for c in COLUMNS:
+        values = table.column(c).to_pylist()
+        out[c] = np.empty(len(values), object)  # 1-D of lists: np.asarray would make equal-length lists 2-D
+        for i, v in enumerate(values):
+            out[c][i] = v
+    out["n_faces"] = out["n_faces"].astype(np.int32)
+    return out
