@@ -49,18 +49,23 @@ def face_folder(tmp_path):
     return root
 
 
+def write_painted_faces(root, n: int, seed: int, digits: int = 1):
+    """n painted faces with their .pts in root (f0.png, f0.pts, ...): a training set in a few milliseconds."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        pts = template(rng.uniform(70, 100), rng.uniform(90, 110, 2))
+        cv2.imwrite(str(root / f"f{i:0{digits}d}.png"), cv2.cvtColor(painted_face(pts, seed=i), cv2.COLOR_RGB2BGR))
+        write_pts(root / f"f{i:0{digits}d}.pts", pts)
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A tiny PIPNet trained for 2 epochs on synthetic faces: exercises the whole training path."""
     from facepoints.augment import AugmentConfig
     from facepoints.train import TrainConfig, train
 
-    root = tmp_path_factory.mktemp("tinydata")
-    rng = np.random.default_rng(1)
-    for i in range(10):
-        pts = template(rng.uniform(70, 100), rng.uniform(90, 110, 2))
-        cv2.imwrite(str(root / f"f{i}.png"), cv2.cvtColor(painted_face(pts, seed=i), cv2.COLOR_RGB2BGR))
-        write_pts(root / f"f{i}.pts", pts)
+    root = write_painted_faces(tmp_path_factory.mktemp("tinydata"), 10, seed=1)
     out = tmp_path_factory.mktemp("run") / "tiny"
     os.environ["FACEPOINTS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     cfg = TrainConfig(

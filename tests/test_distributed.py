@@ -95,19 +95,9 @@ def ghost_batch_reference(cfg: TrainConfig, world: int) -> dict:
 
 @pytest.fixture(scope="module")
 def sixteen_faces(tmp_path_factory):
-    import cv2
+    from .conftest import write_painted_faces
 
-    from facepoints.data import write_pts
-
-    from .conftest import painted_face, template
-
-    root = tmp_path_factory.mktemp("ddpfaces")
-    rng = np.random.default_rng(5)
-    for i in range(16):
-        pts = template(rng.uniform(70, 100), rng.uniform(90, 110, 2))
-        cv2.imwrite(str(root / f"f{i:02d}.png"), cv2.cvtColor(painted_face(pts, seed=i), cv2.COLOR_RGB2BGR))
-        write_pts(root / f"f{i:02d}.pts", pts)
-    return root
+    return write_painted_faces(tmp_path_factory.mktemp("ddpfaces"), 16, seed=5, digits=2)
 
 
 @pytest.mark.distributed
