@@ -158,6 +158,18 @@ def _add_train(sub):
         help="mirror the points as written, not what they mark (the 300-W manifest's 1-based offsets)",
     )
     p.add_argument(
+        "--teacher",
+        default=TRAIN["teacher"],
+        help="distil: a trained model (shipped name, e.g. accurate, or a .pt file) whose flip-tested points on each "
+        "training face are blended into the targets",
+    )
+    p.add_argument(
+        "--teacher-weight",
+        type=probability,
+        default=TRAIN["teacher_weight"],
+        help="with --teacher: 0 = the labels, 1 = the teacher's points",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in --out from its last complete epoch, with its saved settings",

@@ -66,6 +66,8 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 autocast where the CPU/GPU supports it, else fp32
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     progress_faces: int = 8
+    teacher: str | None = None  # a trained model (shipped name or .pt) whose points are blended into the targets
+    teacher_weight: float = 0.5  # how far the targets move from the labels to the teacher's points (distill.py)
 
 
 def config_from_dict(d: dict) -> TrainConfig:

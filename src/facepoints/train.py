@@ -38,6 +38,7 @@ from .checkpoint import CHECKPOINT_FORMAT, RunSplit, load_checkpoint, save_check
 from .config import TrainConfig, config_from_dict
 from .data import IMAGE_SUFFIXES, MANIFEST
 from .dataset import LandmarkDataset, cache_offsets
+from .distill import blend_targets, teacher_points, teacher_report
 from .distributed import GlobalBatchSampler, Ranks, barrier, setup, sum_over_ranks, sync_buffers, teardown, wrap
 from .drawing import ProgressFrames
 from .errors import FacepointsError
@@ -227,8 +228,14 @@ def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks:
     if offsets is not None and offsets.any() and main:
         print(f"annotation offsets from {MANIFEST}: mean {offsets.mean(0).round(2).tolist()} px in the cached crops")
     train_offsets = None if offsets is None else offsets[train_idx]
+    targets = points[train_idx]
+    if cfg.teacher:  # every rank computes them alike (deterministic), before the first epoch and on --resume
+        taught = teacher_points(cfg.teacher, images[train_idx], targets, threads=torch.get_num_threads())
+        if main:
+            print(f"{cfg.teacher}: {teacher_report(targets, taught)}; targets {cfg.teacher_weight:g} of the way to them")
+        targets = blend_targets(targets, taught, cfg.teacher_weight)
     train_set = LandmarkDataset(
-        images[train_idx], points[train_idx], cfg.input_size, cfg.margin, cfg.augment, cfg.seed, train_offsets
+        images[train_idx], targets, cfg.input_size, cfg.margin, cfg.augment, cfg.seed, train_offsets
     )
     annotation_offset = mean_crop_offset(points[train_idx], train_offsets, cfg.input_size, cfg.margin)
     watch_idx = val_idx if held_out else train_idx[:FIT_FACES]  # what the per-epoch NME is measured on
