@@ -232,7 +232,7 @@ def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks:
     if cfg.teacher:  # every rank computes them alike (deterministic), before the first epoch and on --resume
         taught = teacher_points(cfg.teacher, images[train_idx], targets, threads=torch.get_num_threads())
         if main:
-            print(f"{cfg.teacher}: {teacher_report(targets, taught)}; targets {cfg.teacher_weight:g} of the way to them")
+            print(f"{cfg.teacher}: {teacher_report(targets, taught)}; targets {cfg.teacher_weight:g} of the way there")
         targets = blend_targets(targets, taught, cfg.teacher_weight)
     train_set = LandmarkDataset(
         images[train_idx], targets, cfg.input_size, cfg.margin, cfg.augment, cfg.seed, train_offsets
