@@ -36,6 +36,28 @@ def describe(values: np.ndarray) -> list[str]:
     return [f"{100 * values.min():.2f}% (epoch {values.argmin() + 1})", f"{100 * values[-TAIL:].mean():.2f}%"]
 
 
+def held_out_and_test(weights: Path, run_split: RunSplit, train: list, test: list, det) -> list[dict]:
+    """NME reports of `weights` (fp32, torch) on the run's held-out faces and on test/, each with landmark
+    boxes and with `det`'s boxes, cropped from the images as the predictor does."""
+    predictor = LandmarkPredictor(str(weights), backend="torch")
+    held_out = [train[i] for i in run_split.val_idx]
+    return [
+        evaluate(faces, predictor.predict, *boxes).report()
+        for faces in (held_out, test)
+        for boxes in (("landmarks",), ("detector", det))
+    ]
+
+
+def int8_cost(weights: Path, run_split: RunSplit) -> tuple[float, float]:
+    """Held-out NME (%) of the weights' fp32 ONNX graph and of the int8 graph scripts/quantize_weights.py would
+    ship (200 of the run's training crops calibrate it), on crops cut from the run's training cache."""
+    model, spec = load_model(str(weights))
+    (xt, _), (xv, yv) = run_split.train_crops(), run_split.val_crops()
+    with tempfile.TemporaryDirectory() as d:
+        f32, q8 = (100 * onnx_nme(s, xv, yv) for s in fp32_and_int8(model, spec, xt[:200].numpy(), d).values())
+    return f32, q8
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+", type=Path)
@@ -67,14 +89,8 @@ def main():
         else:
             rows.append([f"`{run.name}`", split, setup, "raw weights", *describe(val)])
         run_split = RunSplit.from_config(cfg, DATA / "train")
-        samples = [train[i] for i in run_split.val_idx]
         weights = run / "model.pt"
-        predictor = LandmarkPredictor(str(weights), backend="torch")
-        nmes = [
-            evaluate(faces, predictor.predict, *boxes).report()
-            for faces in (samples, test)
-            for boxes in (("landmarks",), ("detector", det))
-        ]
+        nmes = held_out_and_test(weights, run_split, train, test, det)
         full = config_from_dict(cfg)
         aug = full.augment
         jitter = f"shift ±{aug.shift_across:g} across, ±{aug.shift:g} down, scale ±{aug.scale:g}"
@@ -86,10 +102,7 @@ def main():
                 *[f"{100 * r['nme_mean']:.2f}%" for r in nmes],
             ]
         )
-        model, spec = load_model(str(weights))
-        (xt, _), (xv, yv) = run_split.train_crops(), run_split.val_crops()
-        with tempfile.TemporaryDirectory() as d:
-            f32, q8 = (100 * onnx_nme(s, xv, yv) for s in fp32_and_int8(model, spec, xt[:200].numpy(), d).values())
+        f32, q8 = int8_cost(weights, run_split)
         quantized.append([f"`{run.name}`", split, f"{f32:.3f}%", f"{q8:.3f}%", f"{q8 - f32:+.3f}"])
         found[split] = f"{nmes[1]['n_detected']}/{nmes[1]['n_faces']} held-out ({split})"
         found_test = f"{nmes[3]['n_detected']}/{nmes[3]['n_faces']} test"

@@ -45,7 +45,7 @@ from .errors import FacepointsError
 from .io_utils import atomic_write_text, check_outputs, remove_stale_temps
 from .metrics import nme
 from .models import create_model, predict_batches
-from .weights import save_weights
+from .weights import load_model, save_weights
 
 BN_BATCHES = 8  # augmented batches that re-estimate the moving average's BatchNorm statistics
 FIT_FACES = 200  # un-augmented training faces that track progress when nothing is held out
@@ -148,6 +148,8 @@ def prepare_run(
         read_folders=[cfg.data] if cfg.data and Path(cfg.data).is_dir() else [],
         read_suffixes=IMAGE_SUFFIXES + (".pts",),
     )
+    if cfg.teacher:
+        load_model(cfg.teacher)  # a missing or unreadable teacher is one line before any work
     if cfg.cache_side < cfg.input_size:
         raise FacepointsError(
             f"--cache-side {cfg.cache_side}: must be at least the input size ({cfg.input_size} px), "
@@ -230,7 +232,8 @@ def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks:
     train_offsets = None if offsets is None else offsets[train_idx]
     targets = points[train_idx]
     if cfg.teacher:  # every rank computes them alike (deterministic), before the first epoch and on --resume
-        taught = teacher_points(cfg.teacher, images[train_idx], targets, threads=torch.get_num_threads())
+        with torch.random.fork_rng():  # building the teacher draws initial weights: the student's must not change
+            taught = teacher_points(cfg.teacher, images[train_idx], targets, threads=torch.get_num_threads())
         if main:
             print(f"{cfg.teacher}: {teacher_report(targets, taught)}; targets {cfg.teacher_weight:g} of the way there")
         targets = blend_targets(targets, taught, cfg.teacher_weight)
