@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import time
 from pathlib import Path
+
+import numpy as np
 
 from facepoints.provenance import data_hash, git_commit, machine
 
@@ -47,6 +50,33 @@ def write_section(name: str, body: str, command: str, data: str | Path = DATA) -
     tmp.write_text(text)
     os.replace(tmp, REPORT)
     print(f"-> {REPORT} [{name}]")
+
+
+def median_ms(fn, repeat: int) -> float:
+    """Median wall-clock milliseconds of `fn()` over `repeat` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+def per_face_ms(predict, images, boxes, repeat: int) -> float:
+    """Median ms of `predict(image, one box)`, going round the faces: the landmark step as dlib's predictor call."""
+    k = iter(range(10**9))
+    return median_ms(lambda: predict(images[(i := next(k) % len(images))], boxes[i][None]), repeat)
+
+
+def test_faces(data: str | Path, n: int):
+    """The first `n` annotated faces of `data`: their samples, RGB images and landmark boxes (the timing sets)."""
+    from facepoints.crop import points_box
+    from facepoints.data import load_image, read_pts_folder
+
+    samples = read_pts_folder(data)[:n]
+    images = [load_image(s.image_path) for s in samples]
+    return samples, images, np.array([points_box(s.points) for s in samples], np.float32)
 
 
 def table(header: list[str], rows: list[list]) -> str:

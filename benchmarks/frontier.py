@@ -20,20 +20,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from _report import DATA, ROOT, table, write_section  # noqa: E402
+from _report import DATA, ROOT, per_face_ms, table, test_faces, write_section  # noqa: E402
 from dlib_reference import DlibShapePredictor  # noqa: E402
-from facepoints.crop import points_box  # noqa: E402
-from facepoints.data import load_image, read_pts_folder  # noqa: E402
 from facepoints.predictor import LandmarkPredictor  # noqa: E402
 from facepoints.weights import shipped_models  # noqa: E402
-from speed import median_ms  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def step_ms(predict, images, boxes, repeat: int) -> float:
-    k = iter(range(10**9))
-    return median_ms(lambda: predict(images[(i := next(k) % len(images))], boxes[i][None]), repeat)
 
 
 def main():
@@ -43,9 +35,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=400)
     args = ap.parse_args()
     scores = json.loads((RESULTS / "accuracy.json").read_text())
-    samples = read_pts_folder(args.data)[: args.faces]
-    images = [load_image(s.image_path) for s in samples]
-    boxes = np.array([points_box(s.points) for s in samples], np.float32)
+    samples, images, boxes = test_faces(args.data, args.faces)
 
     points = []  # (label, ms, NME landmark boxes, NME dlib HOG boxes)
     for name, entry in shipped_models().items():
@@ -58,12 +48,12 @@ def main():
             if f"{label} | landmarks" not in scores:
                 print(f"skip {label}: not in accuracy.json (rerun benchmarks/accuracy.py)")
                 continue
-            ms = step_ms(pred.predict, images, boxes, args.repeat)
+            ms = per_face_ms(pred.predict, images, boxes, args.repeat)
             dlib_hog = scores.get(f"{label} | dlib HOG", {}).get("nme_mean", np.nan)
             points.append((label, ms, scores[f"{label} | landmarks"]["nme_mean"], dlib_hog))
             print(points[-1])
     ref = DlibShapePredictor()
-    ms = step_ms(ref.predict, images, boxes, args.repeat)  # dlib's cost does not depend on the box convention
+    ms = per_face_ms(ref.predict, images, boxes, args.repeat)  # dlib's cost does not depend on the box convention
     points.append(
         (
             "dlib shape_predictor_68",

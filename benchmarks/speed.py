@@ -15,26 +15,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from _report import DATA, table, write_section
+from _report import DATA, median_ms, per_face_ms, table, test_faces, write_section
 from dlib_reference import DlibShapePredictor
 from facepoints import Landmarker
 from facepoints.crop import crop_face, points_box, to_gray
-from facepoints.data import load_image, read_pts_folder
+from facepoints.data import load_image
 from facepoints.detectors import create_detector
 from facepoints.predictor import LandmarkPredictor
 from facepoints.smoothing import jitter
 from facepoints.video import FaceTracker, VideoOptions
 from facepoints.weights import shipped_models
-
-
-def median_ms(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times))
 
 
 def landmark_speed(name: str, images, boxes, repeat: int) -> list:
@@ -48,8 +38,7 @@ def landmark_speed(name: str, images, boxes, repeat: int) -> list:
         )
         k = iter(range(10**9))
         model_ms = median_ms(lambda: p1.run_crops(crops[next(k) % len(crops)][None]), repeat)
-        k = iter(range(10**9))
-        step_ms = median_ms(lambda: p1.predict(images[(i := next(k) % len(images))], boxes[i][None]), repeat)
+        step_ms = per_face_ms(p1.predict, images, boxes, repeat)
         p2 = LandmarkPredictor(name, backend=backend, threads=2, int8=int8)
         batch = crops[:32]
         batch_ms = median_ms(lambda: p2.run_crops(batch), max(5, repeat // 20))
@@ -157,9 +146,7 @@ def main():
     ap.add_argument("--faces", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=300)
     args = ap.parse_args()
-    samples = read_pts_folder(args.data)[: args.faces]
-    images = [load_image(s.image_path) for s in samples]
-    boxes = np.array([points_box(s.points) for s in samples])
+    samples, images, boxes = test_faces(args.data, args.faces)
 
     rows = []
     for name in [m for m in ("fast", "accurate", "xception") if m in shipped_models()]:
@@ -170,8 +157,7 @@ def main():
     for im, s in zip(images, samples):
         d = dlib_det.detect(im)
         dboxes.append(d.boxes[0] if len(d.boxes) else dlib_det.box_map.apply(np.array([points_box(s.points)]))[0])
-    k = iter(range(10**9))
-    dlib_ms = median_ms(lambda: ref.predict(images[(i := next(k) % len(images))], dboxes[i][None]), args.repeat)
+    dlib_ms = per_face_ms(ref.predict, images, dboxes, args.repeat)
     rows.append(
         ["dlib shape_predictor_68", "dlib (C++)", "—", f"{dlib_ms:.3f} ms", "—", f"{1000 / dlib_ms:.0f} (1 thread)"]
     )
