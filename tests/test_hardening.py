@@ -142,6 +142,8 @@ def test_detect_json_for_many_images_is_valid_json(tiny_model, tmp_path):
                 str(tmp_path / "d"),
                 "--json",
                 str(out),
+                "-o",
+                str(tmp_path / "annotated"),  # not the default runs/detect of the checkout the tests run in
                 "--model",
                 str(tiny_model / "model.pt"),
                 "--detector",
@@ -151,6 +153,7 @@ def test_detect_json_for_many_images_is_valid_json(tiny_model, tmp_path):
         == 0
     )
     assert [Path(r["image"]).name for r in json.loads(out.read_text())] == ["a.jpg", "b.jpg"]
+    assert (tmp_path / "annotated" / "a.landmarks.jpg").exists()
 
 
 def test_detect_rerun_does_not_read_its_own_outputs(tiny_model, tmp_path, capsys):
