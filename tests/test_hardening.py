@@ -266,7 +266,7 @@ def test_detect_bad_output_options_fail_before_any_work(tiny_model, tmp_path, ca
     for extra, needle in [
         (["-o", str(tmp_path / "file")], "is an existing file"),
         (["--json", str(tmp_path)], "--json"),
-        (["--json", str(tmp_path / "sub.jsonl")], None),  # fine: the control case
+        (["--json", str(tmp_path / "sub.jsonl"), "-o", str(tmp_path / "ok")], None),  # fine: the control case
         (["--grid", str(tmp_path / "x.txt")], "image suffix"),
         (["-o", str(tmp_path / "file" / "sub")], "is an existing file"),
         (["--json", str(tmp_path / "file" / "t.jsonl")], "is a file, not a folder"),
