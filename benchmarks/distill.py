@@ -23,6 +23,7 @@ The rule, written (and committed) before either student run started, on 2026-11-
 """
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,8 @@ from accuracy import CachedDetector
 from facepoints.checkpoint import RunSplit, load_checkpoint
 from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
-from facepoints.weights import load_model, resolve, sha256_file
+from facepoints.distill import teacher_points
+from facepoints.weights import load_model, resolve, sha256_file, shipped_models
 from runs import held_out_and_test, int8_cost
 
 SPREAD = 0.03  # seed-to-seed spread of `fast`'s recipe (BENCHMARKS.md, "Training runs compared")
@@ -45,6 +47,20 @@ def training(run: Path) -> str:
     history = load_checkpoint(run / "last.pt")["history"]
     minutes = sum(h["epoch_s"] for h in history) / 60
     return f"{len(history)} epochs, {minutes:.1f} min, {np.mean([h['img_per_s'] for h in history]):.0f} img/s"
+
+
+def shipped_training(name: str) -> str:
+    """A shipped model's training, as MODELS.json records it."""
+    m = shipped_models()[name]
+    return f"{m['epochs_trained']} epochs, {m['train_wall_minutes']:.0f} min"
+
+
+def teacher_seconds(split: RunSplit) -> float:
+    """What `train --teacher accurate` spends on the teacher: one pass over the split's training faces."""
+    images, points = split.cache()
+    t = time.perf_counter()
+    teacher_points("accurate", images[split.train_idx], points[split.train_idx])
+    return time.perf_counter() - t
 
 
 def main():
@@ -75,10 +91,10 @@ def main():
             raise SystemExit(f"{run}: not a student run (trained without --teacher)")
         split = RunSplit.from_config(cfg, DATA / "train")
         if seed == fast_split.config.seed:
-            baseline[seed] = score(
-                f"`fast` as shipped (`jit`, {sha256_file(fast)[:12]}…)", fast, fast_split, seed, "360 epochs, 54 min"
-            )
-            score(f"teacher `accurate` ({sha256_file(teacher)[:12]}…)", teacher, split, seed, "130 epochs, 124 min")
+            label = f"`fast` as shipped (`jit`, {sha256_file(fast)[:12]}…)"
+            baseline[seed] = score(label, fast, fast_split, seed, shipped_training("fast"))
+            label = f"teacher `accurate` ({sha256_file(teacher)[:12]}…)"
+            score(label, teacher, split, seed, shipped_training("accurate"))
         elif seed in RECORDED:
             label, f32, q8 = RECORDED[seed]
             rule_rows.append([f"seed {seed}", label, "360 epochs", f"{f32:.3f}%", f"{q8:.3f}%"])
@@ -99,6 +115,9 @@ def main():
             cfg["seed"],
             score(label, weights, RunSplit.from_config(cfg, DATA / "train"), cfg["seed"], training(args.plain)),
         )
+
+    first = RunSplit.from_config(load_checkpoint(args.runs[0] / "last.pt")["config"], DATA / "train")
+    teacher_s = teacher_seconds(first)
 
     seeds = sorted(set(student) & set(baseline))
     s_mean, b_mean = np.mean([student[s] for s in seeds]), np.mean([baseline[s] for s in seeds])
@@ -132,8 +151,10 @@ def main():
         "`benchmarks/distill.py`, was committed before the runs: ship a student only if its int8 held-out NME, "
         f"averaged over seeds 0 and 1, is more than {SPREAD} below `fast`'s recipe's. `accurate` trained on seed 0's "
         "split, so for seed 1 it has seen most of the held-out faces (the student never does): a mild leak in the "
-        "student's favour. The teacher costs one pass over the training faces before the first epoch (~12 s for "
-        "`accurate`), nothing per step: the runs' images/s below differ with the load of the shared host.",
+        "student's favour. The teacher costs one pass over the training faces before the first epoch "
+        f"({teacher_s:.0f} s for `accurate` on the {len(first.train_idx)} training faces of seed "
+        f"{first.config.seed}, timed in this run), nothing per step: the runs' images/s below differ with the load "
+        "of the shared host.",
         "",
         "The rule's measure: held-out crops cut from the run's training cache, fp32 and int8 ONNX (200 training "
         "crops calibrate int8).",
