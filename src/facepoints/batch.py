@@ -5,6 +5,12 @@ Engine-agnostic on purpose: it is a plain callable on a column batch, so Ray Dat
 the same code, and `facepoints batch` runs it in a plain loop too. Each worker process builds one
 Landmarker on its first batch: the models load where they run and are never pickled.
 
+What is stored is what belongs to the image: its faces, or why its bytes are no image (empty, not
+decodable, too large). A file that cannot be read (missing, no permission, a worker that does not see
+the storage) says nothing about the image, and an exception from the models on a decoded image comes
+from the run's configuration (model, detector options) or a bug: the first is flagged (`unread=True`)
+so that `facepoints batch` does not store it as done, the second stops the job (`RunError`).
+
 Rows keep the faces as nested lists of plain floats (`boxes`, `points`, `pose` one inner list per
 face), not JSON strings: Parquet stores them as typed columns that pyarrow, pandas, Spark and DuckDB
 read without parsing, and float32 points round-trip bit for bit. `rows_to_arrays` turns one row back
@@ -14,6 +20,7 @@ into the arrays `Landmarker.detect` gives.
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,6 +81,10 @@ def face_row(path: str, result) -> dict:
     }
 
 
+class RunError(FacepointsError):
+    """The models failed on a decoded image: the run's configuration or a bug, not the image; stops the job."""
+
+
 def error_row(path: str, error: Exception) -> dict:
     message = str(error) if isinstance(error, FacepointsError) else f"{error.__class__.__name__}: {error}"
     return {"path": path, "n_faces": 0, "boxes": [], "scores": [], "points": [], "pose": [], "error": message}
@@ -101,9 +112,12 @@ class LandmarkBatch:
     (`s3://`, `gs://`, `file://`) is read through pyarrow's filesystems; either way the points are those
     `Landmarker.detect` gives for the same options (tests/test_batch.py checks 0.0 px)."""
 
-    def __init__(self, model: str | None = None, **options: Any):
+    def __init__(self, model: str | None = None, unread: bool = False, **options: Any):
+        """unread: add a bool column `unread`, True where the file could not be read (its error is no
+        property of the image: `facepoints batch` does not store those rows, so a rerun retries them)."""
         options.setdefault("threads", WORKER_THREADS)
         self.options = replace(LandmarkerOptions(model=model), **options)
+        self.unread = unread
         self._landmarker = None
 
     @property
@@ -115,30 +129,41 @@ class LandmarkBatch:
         return self._landmarker
 
     def __getstate__(self):  # shipped to workers (Spark, Dask) without the loaded models
-        return {"options": asdict(self.options), "_landmarker": None}
+        return {"options": asdict(self.options), "unread": self.unread, "_landmarker": None}
 
     def __setstate__(self, state):
         self.options = LandmarkerOptions(**{k: v for k, v in state["options"].items() if k != "video"})
+        self.unread = state.get("unread", False)
         self._landmarker = None
 
     def one(self, path: str, data: bytes | None = None) -> dict:
-        """The row of one image: from `data` when given, else read from `path`."""
+        """The row of one image: from `data` when given, else read from `path`. Raises RunError when the
+        models fail on a decoded image (see the module docstring)."""
         landmarker = self.landmarker  # outside the try: a model that does not load fails the job, not a row
         try:
-            if data is not None:
-                image = decode_image(data, path)
-            elif "://" in path:
-                image = decode_image(read_uri(path), path)
-            else:
-                image = path  # exactly what a plain Landmarker.detect(path) call does
-            return face_row(path, landmarker.detect(image))
-        except Exception as e:  # noqa: BLE001 - a bad image is a row with its error, whatever went wrong
+            if data is None:
+                data = read_uri(path) if "://" in path else Path(path).read_bytes()
+        except Exception as e:  # noqa: BLE001 - missing, no permission, storage not mounted here, network
+            why = e.strerror if isinstance(e, OSError) and e.strerror else f"{e.__class__.__name__}: {e}"
+            return {**error_row(path, FacepointsError(f"{path}: cannot open ({why})")), "unread": True}
+        try:
+            image = decode_image(data, path)  # the decoder Landmarker.detect(path) uses: the same pixels
+        except Exception as e:  # noqa: BLE001 - the bytes are no image: that is the image's row
             return error_row(path, e)
+        try:
+            return face_row(path, landmarker.detect(image))
+        except Exception as e:
+            raise RunError(
+                f"{path}: {e if isinstance(e, FacepointsError) else f'{e.__class__.__name__}: {e}'} (the image "
+                "decoded, so this comes from the run's model or detector options, or a bug; not stored)"
+            ) from e
 
     def __call__(self, batch):
         paths, blobs = _columns(batch)
         rows = [self.one(p, b) for p, b in zip(paths, blobs)]
-        return _like(batch, rows)
+        if self.unread:
+            rows = [{**r, "unread": r.get("unread", False)} for r in rows]
+        return _like(batch, rows, self.unread)
 
 
 def _columns(batch) -> tuple[list[str], list]:
@@ -158,16 +183,17 @@ def _columns(batch) -> tuple[list[str], list]:
     return paths, [None if b is None else bytes(b) for b in blobs]
 
 
-def _like(batch, rows: list[dict]):
+def _like(batch, rows: list[dict], unread: bool = False):
     import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
 
-    table = pa.Table.from_pylist(rows, schema=schema())
+    columns = schema().append(pa.field("unread", pa.bool_())) if unread else schema()
+    table = pa.Table.from_pylist(rows, schema=columns)
     if hasattr(batch, "column_names") and hasattr(batch, "num_rows"):
         return table
     if hasattr(batch, "columns") and hasattr(batch, "iloc"):
         return table.to_pandas()
     out = {}
-    for c in COLUMNS:
+    for c in table.column_names:
         values = table.column(c).to_pylist()
         out[c] = np.empty(len(values), object)  # 1-D of lists: np.asarray would make equal-length lists 2-D
         for i, v in enumerate(values):

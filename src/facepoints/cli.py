@@ -18,7 +18,7 @@ from .config import (
     config_from_dict,
     detector_options,
 )
-from .errors import FacepointsError
+from .errors import FacepointsError, UsageError
 from .io_utils import check_outputs
 
 # Each verb imports what it runs inside its _run_* function: `facepoints --help` and a mistyped option
@@ -412,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"argument --det-threshold: {threshold} is not a retinaface score in (0, 1)")
     try:
         code = args.func(args)
+    except UsageError as e:
+        print(f"facepoints: error: {e}", file=sys.stderr)
+        return 2
     except FacepointsError as e:
         print(f"facepoints: error: {e}", file=sys.stderr)
         return 1

@@ -110,7 +110,11 @@ def _list_uri(spec: str) -> list[str]:
 
 
 def _parquet_source(spec: str) -> Source:
-    import pyarrow.parquet as pq  # optional: pip install -e ".[batch]" or ".[ray]"
+    """A Parquet SRC, checked before any work: `path` strings (the keys resuming and the output use), no
+    null and no repeated key, `bytes` binary. Each problem is one line naming the file and the column."""
+    import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
     from pyarrow import ArrowException
 
     if not is_uri(spec) and not Path(spec).is_file():
@@ -124,9 +128,30 @@ def _parquet_source(spec: str) -> Source:
                 f"encoded image, as ray.data.read_binary_files(..., include_paths=True) writes); "
                 f"missing {', '.join(missing)}"
             )
-        paths = pq.read_table(_open(spec), columns=["path"]).column("path").to_pylist()
+        path_type, bytes_type = schema.field("path").type, schema.field("bytes").type
+        if not (pa.types.is_string(path_type) or pa.types.is_large_string(path_type)):
+            raise FacepointsError(f"{spec}: column path is {path_type}; it must be strings (each image's key)")
+        if not (pa.types.is_binary(bytes_type) or pa.types.is_large_binary(bytes_type)):
+            raise FacepointsError(
+                f"{spec}: column bytes is {bytes_type}; it must be binary (each image's encoded file)"
+            )
+        column = pq.read_table(_open(spec), columns=["path"]).column("path")
     except (ArrowException, OSError) as e:
         raise FacepointsError(f"{spec}: not a readable Parquet file ({e})") from None
-    if not paths:
+    if not len(column):
         raise FacepointsError(f"{spec}: holds no rows")
-    return Source(spec, [str(p) for p in paths], parquet=spec)
+    if column.null_count:
+        first = pc.index(pc.is_null(column), True).as_py()
+        raise FacepointsError(
+            f"{spec}: {column.null_count} rows have no path (null), the first is row {first}; "
+            "every image needs a key"
+        )
+    paths = column.to_pylist()
+    if len(set(paths)) != len(paths):
+        counts = pc.value_counts(column)
+        twice = counts.filter(pc.greater(counts.field("counts"), 1))
+        raise FacepointsError(
+            f"{spec}: {len(twice)} paths appear more than once, e.g. {twice[0]['values'].as_py()!r} "
+            f"({twice[0]['counts'].as_py()} times); each image needs its own key"
+        )
+    return Source(spec, paths, parquet=spec)
