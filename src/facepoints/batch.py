@@ -112,28 +112,37 @@ class LandmarkBatch:
     (`s3://`, `gs://`, `file://`) is read through pyarrow's filesystems; either way the points are those
     `Landmarker.detect` gives for the same options (tests/test_batch.py checks 0.0 px)."""
 
-    def __init__(self, model: str | None = None, unread: bool = False, **options: Any):
+    def __init__(self, model: str | None = None, unread: bool = False, version: str | None = None, **options: Any):
         """unread: add a bool column `unread`, True where the file could not be read (its error is no
-        property of the image: `facepoints batch` does not store those rows, so a rerun retries them)."""
+        property of the image: `facepoints batch` does not store those rows, so a rerun retries them).
+        version: the driver's facepoints version; a worker that runs another one refuses to work, as its
+        rows would not be those the output's settings record names."""
         options.setdefault("threads", WORKER_THREADS)
         self.options = replace(LandmarkerOptions(model=model), **options)
-        self.unread = unread
+        self.unread, self.version = unread, version
         self._landmarker = None
 
     @property
     def landmarker(self):
         if self._landmarker is None:  # once per worker process, on its first batch
             from .landmarker import Landmarker  # the models: in the worker, on its first batch
+            from .version import __version__
+
+            if self.version is not None and self.version != __version__:
+                raise FacepointsError(
+                    f"a worker runs facepoints {__version__}, the driver {self.version}: install the same version "
+                    "on every node"
+                )
 
             self._landmarker = Landmarker(self.options)
         return self._landmarker
 
     def __getstate__(self):  # shipped to workers (Spark, Dask) without the loaded models
-        return {"options": asdict(self.options), "unread": self.unread, "_landmarker": None}
+        return {"options": asdict(self.options), "unread": self.unread, "version": self.version, "_landmarker": None}
 
     def __setstate__(self, state):
         self.options = LandmarkerOptions(**{k: v for k, v in state["options"].items() if k != "video"})
-        self.unread = state.get("unread", False)
+        self.unread, self.version = state.get("unread", False), state.get("version")
         self._landmarker = None
 
     def one(self, path: str, data: bytes | None = None) -> dict:

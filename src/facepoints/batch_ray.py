@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from .batch import BATCH_ROWS, LandmarkBatch
 from .errors import FacepointsError
 from .sources import Source, is_uri
+from .version import __version__
 
 LOCAL_OBJECT_STORE = 512 * 2**20  # bytes; batches of rows and (Parquet sources) encoded images, spilled beyond
 CONNECT_TIMEOUT_S = 5.0
@@ -137,7 +138,7 @@ def ray_results(
                 ds = ds.map_batches(_Skip(done), batch_format="pyarrow", num_cpus=READ_CPUS)
         ds = ds.map_batches(
             LandmarkBatch,
-            fn_constructor_kwargs={**options, "unread": True},
+            fn_constructor_kwargs={**options, "unread": True, "version": __version__},
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=actor_cpus(cpus, workers),
             batch_size=BATCH_ROWS,
