@@ -97,6 +97,27 @@ def test_ray_engine_on_parquet_bytes_resumes(ray_cluster, photo_folder, tmp_path
     assert read_rows(out)["broken.jpg"]["error"].startswith("broken.jpg: not a decodable image")
 
 
+def _fails_like_a_misconfigured_detector(batch):
+    from facepoints.batch import RunError
+
+    raise RunError("photos/a.jpg: TypeError: HaarDetector.__init__() got an unexpected keyword argument 'threshold'")
+
+
+def test_a_worker_error_is_one_line_as_raised(ray_cluster):
+    """Ray Data keeps a worker's exception only as text: the line the driver prints is still ours, as raised
+    (it used to be Ray's advice on retries), so that a run stopped by a RunError says why."""
+    from facepoints.batch_ray import _job_error
+
+    ds = ray_cluster.data.from_items([{"path": "photos/a.jpg"}]).map_batches(
+        _fails_like_a_misconfigured_detector, batch_format="pyarrow"
+    )
+    with pytest.raises(ray_cluster.exceptions.RayError) as failed:
+        ds.take_all()
+    assert _job_error(failed.value) == (
+        "photos/a.jpg: TypeError: HaarDetector.__init__() got an unexpected keyword argument 'threshold'"
+    )
+
+
 def facepoints_cli(*args, cwd=None, env=None, timeout=300) -> subprocess.CompletedProcess:
     """`facepoints ARGS` in a fresh process (this one may be connected to Ray already) with this checkout's code."""
     env = {**os.environ, **(env or {})}

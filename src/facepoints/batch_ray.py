@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import socket
 import warnings
 from collections.abc import Iterator
@@ -163,13 +164,20 @@ def _rekey(table, keys: dict[str, str]):
 
 
 def _job_error(error: Exception) -> str:
-    """One line for a failed Ray job: our own error (a RunError from a worker, say) as it was raised."""
+    """One line for a failed Ray job: our own error (a RunError from a worker, say) as it was raised, else the
+    worker's original exception. Ray Data keeps them only as text (a UserCodeException without a cause)."""
     e, seen = error, 0
     while e is not None and seen < 10:
         if isinstance(e, FacepointsError):
             return str(e)
         e, seen = getattr(e, "cause", None) or e.__cause__, seen + 1
-    return f"the Ray job failed: {str(error).strip().splitlines()[-1]}"
+    text = str(error)
+    ours = re.findall(r"^facepoints\.[\w.]*Error: (.+)$", text, re.MULTILINE)
+    if ours:
+        return ours[-1]
+    raised = [m for m in re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception): .+)$", text, re.MULTILINE)
+              if not m.startswith("ray.")]
+    return f"the Ray job failed: {raised[0] if raised else text.strip().splitlines()[-1]}"
 
 
 class _Skip:
