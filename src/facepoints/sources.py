@@ -129,6 +129,8 @@ def _parquet_source(spec: str) -> Source:
                 f"missing {', '.join(missing)}"
             )
         path_type, bytes_type = schema.field("path").type, schema.field("bytes").type
+        if pa.types.is_dictionary(path_type):  # pandas categoricals: strings all the same
+            path_type = path_type.value_type
         if not (pa.types.is_string(path_type) or pa.types.is_large_string(path_type)):
             raise FacepointsError(f"{spec}: column path is {path_type}; it must be strings (each image's key)")
         if not (pa.types.is_binary(bytes_type) or pa.types.is_large_binary(bytes_type)):
@@ -146,7 +148,7 @@ def _parquet_source(spec: str) -> Source:
             f"{spec}: {column.null_count} rows have no path (null), the first is row {first}; "
             "every image needs a key"
         )
-    paths = column.to_pylist()
+    paths = [str(p) for p in column.to_pylist()]
     if len(set(paths)) != len(paths):
         counts = pc.value_counts(column)
         twice = counts.filter(pc.greater(counts.field("counts"), 1))
