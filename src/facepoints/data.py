@@ -287,6 +287,11 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         raise FacepointsError("image array holds NaN or infinite values")
     if image.dtype == np.uint16:
+        if image.max() <= 255:  # 8-bit data in a wider type: scaling by 1/257 would make it black; say so
+            raise FacepointsError(
+                "uint16 image array holds only values 0-255: 8-bit data in a 16-bit array? "
+                "pass image.astype(np.uint8); a real 16-bit image spans 0-65535"
+            )
         image = (image / 257.0).astype(np.uint8)
     elif image.dtype.kind == "f":
         image = (image.clip(0, 1) * 255 if image.max() <= 1.0 else image.clip(0, 255)).astype(np.uint8)

@@ -3,3 +3,7 @@
 
 class FacepointsError(Exception):
     """A problem with the user's input (file, model, option); the message names it."""
+
+
+class UsageError(FacepointsError, ValueError):
+    """a bad option value: exit code 2"""
