@@ -234,8 +234,14 @@ OPTION_NAMES = {
 
 def _check_resume_options(args) -> None:
     """--resume takes the run's saved settings; an option set to something else is refused, not ignored.
-    --epochs is the exception: it extends (or shortens, if not yet reached) the run."""
+    --epochs is the exception: it extends (or shortens, if not yet reached) the run. --data may name the
+    run's dataset by another path, or where it was moved (data.same_dataset)."""
     from .checkpoint import saved_run  # torch: see the top of this file
+    from .data import dataset_fingerprint, same_dataset
+
+    out = Path(args.out)
+    if not any((out / name).exists() for name in ("last.pt", "best.pt", "config.json")):
+        return  # nothing saved yet: train.prepare_run starts the run (or says there is nothing to resume)
 
     def flat(cfg):
         d = asdict(cfg)
@@ -244,12 +250,22 @@ def _check_resume_options(args) -> None:
             **{f"augment.{k}": v for k, v in d["augment"].items()},
         }
 
+    from .train import _teacher_path
+
     asked, default = flat(train_config(args)), flat(train_config(build_parser().parse_args(["train"])))
-    saved = flat(config_from_dict(saved_run(args.out)[1]))
-    differ = [k for k in asked if k not in ("epochs", "out") and asked[k] != default[k] and asked[k] != saved.get(k)]
+    asked["teacher"] = _teacher_path(asked["teacher"])  # the saved one is absolute (or a shipped name)
+    state, saved_config = saved_run(args.out)
+    saved = flat(config_from_dict(saved_config))
+    differ = [k for k in asked if k not in ("epochs", "out", "data") and asked[k] != default[k]
+              and asked[k] != saved.get(k)]
+    if args.data and Path(saved["data"]).exists() and not same_dataset(args.data, saved["data"]):
+        differ.insert(0, "data")
+    known = (state or {}).get("data_fingerprint")
+    if args.data and not Path(saved["data"]).exists() and known and dataset_fingerprint(args.data) != known:
+        differ.insert(0, "data")  # the run's data moved: what is given must hold the same faces
     if differ:
         names = ", ".join("--" + OPTION_NAMES.get(k, k.removeprefix("augment.")).replace("_", "-") for k in differ)
-        raise FacepointsError(
+        raise UsageError(
             f"{args.out}: --resume continues with the run's saved settings; {names} differ from them "
             "(only --epochs may change)"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,7 +14,7 @@ from .errors import FacepointsError, UsageError
 
 # errors that say the output could not be written, whatever the code inside the `with` was doing
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
-TEMP_GLOB = ".*.tmp*"  # what atomic_path names its temporary files: .<name>.<random>.tmp<suffix>
+TEMP_GLOB = ".*.tmp*"  # what atomic_path names its temporary files: .<name>.<pid>.<random>.tmp<suffix>
 
 
 def _identity(path: Path) -> tuple[Path, tuple[int, int] | None]:
@@ -114,14 +115,31 @@ def check_output_folder(folder: str | Path, option: str) -> Path:
     return folder
 
 
-def remove_stale_temps(folder: str | Path) -> int:
-    """Delete temporary files a killed run left in `folder` (atomic_path's names); returns how many."""
+def remove_stale_temps(folder: str | Path, shared: bool = False) -> int:
+    """Delete temporary files a killed run left in `folder` (atomic_path's names); returns how many.
+
+    `shared`: the folder is shared by concurrent runs (the crop cache), so only files whose writer process
+    is gone are removed (atomic_path puts the writer's pid in the name); a run's own folder has one writer."""
     n = 0
     for tmp in Path(folder).glob(TEMP_GLOB):
-        if tmp.is_file():
+        if tmp.is_file() and not (shared and _writer_alive(tmp.name)):
             tmp.unlink(missing_ok=True)
             n += 1
     return n
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process that named this temporary file (.<name>.<pid>.<random>.tmp<suffix>) still runs."""
+    match = re.search(r"\.(\d+)\.[^.]+\.tmp[^/]*$", name)
+    if match is None:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's live process (or an odd name): leave it
+    return True
 
 
 @contextlib.contextmanager
@@ -133,7 +151,7 @@ def atomic_path(path: str | Path):
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + path.suffix, dir=path.parent)
     except OSError as e:
         raise FacepointsError(f"{path}: cannot write here ({e.strerror or e})") from None
     os.close(fd)
