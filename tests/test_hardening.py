@@ -607,9 +607,9 @@ def test_resume_with_epochs_extends_the_run_and_other_options_are_refused(face_f
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
     assert load_checkpoint(out / "last.pt")["config"]["epochs"] == 2
     capsys.readouterr()
-    assert main(["train", "--out", str(out), "--resume", "--epochs", "3", "--lr", "0.5"]) == 1
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "3", "--lr", "0.5"]) == 2
     _one_line_error(capsys, "--lr differ")
-    assert main(["train", "--out", str(out), "--resume", "--epochs", "1"]) == 1
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "1"]) == 2
     _one_line_error(capsys, "already trained 2 epochs")
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
 

@@ -145,7 +145,7 @@ def prepare_run(
         done = state["epoch"] if state else 0
         if epochs is not None:
             if epochs < done:
-                raise FacepointsError(f"{out}: --epochs {epochs}, but the run has already trained {done} epochs")
+                raise UsageError(f"{out}: --epochs {epochs}, but the run has already trained {done} epochs")
             cfg = replace(cfg, epochs=epochs)
         stale = state is not None and (not last_path.exists() or load_checkpoint(last_path)["epoch"] < done)
         if stale and main:
