@@ -117,3 +117,20 @@ def test_uint16_image_holding_8_bit_values_is_refused_by_name(tiny_model):
     with pytest.raises(FacepointsError, match="uint16.*0-255"):
         lm.detect(img)
     lm.detect(img * 257)  # a real 16-bit image is taken as such
+
+
+def test_third_party_noise_stays_off_stderr(tmp_path):
+    """A missing camera printed OpenCV's `[ WARN]` lines, and a refused huge image Pillow's
+    DecompressionBombWarning, around facepoints' own one line."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.new("L", (9990, 9990)).save(tmp_path / "huge.png")  # over Pillow's threshold: refused by name
+    for argv in (["--camera", "99"], [str(tmp_path / "huge.png")]):
+        run = subprocess.run([sys.executable, "-m", "facepoints", "detect", *argv, "-o", str(tmp_path / "o")],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 1
+        lines = run.stderr.strip().splitlines()
+        assert lines and all(x.startswith("facepoints: ") for x in lines), run.stderr

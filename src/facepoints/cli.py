@@ -29,7 +29,7 @@ from .config import (
     config_from_dict,
     detector_options,
 )
-from .errors import FacepointsError, UsageError
+from .errors import FacepointsError, UsageError, quiet_third_party
 from .io_utils import check_outputs
 
 # Each verb imports what it runs inside its _run_* function: `facepoints --help` and a mistyped option
@@ -443,6 +443,7 @@ def _run_batch(args):
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_third_party()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
