@@ -343,6 +343,21 @@ def test_an_input_that_cannot_be_decoded_clears_the_result_and_names_the_file(pa
     assert page.console_errors[console_errors:] == [], page.console_errors[console_errors:]
 
 
+def test_a_missing_url_is_one_line_naming_it(page):
+    """The URL form: a missing image is one red line naming it, the previous result is cleared, and no
+    unhandled rejection (Chromium's own "Failed to load resource" console line is expected here)."""
+    _choose(page, str(EXAMPLE), "grace_hopper.jpg: ")
+    errors = len(page.errors)
+    page.evaluate("document.getElementById('status').textContent = ''")
+    page.fill("#url", "test/missing.jpg")
+    page.click("#url-form button")
+    page.wait_for_function("document.getElementById('status').className === 'error'")
+    ui = _ui(page)
+    assert ui["status"] == "test/missing.jpg: HTTP 404", ui
+    assert not ui["download"] and ui["timing"] == "" and ui["current"] is None, ui
+    page.wait_for_timeout(300)
+    assert page.errors[errors:] == [], page.errors[errors:]
+
 def test_busy_state_while_a_big_photo_is_worked_on(page, images, tmp_path):
     """A 6000x4000 photo takes seconds: meanwhile the page says which file it is working on, the stage
     is aria-busy and the previous result is gone; afterwards the busy state is gone too."""
