@@ -314,14 +314,36 @@ def _choose(page, file, done: str):
     assert status.startswith(done), status
 
 
-@pytest.mark.parametrize(
-    "name,data",
-    [("broken.jpg", b"\xff\xd8\xff\xe0 this is not a JPEG"), ("empty.png", b""), ("notes.png", b"plain text\n" * 50)],
-)
-def test_an_input_that_cannot_be_decoded_clears_the_result_and_names_the_file(page, name, data):
+def _cut_png() -> bytes:
+    """The first half of a PNG: Python refuses it ("image file is truncated"); the page must too."""
+    import io
+
+    from PIL import Image
+
+    b = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(b, "PNG")
+    return b.getvalue()[: len(b.getvalue()) // 2]
+
+
+BAD_INPUTS = {
+    "broken.jpg": b"\xff\xd8\xff\xe0 this is not a JPEG",
+    "empty.png": b"",
+    "notes.png": b"plain text\n" * 50,
+    "cut.png": _cut_png(),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_an_input_that_cannot_be_decoded_clears_the_result_and_names_the_file(page, name):
     """After a good photo, a file that cannot be decoded (or an empty one): one red line naming the file,
     and nothing left of the previous result (no image, no timing, no Download JSON of the other file),
     and no uncaught promise rejection in the console."""
+    from facepoints.data import decode_image
+    from facepoints.errors import FacepointsError
+
+    data = BAD_INPUTS[name]
+    with pytest.raises(FacepointsError):  # the Python loader refuses each of them too
+        decode_image(data, name)
     _choose(page, str(EXAMPLE), "grace_hopper.jpg: ")
     before = _ui(page)
     assert before["download"] and "1 face" in before["timing"] and before["current"] == "grace_hopper.jpg"
