@@ -104,11 +104,11 @@ function draw(img, result) {
 // One input at a time: a newer one supersedes one still running, whose result is then dropped
 async function show(name, load) {
   const id = ++job;
-  await stopCamera();
   clearResult();
   setBusy(true);
   status(`working on ${name}…`);
   try {
+    await stopCamera();
     await painted();
     await ready;
     const img = await load();
