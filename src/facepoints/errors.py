@@ -22,6 +22,7 @@ def quiet_third_party() -> None:
     warnings.filterwarnings("ignore", message="Image size .* could be decompression bomb")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # read when cv2 is first imported
     os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
-    if "cv2" in sys.modules:  # already imported: set it directly
-        cv2 = sys.modules["cv2"]
-        cv2.setLogLevel(2)  # 2 = ERROR: warnings and info off
+    if "cv2" in sys.modules:  # already imported: the variable is read only at import, so set it directly
+        from cv2.utils import logging as cv2_logging
+
+        cv2_logging.setLogLevel(cv2_logging.LOG_LEVEL_ERROR)
