@@ -134,3 +134,11 @@ def test_third_party_noise_stays_off_stderr(tmp_path):
         assert run.returncode == 1
         lines = run.stderr.strip().splitlines()
         assert lines and all(x.startswith("facepoints: ") for x in lines), run.stderr
+
+
+def test_the_api_says_arrays_are_rgb_not_opencv_bgr():
+    """A BGR frame passed as is moves points by up to 6 px with no warning: the API must say which order it wants."""
+    from facepoints.landmarker import as_rgb
+
+    for doc in (Landmarker.detect.__doc__, as_rgb.__doc__):
+        assert "RGB" in doc and "BGR" in doc and "cv2.COLOR_BGR2RGB" in as_rgb.__doc__
