@@ -22,8 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import ROOT, write_section  # noqa: E402
+from _report import ROOT, write_section
 
 
 def make_folder(root: Path, n: int) -> Path:

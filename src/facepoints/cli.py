@@ -252,7 +252,7 @@ def _check_resume_options(args) -> None:
             **{f"augment.{k}": v for k, v in d["augment"].items()},
         }
 
-    from .train import _teacher_path
+    from .train import _teacher_path  # torch, as above
 
     asked, default = flat(train_config(args)), flat(train_config(build_parser().parse_args(["train"])))
     asked["teacher"] = _teacher_path(asked["teacher"])  # the saved one is absolute (or a shipped name)

@@ -23,6 +23,6 @@ def quiet_third_party() -> None:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # read when cv2 is first imported
     os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
     if "cv2" in sys.modules:  # already imported: the variable is read only at import, so set it directly
-        from cv2.utils import logging as cv2_logging
+        from cv2.utils import logging as cv2_logging  # only once cv2 is loaded: this module stays stdlib-only
 
         cv2_logging.setLogLevel(cv2_logging.LOG_LEVEL_ERROR)
