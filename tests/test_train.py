@@ -408,3 +408,17 @@ def test_a_killed_cache_write_leaves_nothing_for_good(face_folder, tmp_path, mon
     train(_cfg(face_folder, tmp_path / "run"))
     assert not dead.exists() and not legacy.exists() and live.exists()
     assert len(list(cache.glob("crops-*.npz"))) == 1
+
+
+def test_checkpoints_record_the_runs_wall_clock_across_resumes(face_folder, tmp_path, monkeypatch):
+    """ship_weights took the start from config.json's mtime, which --resume rewrites: a resumed run's wall
+    clock came out shorter than its epochs. The checkpoint now carries it."""
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    train(_cfg(face_folder, out, epochs=1))
+    first = load_checkpoint(out / "last.pt")
+    train(_cfg(face_folder, out, epochs=2), resume=True, epochs=2)
+    second = load_checkpoint(out / "last.pt")
+    epochs = sum(h["epoch_s"] for h in second["history"])
+    assert first["wall_s"] > 0 and second["wall_s"] >= first["wall_s"] + second["history"][-1]["epoch_s"]
+    assert second["wall_s"] >= epochs

@@ -235,7 +235,9 @@ def train(
 
 def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks: Ranks) -> dict:
     main = ranks.main
+    started = time.time()
     cfg, state = prepare_run(cfg, resume, epochs, main)
+    wall_before = float(state.get("wall_s", 0.0)) if state else 0.0  # earlier processes' share, across resumes
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     torch.manual_seed(cfg.seed)
@@ -375,6 +377,7 @@ def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks:
                 "history": history,
                 "best_nme": best_nme,
                 "data_fingerprint": fingerprint,
+                "wall_s": wall_before + time.time() - started,  # the run's wall clock so far, resumes included
             }
             if ema is not None:
                 ckpt["ema"] = ema.state_dict()
