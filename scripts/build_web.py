@@ -3,7 +3,7 @@
 What lands in DIR (nothing else; serve it with `python -m http.server -d DIR` and open
 http://127.0.0.1:8000/):
 
-- index.html, app.js, facepoints.js, style.css   the page (copied from web/)
+- index.html, app.js, facepoints.js, png.js, style.css   the page (copied from web/)
 - landmarks.onnx                                 the landmark model, exported fp32 (int8 is slower in wasm)
 - retinaface_mnet025.onnx                        the face detector, the file shipped in the package
 - model.json                                     the spec the page reads: crop size, margin, offsets,
@@ -34,7 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
-PAGE_FILES = ("index.html", "app.js", "facepoints.js", "style.css")
+PAGE_FILES = ("index.html", "app.js", "facepoints.js", "png.js", "style.css")
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [  # headless as root on a closed network: without the background flags it stalls
@@ -142,7 +142,7 @@ def build(out: str | Path, model: str | None = None, web_dir: Path = WEB) -> Pat
     (out / "model.json").write_text(json.dumps(spec, indent=1))
     (out / "LICENSES.md").write_text(
         "# Licences of the files in this folder\n\n"
-        "- The page (index.html, app.js, facepoints.js, style.css): facepoints, MIT.\n"
+        "- The page (index.html, app.js, facepoints.js, png.js, style.css): facepoints, MIT.\n"
         f"- landmarks.onnx: the `{spec['landmarks']['model']}` weights of facepoints, trained on 300-W (iBUG), "
         "whose images and annotations are for non-commercial research use only; the weights inherit that restriction.\n"
         f"- ort/: onnxruntime-web {version} (npm), MIT, Copyright (c) Microsoft Corporation.\n"

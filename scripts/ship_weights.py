@@ -85,9 +85,8 @@ def main():
         **selection,
         "train_wall_minutes": round(sum(h["epoch_s"] for h in history) / 60, 1),
         # start of the run (config.json) to its last checkpoint: includes plots and anything else the machine ran
-        "train_wall_clock_minutes": round(
-            ((args.run / "last.pt").stat().st_mtime - (args.run / "config.json").stat().st_mtime) / 60, 1
-        ),
+        # the run's own clock, saved in each checkpoint across resumes (config.json's mtime moves on --resume)
+        "train_wall_clock_minutes": round(last["wall_s"] / 60, 1) if "wall_s" in last else None,
         "train_img_per_s": round(sum(h["img_per_s"] for h in history) / len(history), 1),
         "machine": machine(),
         "date": datetime.date.today().isoformat(),

@@ -173,7 +173,7 @@ def test_cli_detect_jsonl_csv_and_no_faces_exit_zero(tiny_model, tmp_path, capsy
         )
         assert code == 0
     assert json.loads((tmp_path / "all.jsonl").read_text().splitlines()[0])["faces"] == []
-    assert (tmp_path / "all.csv").read_text().startswith("image,face,score,x1")
+    assert (tmp_path / "all.csv").read_text().startswith("image,face,score,box_x1")
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -394,3 +394,36 @@ def test_torch_predictor_leaves_the_process_thread_count_alone(tiny_model):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_csv_columns_are_unique_and_non_finite_numbers_are_null(landmarker, tmp_path, capsys):
+    """The box's x1, y1 used to share their names with point 1's x1, y1; a NaN became a NaN literal in JSON."""
+    import csv
+    import io
+    import math
+
+    from facepoints.results import CSV_HEADER, Face
+
+    assert len(set(CSV_HEADER)) == len(CSV_HEADER)
+    pts = template().copy()
+    pts[5] = math.nan
+    face = Face(np.array([1, 2, 3, math.inf], np.float32), math.nan, pts)
+    r = LandmarkResult([face], None, "x.jpg")
+    parsed = json.loads(r.to_json(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert parsed["faces"][0]["points"][5] == [None, None] and parsed["faces"][0]["score"] is None
+    assert parsed["faces"][0]["box"][3] is None
+    row = next(csv.DictReader(io.StringIO(r.to_csv())))
+    assert row["x5"] == "" and row["box_x1"] == "1.0" and row["x1"] == str(round(float(pts[1, 0]), 2))
+
+
+def test_nan_weights_are_refused_by_name(tiny_model, tmp_path, capsys):
+    payload = torch.load(tiny_model / "model.pt", weights_only=True)
+    first = next(k for k, v in payload["model"].items() if v.is_floating_point())
+    payload["model"][first] = torch.full_like(payload["model"][first], float("nan"))
+    bad = tmp_path / "nan.pt"
+    torch.save(payload, bad)
+    cv2.imwrite(str(tmp_path / "a.jpg"), painted_face(template()))
+    assert main(["detect", str(tmp_path / "a.jpg"), "--model", str(bad), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and "NaN" in err
+    assert not (tmp_path / "o").exists()

@@ -59,6 +59,21 @@ def test_batch_must_split_evenly_and_distributed_needs_torchrun(face_folder, tmp
     assert len(err.splitlines()) == 1 and "--distributed: launch with torchrun" in err
 
 
+def test_rank_and_world_size_without_master_addr_is_one_line(face_folder, tmp_path, capsys, monkeypatch):
+    """RANK/WORLD_SIZE set by hand, without MASTER_ADDR/PORT, used to be init_process_group's traceback."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    assert main(["train", "--data", str(face_folder), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "MASTER_ADDR and MASTER_PORT are not" in err, err
+    assert not (tmp_path / "r").exists()
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    assert main(["train", "--data", str(face_folder), "--out", str(tmp_path / "r")]) == 1
+    assert "WORLD_SIZE='two'" in capsys.readouterr().err
+
+
 def _cfg(data, out, **kw) -> TrainConfig:
     base = dict(data=str(data), out=str(out), arch="pipnet_small", model_kwargs=TINY, epochs=1, batch_size=8,
                 lr=1e-3, workers=0, val_fraction=0.0, annotation_offsets=False, precision="fp32",

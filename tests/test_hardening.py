@@ -100,11 +100,12 @@ def _detect_cases(tmp: Path):
 
 
 def test_detect_refuses_every_output_that_replaces_an_input_or_another_output(tiny_model, tmp_path, capsys):
+    """Refused outputs are bad option values: exit 2, like argparse."""
     cases = _detect_cases(tmp_path)
     for name, (argv, needle) in cases.items():
         before = _files(tmp_path)
         code = main(["detect", *argv, "--model", str(tiny_model / "model.pt"), "--backend", "torch"])
-        assert code == 1, name
+        assert code == 2, name
         _one_line_error(capsys, needle)
         assert _files(tmp_path) == before, f"{name}: a file was written or changed"
 
@@ -184,7 +185,7 @@ def test_evaluate_outputs_never_land_in_the_dataset_or_on_an_input(tiny_model, f
         (["--json", str(face_folder / "eval.json")], "eval.ced.png"),  # the default CED beside it
         (["--ced", str(tmp_path / "ced.txt")], "suffix"),
     ]:
-        assert main(["evaluate", "--data", str(face_folder), *model, *extra]) == 1, extra
+        assert main(["evaluate", "--data", str(face_folder), *model, *extra]) == 2, extra
         _one_line_error(capsys, needle)
         assert _files(face_folder) == before, extra
     assert main(["evaluate", "--data", str(face_folder), *model, "--json", str(tmp_path / "e.json")]) == 0
@@ -200,7 +201,7 @@ def test_export_never_replaces_the_weights_and_wants_a_file(tiny_model, tmp_path
         (tmp_path / "link.onnx", "would overwrite the input"),
         (tmp_path / "folder.onnx", "is a folder"),
     ]:
-        assert main(["export", "--model", str(weights), "-o", str(out)]) == 1
+        assert main(["export", "--model", str(weights), "-o", str(out)]) == 2
         _one_line_error(capsys, needle)
     assert weights.read_bytes() == (tiny_model / "model.pt").read_bytes()
 
@@ -217,7 +218,7 @@ def test_train_output_folder_inside_the_data_is_refused(face_folder, tmp_path, c
         "--epochs",
         "1",
     ]
-    assert main(args) == 1
+    assert main(args) == 2
     _one_line_error(capsys, "would read it as an input")
     assert not (face_folder / "run" / "last.pt").exists()
 
@@ -276,10 +277,10 @@ def test_detect_bad_output_options_fail_before_any_work(tiny_model, tmp_path, ca
             assert code == 0
             capsys.readouterr()
             continue
-        assert code == 1, extra
+        assert code == 2, extra
         _one_line_error(capsys, needle)
     (tmp_path / "dir.json").mkdir()
-    assert main(["detect", str(image), *model, "--json", str(tmp_path / "dir.json")]) == 1
+    assert main(["detect", str(image), *model, "--json", str(tmp_path / "dir.json")]) == 2
     _one_line_error(capsys, "is a folder")
 
 
@@ -574,12 +575,7 @@ def test_resume_works_from_every_kill_point_and_removes_stale_temp_files(face_fo
             train(_cfg(face_folder, out))
         assert list(out.rglob(".*.tmp*")), k
         monkeypatch.setattr(os, "replace", real_replace)
-        if k == 1:  # killed before config.json: there is no run to resume, and a new one may start
-            with pytest.raises(FacepointsError, match="nothing to resume"):
-                train(_cfg(face_folder, out), resume=True)
-            train(_cfg(face_folder, out))
-        else:
-            train(_cfg(face_folder, out), resume=True)
+        train(_cfg(face_folder, out), resume=True)  # killed before config.json (k=1): resumes from the start
         assert load_checkpoint(out / "last.pt")["epoch"] == 1, k
         assert load_model(str(out / "model.pt"))[1].output_shift is not None, k
         assert "output_shift" in torch.load(out / "model.pt", weights_only=True)["train"], k
@@ -611,9 +607,9 @@ def test_resume_with_epochs_extends_the_run_and_other_options_are_refused(face_f
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
     assert load_checkpoint(out / "last.pt")["config"]["epochs"] == 2
     capsys.readouterr()
-    assert main(["train", "--out", str(out), "--resume", "--epochs", "3", "--lr", "0.5"]) == 1
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "3", "--lr", "0.5"]) == 2
     _one_line_error(capsys, "--lr differ")
-    assert main(["train", "--out", str(out), "--resume", "--epochs", "1"]) == 1
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "1"]) == 2
     _one_line_error(capsys, "already trained 2 epochs")
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
 

@@ -197,7 +197,7 @@ def test_cli_resume_needs_no_data_and_train_needs_it(face_folder, tmp_path, monk
     out = tmp_path / "run"
     train(_cfg(face_folder, out, epochs=1))
     assert main(["train", "--out", str(out), "--resume"]) == 0  # the settings, data included, come from the checkpoint
-    assert main(["train", "--out", str(tmp_path / "other")]) == 1
+    assert main(["train", "--out", str(tmp_path / "other")]) == 2  # a missing option: argparse's exit code
     assert "needs --data" in capsys.readouterr().err
 
 
@@ -308,5 +308,117 @@ def test_cache_smaller_than_the_input_is_a_clear_error(face_folder, tmp_path):
         "--cache-side",
         "64",
     ]
-    assert main(args) == 1
+    assert main(args) == 2
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+CLI_TINY = ["--model", "pipnet_small", "--batch-size", "6", "--workers", "0", "--precision", "fp32"]
+
+
+def test_training_never_writes_over_its_teacher(tiny_model, face_folder, tmp_path, monkeypatch, capsys):
+    """`--teacher R/model.pt -o R` used to train, then replace the teacher with the student."""
+    import shutil
+
+    from facepoints.cli import main
+
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "R"
+    run.mkdir()
+    shutil.copy(tiny_model / "model.pt", run / "model.pt")
+    before = _files(run)
+    argv = ["train", "--data", str(face_folder), "-o", str(run), "--epochs", "1", *CLI_TINY]
+    monkeypatch.chdir(tmp_path)
+    for teacher in (str(run / "model.pt"), "R/model.pt", "R/../R/model.pt"):
+        assert main([*argv, "--teacher", teacher]) == 2
+        err = capsys.readouterr().err
+        assert "would overwrite the input" in err and "Traceback" not in err, err
+        assert _files(run) == before
+
+
+def test_a_copied_or_moved_run_resumes_in_its_own_folder(face_folder, tmp_path, monkeypatch, capsys):
+    """Resume used to write into the folder saved in the checkpoint: a copy's epochs landed in the original."""
+    import shutil
+
+    from facepoints.cli import main
+
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    assert main(["train", "--data", str(face_folder), "-o", "runs/kc", "--epochs", "1", *CLI_TINY]) == 0
+    original = _files(tmp_path / "runs" / "kc")
+    shutil.copytree(tmp_path / "runs" / "kc", tmp_path / "runs" / "copy")
+    assert main(["train", "-o", "runs/copy", "--resume", "--epochs", "2"]) == 0
+    assert _files(tmp_path / "runs" / "kc") == original  # the original run is untouched
+    assert load_checkpoint(tmp_path / "runs" / "copy" / "last.pt")["epoch"] == 2
+    assert json.loads((tmp_path / "runs" / "copy" / "config.json").read_text())["out"] == "runs/copy"
+
+    shutil.move(tmp_path / "runs" / "copy", tmp_path / "runs" / "moved")
+    assert main(["train", "-o", "runs/moved", "--resume", "--epochs", "3"]) == 0
+    assert not (tmp_path / "runs" / "copy").exists()  # a moved run does not re-create its old folder
+    assert load_checkpoint(tmp_path / "runs" / "moved" / "last.pt")["epoch"] == 3
+    capsys.readouterr()
+
+
+def test_resume_from_another_directory_with_relative_or_moved_data(face_folder, tmp_path, monkeypatch, capsys):
+    """`--data` given relative used to be saved relative: resuming elsewhere failed, and `--data /abs` was
+    refused as "different"."""
+    import shutil
+
+    from facepoints.cli import main
+
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(face_folder, tmp_path / "a" / "faces")
+    monkeypatch.chdir(tmp_path / "a")
+    assert main(["train", "--data", "faces", "-o", "run", "--epochs", "1", *CLI_TINY]) == 0
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "b")
+    assert main(["train", "-o", "../a/run", "--resume", "--epochs", "2"]) == 0
+    assert main(["train", "--data", str(tmp_path / "a" / "faces"), "-o", "../a/run", "--resume", "--epochs", "3"]) == 0
+    shutil.move(tmp_path / "a" / "faces", tmp_path / "moved_faces")  # the dataset moves: the same faces elsewhere
+    assert main(["train", "-o", "../a/run", "--resume", "--epochs", "4"]) == 2
+    assert "pass --data where it is now" in capsys.readouterr().err
+    assert main(["train", "--data", "../moved_faces", "-o", "../a/run", "--resume", "--epochs", "4"]) == 0
+    assert load_checkpoint(tmp_path / "a" / "run" / "last.pt")["epoch"] == 4
+    capsys.readouterr()
+    other = tmp_path / "other"  # a dataset with other faces is still refused
+    shutil.copytree(tmp_path / "moved_faces", other)
+    next(other.rglob("*.pts")).unlink()
+    next(other.rglob("*.png")).unlink()
+    assert main(["train", "--data", str(other), "-o", "../a/run", "--resume", "--epochs", "5"]) == 2
+    assert "--data differ" in capsys.readouterr().err
+
+
+def test_a_killed_cache_write_leaves_nothing_for_good(face_folder, tmp_path, monkeypatch):
+    """A run killed while writing the crop cache left `.crops-*.tmp.npz` in the cache folder for good; the next
+    run removes it, but never the temporary file of a cache another live run is writing."""
+    import os
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(cache))
+    dead = cache / ".crops-0123456789abcdef.npz.999999999.abcd1234.tmp.npz"  # no such pid
+    legacy = cache / ".crops-0123456789abcdef.npz.abcd1234.tmp.npz"  # named before pids were in the name
+    live = cache / f".crops-fedcba9876543210.npz.{os.getpid()}.abcd1234.tmp.npz"
+    for f in (dead, legacy, live):
+        f.write_bytes(b"half a cache")
+    train(_cfg(face_folder, tmp_path / "run"))
+    assert not dead.exists() and not legacy.exists() and live.exists()
+    assert len(list(cache.glob("crops-*.npz"))) == 1
+
+
+def test_checkpoints_record_the_runs_wall_clock_across_resumes(face_folder, tmp_path, monkeypatch):
+    """ship_weights took the start from config.json's mtime, which --resume rewrites: a resumed run's wall
+    clock came out shorter than its epochs. The checkpoint now carries it."""
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    train(_cfg(face_folder, out, epochs=1))
+    first = load_checkpoint(out / "last.pt")
+    train(_cfg(face_folder, out, epochs=2), resume=True, epochs=2)
+    second = load_checkpoint(out / "last.pt")
+    epochs = sum(h["epoch_s"] for h in second["history"])
+    assert first["wall_s"] > 0 and second["wall_s"] >= first["wall_s"] + second["history"][-1]["epoch_s"]
+    assert second["wall_s"] >= epochs

@@ -11,6 +11,8 @@ import importlib.util
 import json
 import os
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -109,11 +111,12 @@ def page(playwright, server, tmp_path_factory):
     )
     ctx.set_default_timeout(JS_TIMEOUT_S * 1000)
     page = ctx.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors, console_errors = [], []
+    page.on("pageerror", lambda e: errors.append(str(e)))  # uncaught exceptions and unhandled rejections
+    page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
     page.goto(server)
     call(page, "return await window.facepoints.ready;")
-    page.errors = errors
+    page.errors, page.console_errors = errors, console_errors
     yield page
     ctx.close()
 
@@ -281,3 +284,267 @@ def test_screenshot_of_a_result(page):
     docs = ROOT / "docs" / "web_page.png"
     assert docs.exists() and "docs/web_page.png" in (ROOT / "README.md").read_text()
     assert page.errors == []
+
+
+# ---- what the page shows while it works, and when an input fails ---------------------------------
+
+
+def _ui(page) -> dict:
+    return page.evaluate(
+        """() => ({
+            status: document.getElementById('status').textContent,
+            error: document.getElementById('status').className === 'error',
+            timing: document.getElementById('timing').textContent,
+            download: !document.getElementById('download').disabled,
+            current: window.facepoints.current && window.facepoints.current.name,
+        })"""
+    )
+
+
+def _choose(page, file, done: str):
+    """Choose a file with the page's own file input (a path, or a playwright payload), wait for the
+    outcome (a status line while the stage is not busy), and check that the line starts with `done`."""
+    page.evaluate("document.getElementById('status').textContent = ''")  # the wait below sees this input's outcome
+    page.set_input_files("#file", file)
+    page.wait_for_function(
+        """() => document.getElementById('status').textContent !== ''
+                 && document.getElementById('stage').getAttribute('aria-busy') !== 'true'"""
+    )
+    status = page.locator("#status").inner_text()
+    assert status.startswith(done), status
+
+
+def _cut_png() -> bytes:
+    """The first half of a PNG: Python refuses it ("image file is truncated"); the page must too."""
+    import io
+
+    from PIL import Image
+
+    b = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(b, "PNG")
+    return b.getvalue()[: len(b.getvalue()) // 2]
+
+
+BAD_INPUTS = {
+    "broken.jpg": b"\xff\xd8\xff\xe0 this is not a JPEG",
+    "empty.png": b"",
+    "notes.png": b"plain text\n" * 50,
+    "cut.png": _cut_png(),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_an_input_that_cannot_be_decoded_clears_the_result_and_names_the_file(page, name):
+    """After a good photo, a file that cannot be decoded (or an empty one): one red line naming the file,
+    and nothing left of the previous result (no image, no timing, no Download JSON of the other file),
+    and no uncaught promise rejection in the console."""
+    from facepoints.data import decode_image
+    from facepoints.errors import FacepointsError
+
+    data = BAD_INPUTS[name]
+    with pytest.raises(FacepointsError):  # the Python loader refuses each of them too
+        decode_image(data, name)
+    _choose(page, str(EXAMPLE), "grace_hopper.jpg: ")
+    before = _ui(page)
+    assert before["download"] and "1 face" in before["timing"] and before["current"] == "grace_hopper.jpg"
+    errors, console_errors = len(page.errors), len(page.console_errors)
+
+    _choose(page, {"name": name, "mimeType": "image/png", "buffer": data}, name + ": ")
+    ui = _ui(page)
+    assert ui["error"], ui
+    assert "\n" not in ui["status"] and ("empty file" if not data else "not a decodable image") in ui["status"], ui
+    assert not ui["download"] and ui["timing"] == "" and ui["current"] is None, ui
+    assert page.locator("#download").is_disabled()
+    blank = page.evaluate(
+        """() => { const v = document.getElementById('view');
+                   return v.getContext('2d').getImageData(0, 0, v.width, v.height).data.every((x) => x === 0); }"""
+    )
+    assert blank, "the previous image is still on the canvas"
+    page.wait_for_timeout(300)  # an unhandled rejection is reported after the microtasks
+    assert page.errors[errors:] == [], page.errors[errors:]
+    assert page.console_errors[console_errors:] == [], page.console_errors[console_errors:]
+
+
+def test_a_missing_url_is_one_line_naming_it(page):
+    """The URL form: a missing image is one red line naming it, the previous result is cleared, and no
+    unhandled rejection (Chromium's own "Failed to load resource" console line is expected here)."""
+    _choose(page, str(EXAMPLE), "grace_hopper.jpg: ")
+    errors = len(page.errors)
+    page.evaluate("document.getElementById('status').textContent = ''")
+    page.fill("#url", "test/missing.jpg")
+    page.click("#url-form button")
+    page.wait_for_function("document.getElementById('status').className === 'error'")
+    ui = _ui(page)
+    assert ui["status"] == "test/missing.jpg: HTTP 404", ui
+    assert not ui["download"] and ui["timing"] == "" and ui["current"] is None, ui
+    page.wait_for_timeout(300)
+    assert page.errors[errors:] == [], page.errors[errors:]
+
+def test_busy_state_while_a_big_photo_is_worked_on(page, images, tmp_path):
+    """A 6000x4000 photo takes seconds: meanwhile the page says which file it is working on, the stage
+    is aria-busy and the previous result is gone; afterwards the busy state is gone too."""
+    g = images["grace_hopper.jpg"]
+    h, w = g.shape[:2]
+    up = cv2.resize(g, (round(w * 4000 / h), 4000), interpolation=cv2.INTER_CUBIC)
+    pad = 6000 - up.shape[1]
+    big = cv2.copyMakeBorder(up, 0, 0, pad // 2, pad - pad // 2, cv2.BORDER_REPLICATE)
+    path = tmp_path / "big_6000.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(big, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+    _choose(page, str(EXAMPLE), "grace_hopper.jpg: ")
+    # every change of the page, as it happens (a poll from here could miss a short state)
+    page.evaluate(
+        """() => {
+            const $ = (id) => document.getElementById(id);
+            window.__log = [];
+            const snap = () => window.__log.push({
+                busy: $('stage').getAttribute('aria-busy'), status: $('status').textContent,
+                visible: $('status').checkVisibility(), timing: $('timing').textContent,
+                download: !$('download').disabled, current: !!window.facepoints.current,
+            });
+            window.__observer = new MutationObserver(snap);
+            const all = {subtree: true, attributes: true, childList: true, characterData: true};
+            window.__observer.observe(document.body, all);
+        }"""
+    )
+    _choose(page, str(path), "big_6000.jpg: ")
+    log = page.evaluate("() => { window.__observer.disconnect(); return window.__log; }")
+    busy = [s for s in log if s["busy"] == "true"]
+    assert busy, log
+    assert any(s["status"] == "working on big_6000.jpg…" and s["visible"] for s in busy), busy
+    assert all(not s["download"] and s["timing"] == "" and not s["current"] for s in busy), busy
+    assert log[-1]["busy"] == "false" and log[-1]["status"] == "big_6000.jpg: 1 face(s)", log[-1]
+    assert log[-1]["download"] and "6000×4000" in log[-1]["timing"]
+    assert page.get_attribute("#stage", "aria-busy") == "false"
+
+
+# ---- transparent PNGs: the page sees the pixels the Python loader sees -----------------------------
+
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def _png(samples, color_type, depth, palette=None, trns=None, interlace=False, orientation=None, seed=0) -> bytes:
+    """A PNG written by hand, for the kinds Pillow does not write (16-bit alpha, interlaced, eXIf, low
+    bit depths with tRNS): samples (h, w, channels) ints; each row gets a random filter type, so the
+    decoder meets all five."""
+    rng = np.random.default_rng(seed)
+    h, w, ch = samples.shape
+    bpp = max(1, ch * depth // 8)
+
+    def pack(row):
+        if depth >= 8:
+            return row.astype(">u2" if depth == 16 else np.uint8).tobytes()
+        per = 8 // depth
+        padded = np.zeros(-(-len(row) // per) * per, np.uint8)
+        padded[: len(row)] = row
+        return bytes(sum(padded[k::per] << (8 - depth * (k + 1)) for k in range(per)).astype(np.uint8))
+
+    def filtered(row, prev, kind):
+        out = bytearray(len(row))
+        for i, x in enumerate(row):
+            a, b, c = row[i - bpp] if i >= bpp else 0, prev[i], prev[i - bpp] if i >= bpp else 0
+            p = a + b - c
+            paeth = a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c) else b if abs(p - b) <= abs(p - c) else c
+            out[i] = (x - [0, a, b, (a + b) // 2, paeth][kind]) & 255
+        return bytes([kind]) + bytes(out)
+
+    raw = b""
+    for x0, y0, dx, dy in ADAM7 if interlace else [(0, 0, 1, 1)]:
+        sub = samples[y0::dy, x0::dx]
+        if sub.size:
+            rows = [pack(r.ravel()) for r in sub]
+            for prev, row in zip([bytes(len(rows[0]))] + rows, rows):
+                raw += filtered(row, prev, int(rng.integers(0, 5)))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, interlace))
+    if palette is not None:
+        out += chunk(b"PLTE", bytes(np.asarray(palette, np.uint8).ravel()))
+    if trns is not None:
+        out += chunk(b"tRNS", trns)
+    if orientation is not None:  # a little-endian TIFF block with one entry: Orientation (0x0112), a SHORT
+        out += chunk(b"eXIf", b"II*\0\x08\0\0\0\x01\0" + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + bytes(4))
+    data = zlib.compress(raw)
+    return out + chunk(b"IDAT", data[:20]) + chunk(b"IDAT", data[20:]) + chunk(b"IEND", b"")
+
+
+def _png_cases():
+    rng = np.random.default_rng(7)
+
+    def some(h, w, ch, top):
+        return rng.integers(0, top, (h, w, ch))
+
+    cases = {}
+    s = some(9, 13, 4, 256)
+    s[:3, :, 3] = 0  # fully transparent rows: the browser's decoders lose their colour
+    cases["rgba8"] = _png(s, 6, 8)
+    cases["rgba8_interlaced"] = _png(s, 6, 8, interlace=True)
+    for o in range(2, 9):
+        cases[f"rgba8_orientation{o}"] = _png(s, 6, 8, orientation=o)
+    s16 = some(9, 13, 4, 65536)
+    s16[:3, :, 3] = 0
+    cases["rgba16"] = _png(s16, 6, 16)
+    cases["la8"] = _png(s[..., [0, 3]], 4, 8)
+    cases["la16_interlaced"] = _png(s16[..., [1, 3]], 4, 16, interlace=True)
+    for depth in (1, 2, 4, 8):
+        idx = some(11, 7, 1, 2**depth)
+        idx[0, 0, 0], idx[0, 1, 0] = 0, 2**depth - 1
+        pal = rng.integers(0, 256, (2**depth, 3))
+        cases[f"palette{depth}"] = _png(idx, 3, depth, palette=pal, trns=bytes([0, 100]))  # index 0 transparent
+        top = struct.pack(">H", 2**depth - 1)  # white, transparent: the browser's black would differ
+        cases[f"gray{depth}"] = _png(idx, 0, depth, trns=top, interlace=depth == 2)
+    g16 = some(11, 7, 1, 65536)
+    cases["gray16"] = _png(g16, 0, 16, trns=struct.pack(">H", int(g16[0, 0, 0])))
+    low = g16 % 200  # max <= 255: Pillow does not scale it
+    cases["gray16_low"] = _png(low, 0, 16, trns=struct.pack(">H", int(low[0, 0, 0])))
+    rgb = some(9, 13, 3, 65536)
+    cases["rgb16"] = _png(rgb, 2, 16, trns=struct.pack(">HHH", *rgb[0, 0]))
+    cases["rgb8"] = _png(rgb >> 8, 2, 8, trns=struct.pack(">HHH", *(rgb[0, 0] >> 8)))
+    return cases
+
+
+PNG_CASES = _png_cases()
+
+
+@pytest.mark.parametrize("kind", list(PNG_CASES))
+def test_png_with_transparency_decodes_to_the_python_loaders_pixels(page, site, kind):
+    """Every PNG kind with transparency (alpha channel, tRNS, 16-bit, low bit depths, palette, interlace,
+    eXIf orientation): the page's pixels equal data.load_image's exactly. Python drops the alpha and keeps
+    the colours stored under it; the browser's own decoders premultiply, so transparent pixels turn black."""
+    from facepoints.data import load_image
+
+    path = site / "test" / f"alpha_{kind}.png"
+    path.write_bytes(PNG_CASES[kind])
+    want = load_image(path)
+    got = call(
+        page,
+        """const img = await window.facepoints.imageFromUrl('test/' + arg);
+        return {w: img.width, h: img.height, data: Array.from(img.data)};""",
+        path.name,
+    )
+    assert (got["h"], got["w"]) == want.shape[:2]
+    rgba = np.asarray(got["data"], np.uint8).reshape(got["h"], got["w"], 4)
+    assert np.array_equal(rgba[..., :3], want), np.argwhere((rgba[..., :3] != want).any(-1))[:5].tolist()
+
+
+def test_transparent_png_points_equal_python(page, site, images, reference):
+    """A photo whose face is under fully transparent pixels (the colours still stored, as a cut-out
+    editor leaves them) and a soft alpha ramp below: the page's points equal the CLI's (0.1 px mean)."""
+    from PIL import Image
+
+    from facepoints.data import load_image
+
+    g = images["grace_hopper.jpg"]
+    h, w = g.shape[:2]
+    alpha = np.clip(np.linspace(-1.5, 1.0, h), 0, 1)[:, None].repeat(w, 1) * 255  # 0 over the top 60%
+    path = site / "test" / "transparent.png"
+    Image.fromarray(np.dstack([g, alpha.astype(np.uint8)])).save(path)
+    rgb = load_image(path)
+    full = reference.detect(rgb)
+    assert len(full.faces) == 1
+    res = call(page, "return await window.facepoints.show('test/' + arg);", path.name)
+    assert len(res["faces"]) == 1
+    err = np.linalg.norm(np.asarray(res["faces"][0]["points"]) - full.faces[0].points, axis=-1)
+    assert err.mean() <= 0.1, (err.mean(), err.max())

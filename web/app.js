@@ -1,16 +1,34 @@
 // The page: three inputs (photo file, same-origin URL, webcam), drawing, timings, JSON download.
 // window.facepoints exposes the same steps for the tests (tests/test_web.py) and benchmarks/web.py.
 import { FacePoints, resultJson } from "./facepoints.js";
+import { decodePng, isPng } from "./png.js";
 
 const $ = (id) => document.getElementById(id);
 const view = $("view"), ctx = view.getContext("2d");
 const scratch = document.createElement("canvas"), sctx = scratch.getContext("2d", { willReadFrequently: true });
-let fp = null, current = null, source = null, camera = null;
+let fp = null, current = null, source = null, camera = null, job = 0;
 
 function status(text, error = false) {
   $("status").textContent = text;
   $("status").className = error ? "error" : "";
 }
+
+// Nothing of the previous input stays on screen: no image, no timing, no JSON of another file
+function clearResult() {
+  current = null;
+  source = null;
+  $("download").disabled = true;
+  $("timing").textContent = "";
+  ctx.clearRect(0, 0, view.width, view.height);
+}
+
+function setBusy(on) {
+  $("stage").setAttribute("aria-busy", String(on));
+}
+
+// The decode and the models hold the main thread for seconds on a big photo: let the busy state be
+// painted first (rAF alone never fires in a hidden tab, hence the timer too)
+const painted = () => new Promise((r) => { requestAnimationFrame(() => setTimeout(r, 0)); setTimeout(r, 100); });
 
 // Pixels of an image, a bitmap or a video frame, as RGBA ImageData (no scaling, no colour conversion)
 function pixels(drawable, w, h) {
@@ -19,18 +37,41 @@ function pixels(drawable, w, h) {
   return sctx.getImageData(0, 0, w, h);
 }
 
-async function decode(blob) {
-  // EXIF orientation applied (as the Python loader does); colours as stored
-  const bmp = await createImageBitmap(blob, { imageOrientation: "from-image", premultiplyAlpha: "none", colorSpaceConversion: "none" });
-  const img = pixels(bmp, bmp.width, bmp.height);
+// Errors name the file, on one line, in the words of the Python loader (data.load_image)
+async function decode(blob, name) {
+  if (!blob.size) throw new Error(`${name}: empty file`);
+  let bmp;
+  try {
+    // EXIF orientation applied (as the Python loader does); colours as stored
+    bmp = await createImageBitmap(blob, { imageOrientation: "from-image", premultiplyAlpha: "none", colorSpaceConversion: "none" });
+  } catch (e) {
+    throw new Error(`${name}: not a decodable image (${e.message || e})`);
+  }
+  let img = pixels(bmp, bmp.width, bmp.height);
   bmp.close();
+  let transparent = false;
+  for (let i = 3; i < img.data.length; i += 4) if (img.data[i] !== 255) { transparent = true; break; }
+  if (transparent) {
+    // the canvas premultiplies: colours under transparent pixels are lost (black). Python keeps the
+    // stored colours and drops the alpha; for PNG so does png.js. (Other formats: the canvas's pixels.)
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    if (isPng(bytes)) {
+      let png;
+      try { png = await decodePng(bytes); } catch (e) { throw new Error(`${name}: not a decodable image (${e.message || e})`); }
+      img = new ImageData(png.data, png.width, png.height);
+    }
+    // shown as the model sees it: opaque
+    for (let i = 3; i < img.data.length; i += 4) img.data[i] = 255;
+  }
   return img;
 }
 
 async function imageFromUrl(url) {
-  const res = await fetch(url);
+  const name = url.split("/").pop() || url;
+  let res;
+  try { res = await fetch(url); } catch (e) { throw new Error(`${url}: cannot fetch (${e.message || e})`); }
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  return decode(await res.blob());
+  return decode(await res.blob(), name);
 }
 
 function draw(img, result) {
@@ -60,28 +101,54 @@ function draw(img, result) {
     ` · ${n} face${n === 1 ? "" : "s"} · ${img.width}×${img.height}`;
 }
 
-async function show(img, name) {
-  const result = await fp.process(img);
-  current = { ...result, name, image: img };
-  source = name;
-  draw(img, result);
-  $("download").disabled = false;
-  status(result.faces.length ? `${name}: ${result.faces.length} face(s)` : `${name}: no face found`);
-  return result;
+// One input at a time: a newer one supersedes one still running, whose result is then dropped
+async function show(name, load) {
+  const id = ++job;
+  clearResult();
+  setBusy(true);
+  status(`working on ${name}…`);
+  try {
+    await stopCamera();
+    await painted();
+    await ready;
+    const img = await load();
+    if (id !== job) return null;
+    const result = await fp.process(img);
+    if (id !== job) return null;
+    current = { ...result, name, image: img };
+    source = name;
+    draw(img, result);
+    $("download").disabled = false;
+    status(result.faces.length ? `${name}: ${result.faces.length} face(s)` : `${name}: no face found`);
+    return result;
+  } catch (e) {
+    if (id === job) { clearResult(); report(e); }
+    throw e;
+  } finally {
+    if (id === job) setBusy(false);
+  }
+}
+
+function report(e) {
+  status(String((e && e.message) || e).replace(/\s+/g, " "), true);
 }
 
 async function run(task) {
-  try { return await task(); } catch (e) { status(String(e.message || e), true); throw e; }
+  try { return await task(); } catch (e) { report(e); throw e; }
 }
+
+// The page's own controls: a failure is already reported in #status; not an unhandled rejection too
+const handled = (promise) => promise.catch(() => {});
 
 $("file").addEventListener("change", (ev) => {
   const file = ev.target.files[0];
-  if (file) run(async () => { await stopCamera(); return show(await decode(file), file.name); });
+  ev.target.value = "";  // choosing the same file again (after fixing it, say) is a change too
+  if (file) handled(show(file.name, () => decode(file, file.name)));
 });
 $("url-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const url = $("url").value.trim();
-  if (url) run(async () => { await stopCamera(); return show(await imageFromUrl(url), url.split("/").pop()); });
+  if (url) handled(show(url.split("/").pop() || url, () => imageFromUrl(url)));
 });
 $("download").addEventListener("click", () => {
   if (!current) return;
@@ -136,7 +203,7 @@ async function stopCamera() {
   $("camera").textContent = "Start webcam";
 }
 
-$("camera").addEventListener("click", () => run(() => (camera ? stopCamera() : startCamera())));
+$("camera").addEventListener("click", () => handled(run(() => (camera ? stopCamera() : startCamera()))));
 
 // ---- start -----------------------------------------------------------------------------------------
 
@@ -145,7 +212,7 @@ const ready = (async () => {
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
   ort.env.wasm.numThreads = 1;  // a plain static server is not cross-origin isolated: no wasm threads
   fp = await FacePoints.load(ort, "./");
-  status("ready: choose a photo, give an image URL on this site, or start the webcam");
+  if (!job) status("ready: choose a photo, give an image URL on this site, or start the webcam");  // not over "working on"
   return true;
 })().catch((e) => { status(`could not load the models: ${e.message || e}`, true); throw e; });
 
@@ -155,7 +222,7 @@ window.facepoints = {
   get current() { return current && { ...current, image: undefined }; },
   stats,
   imageFromUrl,
-  show: async (url) => run(async () => show(await imageFromUrl(url), url.split("/").pop())),
+  show: (url) => show(url.split("/").pop() || url, () => imageFromUrl(url)),
   json: () => current && resultJson(current.name, current.faces),
   startCamera: () => run(startCamera),
   stopCamera,

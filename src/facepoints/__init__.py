@@ -10,12 +10,12 @@ The public names load on first use (PEP 562), so `import facepoints.config` (the
 
 from importlib import import_module
 
-from .errors import FacepointsError
+from .errors import FacepointsError, UsageError
 from .version import __version__
 
 _PUBLIC = {"Landmarker": "landmarker", "LandmarkerOptions": "config", "VideoOptions": "config",
            "LandmarkResult": "results", "Face": "results", "Pose": "pose", "ModelSpec": "weights"}
-__all__ = [*_PUBLIC, "FacepointsError", "__version__"]
+__all__ = [*_PUBLIC, "FacepointsError", "UsageError", "__version__"]
 
 
 def __getattr__(name: str):

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
 from .config import (
     ARCHITECTURES,
+    DEGREES,
     DETECTOR_NAMES,
+    FINITE_FLOAT,
+    FRACTION,
+    MARGIN,
+    MAX_SIDE,
+    NON_NEGATIVE_FLOAT,
+    NON_NEGATIVE_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    PROBABILITY,
     AugmentConfig,
     LandmarkerOptions,
+    Rule,
     TrainConfig,
     VideoOptions,
+    check_detector_threshold,
     config_from_dict,
     detector_options,
 )
-from .errors import FacepointsError, UsageError
+from .errors import FacepointsError, UsageError, quiet_third_party
 from .io_utils import check_outputs
 
 # Each verb imports what it runs inside its _run_* function: `facepoints --help` and a mistyped option
@@ -35,30 +46,41 @@ VIDEO = {f.name: f.default for f in fields(VideoOptions)}
 # line and exit code 2, never a traceback deep inside the run (or a crash, as `--camera -1` was).
 
 
-def _number(kind, ok, what: str):
+def _number(rule: Rule):
+    """An argparse type from a config.Rule: the same rule the options' __post_init__ applies."""
+
     def parse(text: str):
         try:
-            value = kind(text)
+            value = rule.kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if not (math.isfinite(value) and ok(value)):
-            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+            kind = "an integer" if rule.kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not rule.valid(value):
+            raise argparse.ArgumentTypeError(f"{text} is not {rule.what}")
         return value
 
-    parse.__name__ = what  # argparse names the type in its messages
+    parse.__name__ = rule.what  # argparse names the type in its messages
     return parse
 
 
-positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
-positive_float = _number(float, lambda v: v > 0, "a number > 0")
-non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
-finite_float = _number(float, lambda v: True, "a finite number")
-fraction = _number(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
-probability = _number(float, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
-margin = _number(float, lambda v: 1 <= v <= 4, "a crop margin in [1, 4] (the crop must hold the whole face box)")
-degrees = _number(float, lambda v: 0 <= v <= 180, "an angle in [0, 180] degrees")
-max_side = _number(int, lambda v: v == 0 or v >= 32, "0 (never shrink) or a side of at least 32 px")
+positive_int = _number(POSITIVE_INT)
+non_negative_int = _number(NON_NEGATIVE_INT)
+positive_float = _number(POSITIVE_FLOAT)
+non_negative_float = _number(NON_NEGATIVE_FLOAT)
+finite_float = _number(FINITE_FLOAT)
+fraction = _number(FRACTION)
+probability = _number(PROBABILITY)
+margin = _number(MARGIN)
+degrees = _number(DEGREES)
+max_side = _number(MAX_SIDE)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (`facepoints detect: error: ...`, exit 2), not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def _add_detector_options(p, help_prefix: str = "") -> None:
     p.add_argument("--detector", default=LANDMARKER["detector"], choices=DETECTOR_NAMES,
@@ -66,7 +88,9 @@ def _add_detector_options(p, help_prefix: str = "") -> None:
     p.add_argument("--det-threshold", type=finite_float, default=None,
                    help="the detector's own score threshold (retinaface: 0-1, default 0.5; dlib: SVM score, default 0)")
     p.add_argument("--det-max-side", type=max_side, default=-1,
-                   help="shrink images to this long side for detection only (retinaface default 1280; 0 = never)")
+                   help="shrink images to this long side for detection only (default 1280; landmarks still come from "
+                   "the full image). 0 = never shrink: the detector then needs ~50 bytes of memory a pixel, about "
+                   "5 GB and a minute for a 9400 x 9400 photo")
     p.add_argument("--no-upright", dest="upright", action="store_false",
                    help="do not turn faces upright by the detector's keypoints before the landmark model (retinaface)")
 
@@ -188,7 +212,7 @@ def _run_train(args):
     from .train import train
 
     if not args.data and not args.resume:
-        raise FacepointsError("train needs --data (a folder of image+.pts pairs or a dlib XML file)")
+        raise UsageError("train needs --data (a folder of image+.pts pairs or a dlib XML file)")
     if args.arch not in MODELS:
         raise FacepointsError(f"unknown architecture {args.arch!r}; choose from {', '.join(MODELS)}")
     if args.resume:
@@ -212,8 +236,14 @@ OPTION_NAMES = {
 
 def _check_resume_options(args) -> None:
     """--resume takes the run's saved settings; an option set to something else is refused, not ignored.
-    --epochs is the exception: it extends (or shortens, if not yet reached) the run."""
+    --epochs is the exception: it extends (or shortens, if not yet reached) the run. --data may name the
+    run's dataset by another path, or where it was moved (data.same_dataset)."""
     from .checkpoint import saved_run  # torch: see the top of this file
+    from .data import dataset_fingerprint, same_dataset
+
+    out = Path(args.out)
+    if not any((out / name).exists() for name in ("last.pt", "best.pt", "config.json")):
+        return  # nothing saved yet: train.prepare_run starts the run (or says there is nothing to resume)
 
     def flat(cfg):
         d = asdict(cfg)
@@ -222,12 +252,22 @@ def _check_resume_options(args) -> None:
             **{f"augment.{k}": v for k, v in d["augment"].items()},
         }
 
+    from .train import _teacher_path  # torch, as above
+
     asked, default = flat(train_config(args)), flat(train_config(build_parser().parse_args(["train"])))
-    saved = flat(config_from_dict(saved_run(args.out)[1]))
-    differ = [k for k in asked if k not in ("epochs", "out") and asked[k] != default[k] and asked[k] != saved.get(k)]
+    asked["teacher"] = _teacher_path(asked["teacher"])  # the saved one is absolute (or a shipped name)
+    state, saved_config = saved_run(args.out)
+    saved = flat(config_from_dict(saved_config))
+    differ = [k for k in asked if k not in ("epochs", "out", "data") and asked[k] != default[k]
+              and asked[k] != saved.get(k)]
+    if args.data and Path(saved["data"]).exists() and not same_dataset(args.data, saved["data"]):
+        differ.insert(0, "data")
+    known = (state or {}).get("data_fingerprint")
+    if args.data and not Path(saved["data"]).exists() and known and dataset_fingerprint(args.data) != known:
+        differ.insert(0, "data")  # the run's data moved: what is given must hold the same faces
     if differ:
         names = ", ".join("--" + OPTION_NAMES.get(k, k.removeprefix("augment.")).replace("_", "-") for k in differ)
-        raise FacepointsError(
+        raise UsageError(
             f"{args.out}: --resume continues with the run's saved settings; {names} differ from them "
             "(only --epochs may change)"
         )
@@ -249,8 +289,8 @@ def train_config(args) -> TrainConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="facepoints", description="68-point face landmarks on a plain CPU")
-    sub = parser.add_subparsers(dest="verb", required=True)
+    parser = Parser(prog="facepoints", description="68-point face landmarks on a plain CPU")
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
     for add in (_add_detect, _add_batch, _add_train, _add_evaluate, _add_export):
         add(sub)
     return parser
@@ -299,7 +339,7 @@ def _run_export(args):
     from .weights import load_model, resolve
 
     if Path(args.output).suffix.lower() != ".onnx":
-        raise FacepointsError(f"-o {args.output}: an ONNX file needs the .onnx suffix")
+        raise UsageError(f"-o {args.output}: an ONNX file needs the .onnx suffix")
     check_outputs([args.output], inputs=[resolve(args.model)[0]])
     model, spec = load_model(args.model)
     path = export_onnx(model, spec, args.output)
@@ -405,14 +445,17 @@ def _run_batch(args):
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_third_party()
     parser = build_parser()
     args = parser.parse_args(argv)
-    threshold = getattr(args, "det_threshold", None)
-    if threshold is not None and args.detector == "retinaface" and not 0 < threshold < 1:
-        parser.error(f"argument --det-threshold: {threshold} is not a retinaface score in (0, 1)")
+    try:
+        check_detector_threshold(getattr(args, "detector", None), getattr(args, "det_threshold", None),
+                                 "argument --det-threshold")
+    except UsageError as e:
+        parser.error(str(e))
     try:
         code = args.func(args)
-    except UsageError as e:
+    except UsageError as e:  # an option's value, found bad before any work: argparse's exit code
         print(f"facepoints: error: {e}", file=sys.stderr)
         return 2
     except FacepointsError as e:

@@ -7,8 +7,12 @@ config.json and in every checkpoint; `config_from_dict` reads it back, defaults 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from .errors import UsageError
 
 if TYPE_CHECKING:  # annotations only: this module stays standard-library-only
     from .detectors import Detector
@@ -20,6 +24,52 @@ DETECTOR_NAMES = ("retinaface", "dlib", "haar")  # detectors.DETECTORS' keys, he
 DEFAULT_DETECTOR = "retinaface"
 # models.MODELS' keys, here so `--help` does not import torch (tests/test_structure.py checks they agree)
 ARCHITECTURES = ("xception", "pipnet_small", "pipnet_fast", "pipnet_fast_wide", "pipnet_fast_detail", "pipnet_accurate")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a numeric option accepts: the CLI's argument types and the options' `__post_init__` share these,
+    so `--threads 0` and `LandmarkerOptions(threads=0)` are refused by the same rule, in the same words."""
+
+    kind: type  # int or float
+    ok: Callable[[float], bool]
+    what: str
+
+    def valid(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind is int and not float(value).is_integer():
+            return False
+        return math.isfinite(value) and self.ok(value)
+
+    def check(self, name: str, value, allow_none: bool = False) -> None:
+        if value is None and allow_none:
+            return
+        if not self.valid(value):
+            raise UsageError(f"{name}: {value!r} is not {self.what}")
+
+
+POSITIVE_INT = Rule(int, lambda v: v >= 1, "a positive integer")
+NON_NEGATIVE_INT = Rule(int, lambda v: v >= 0, "an integer >= 0")
+POSITIVE_FLOAT = Rule(float, lambda v: v > 0, "a number > 0")
+NON_NEGATIVE_FLOAT = Rule(float, lambda v: v >= 0, "a number >= 0")
+FINITE_FLOAT = Rule(float, lambda v: True, "a finite number")
+FRACTION = Rule(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
+PROBABILITY = Rule(float, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
+MARGIN = Rule(float, lambda v: 1 <= v <= 4, "a crop margin in [1, 4] (the crop must hold the whole face box)")
+DEGREES = Rule(float, lambda v: 0 <= v <= 180, "an angle in [0, 180] degrees")
+MAX_SIDE = Rule(int, lambda v: v == 0 or v >= 32, "0 (never shrink) or a side of at least 32 px")
+RETINAFACE_SCORE = Rule(float, lambda v: 0 < v < 1, "a retinaface score in (0, 1)")
+BACKENDS = ("auto", "onnxruntime", "torch")
+
+
+def check_detector_threshold(detector, threshold, name: str = "detector_threshold") -> None:
+    """The detector's own score bar: any finite number (dlib's SVM margin, haar's level weight); retinaface's is
+    a probability strictly between 0 and 1."""
+    if threshold is None:
+        return
+    rule = RETINAFACE_SCORE if detector == "retinaface" else FINITE_FLOAT
+    rule.check(name, threshold)
 
 
 @dataclass(frozen=True)
@@ -86,6 +136,10 @@ class VideoOptions:
     smooth: bool = True  # One Euro filter per face (smoothing.py)
     min_overlap: float = 0.3  # IoU between a track's old and new box below which it is lost (and the detector runs)
 
+    def __post_init__(self):
+        POSITIVE_INT.check("redetect_every", self.redetect_every)
+        PROBABILITY.check("min_overlap", self.min_overlap)
+
 
 @dataclass(frozen=True)
 class LandmarkerOptions:
@@ -103,6 +157,21 @@ class LandmarkerOptions:
     max_faces: int | None = None
     pose: bool = True  # head pose (yaw, pitch, roll) from the points
     video: VideoOptions = field(default_factory=VideoOptions)  # detect_for_video: redetection, smoothing
+
+    def __post_init__(self):
+        """The CLI's rules (config.Rule), so a bad value fails here, by name, not frames later."""
+        if isinstance(self.detector, str) and self.detector not in DETECTOR_NAMES:
+            raise UsageError(f"detector: unknown detector {self.detector!r}; choose from {', '.join(DETECTOR_NAMES)}")
+        check_detector_threshold(self.detector, self.detector_threshold)
+        if self.detector_max_side != -1:
+            MAX_SIDE.check("detector_max_side", self.detector_max_side, allow_none=True)
+        if self.backend not in BACKENDS:
+            raise UsageError(f"backend: {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        POSITIVE_INT.check("threads", self.threads, allow_none=True)
+        POSITIVE_INT.check("max_faces", self.max_faces, allow_none=True)
+        FINITE_FLOAT.check("min_score", self.min_score)
+        if not isinstance(self.video, VideoOptions):
+            raise UsageError(f"video: expected VideoOptions, got {type(self.video).__name__}")
 
 
 def detector_options(args) -> dict:

@@ -12,7 +12,9 @@ about what the points mark rather than about the points.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -186,6 +188,36 @@ def read_dataset(source: str | Path) -> list[Sample]:
     return read_pts_folder(source)
 
 
+def dataset_fingerprint(source: str | Path, samples: list[Sample] | None = None) -> str:
+    """What a training run's split depends on: each face's name below the dataset's root, its image's size
+    and its points. A dataset copied or moved elsewhere keeps it; one with other faces does not.
+    `samples`: the dataset already read from `source`."""
+    root = Path(source)
+    base = root.parent if root.suffix.lower() == ".xml" else root
+    h = hashlib.sha256()
+    for s in read_dataset(root) if samples is None else samples:
+        name = s.image_path.resolve().relative_to(base.resolve()) if s.image_path.resolve().is_relative_to(
+            base.resolve()) else s.image_path.name
+        h.update(f"{name} {s.image_path.stat().st_size} {s.offset}".encode())
+        h.update(np.asarray(s.points, np.float32).tobytes())
+    return h.hexdigest()
+
+
+def same_dataset(a: str | Path, b: str | Path) -> bool:
+    """The same folder (or XML file) reached by two paths, or the same faces after a copy or a move."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    if not (a.exists() and b.exists()):
+        return False
+    try:
+        if os.path.samefile(a, b):
+            return True
+        return dataset_fingerprint(a) == dataset_fingerprint(b)
+    except (OSError, FacepointsError):
+        return False
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Decode any supported image to uint8 RGB (H, W, 3): grayscale, RGBA, 16-bit included.
 
@@ -287,6 +319,11 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         raise FacepointsError("image array holds NaN or infinite values")
     if image.dtype == np.uint16:
+        if image.max() <= 255:  # 8-bit data in a wider type: scaling by 1/257 would make it black; say so
+            raise FacepointsError(
+                "uint16 image array holds only values 0-255: 8-bit data in a 16-bit array? "
+                "pass image.astype(np.uint8); a real 16-bit image spans 0-65535"
+            )
         image = (image / 257.0).astype(np.uint8)
     elif image.dtype.kind == "f":
         image = (image.clip(0, 1) * 255 if image.max() <= 1.0 else image.clip(0, 255)).astype(np.uint8)

@@ -20,7 +20,7 @@ from .augment import degrade, geometric, photometric
 from .config import CACHE_SIDE, AugmentConfig
 from .crop import crop_matrix, crop_square, points_box, preprocess, square_from_box, to_gray, transform_points, warp
 from .data import Sample, load_image
-from .io_utils import atomic_path, default_cache_dir
+from .io_utils import atomic_path, default_cache_dir, remove_stale_temps
 
 CACHE_CONTEXT = 2.2
 
@@ -40,6 +40,8 @@ def build_cache(
     """(N, side, side, 3) uint8 images and (N, 68, 2) points in their coordinates."""
     cache_dir = Path(cache_dir or default_cache_dir())
     path = cache_dir / f"crops-{_cache_key(samples, side)}.npz"
+    if cache_dir.is_dir():
+        remove_stale_temps(cache_dir, shared=True)  # a run killed while writing a cache left its temporary file
     if path.exists():
         with np.load(path) as f:
             return f["images"], f["points"]

@@ -14,7 +14,7 @@ from .config import VideoOptions, detector_options
 from .crop import crop_face, points_box
 from .data import IMAGE_SUFFIXES
 from .drawing import grid
-from .errors import FacepointsError
+from .errors import FacepointsError, UsageError
 from .io_utils import atomic_path, atomic_write_text, check_output_folder, check_outputs
 from .landmarker import Landmarker, LandmarkerOptions
 from .results import LandmarkResult
@@ -67,9 +67,9 @@ def plan_outputs(args, items: list[tuple[Path, Path]], out_dir: Path) -> dict:
     -o, and giving their common folder instead keeps the folder structure below it."""
     check_output_folder(out_dir, "-o")
     if args.grid and Path(args.grid).suffix.lower() not in IMAGE_SUFFIXES:
-        raise FacepointsError(f"--grid {args.grid}: the picture needs an image suffix ({', '.join(IMAGE_SUFFIXES)})")
+        raise UsageError(f"--grid {args.grid}: the picture needs an image suffix ({', '.join(IMAGE_SUFFIXES)})")
     if args.json_out and Path(args.json_out).suffix.lower() not in TABLE_SUFFIXES:
-        raise FacepointsError(f"--json {args.json_out}: give a .jsonl, .json or .csv file")
+        raise UsageError(f"--json {args.json_out}: give a .jsonl, .json or .csv file")
     plan: dict = {}
 
     def video(key, stem: Path):
@@ -105,7 +105,7 @@ def plan_outputs(args, items: list[tuple[Path, Path]], out_dir: Path) -> dict:
 
 def run_detect(args) -> int:
     if not args.inputs and args.camera is None:
-        raise FacepointsError("give image/video files or folders, or --camera N")
+        raise UsageError("give image/video files or folders, or --camera N")
     out_dir = Path(args.out)
     items = expand_inputs(args.inputs, skip=out_dir)
     plan = plan_outputs(args, items, out_dir)

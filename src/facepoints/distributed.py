@@ -46,7 +46,25 @@ class Ranks:
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+    world = os.environ.get("WORLD_SIZE", "1")
+    if not world.strip().isdigit():
+        raise FacepointsError(f"WORLD_SIZE={world!r} in the environment is not a number of processes")
+    return int(world) > 1 and "RANK" in os.environ
+
+
+def check_launch_environment() -> None:
+    """torchrun sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT together; a shell that sets only some of
+    them would make init_process_group fail with a traceback (or wait for peers that never come)."""
+    missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+    if missing:
+        raise FacepointsError(
+            f"RANK and WORLD_SIZE are set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
+            "launch with torchrun (it sets all four), or unset RANK and WORLD_SIZE for a one-process run"
+        )
+    if not os.environ["RANK"].strip().isdigit() or not os.environ["MASTER_PORT"].strip().isdigit():
+        raise FacepointsError(
+            f"RANK={os.environ['RANK']!r} and MASTER_PORT={os.environ['MASTER_PORT']!r} must be numbers"
+        )
 
 
 def threads_per_rank(local_world: int) -> int:
@@ -78,6 +96,7 @@ def setup(requested: bool = False) -> Ranks:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available()
     if not joined:
+        check_launch_environment()
         if cuda:
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if cuda else "gloo")  # env://: MASTER_ADDR/PORT, RANK, WORLD_SIZE

@@ -1,9 +1,28 @@
-"""One exception type for every user-facing problem, so the CLI can print one line."""
+"""One exception type for every user-facing problem, so the CLI can print one line; and third-party noise kept
+off the stderr those lines go to."""
+
+import os
+import sys
+import warnings
 
 
 class FacepointsError(Exception):
     """A problem with the user's input (file, model, option); the message names it."""
 
 
-class UsageError(FacepointsError):
+class UsageError(FacepointsError, ValueError):
     """a bad option value: exit code 2"""
+
+
+def quiet_third_party() -> None:
+    """Silence what libraries print beside facepoints' own one-line messages: Pillow's DecompressionBombWarning
+    (facepoints refuses such images itself, by name) and OpenCV's `[ WARN]` lines (a camera index that does not
+    exist, a video writer on a full disk: each is reported by facepoints in one line). For processes facepoints
+    owns (the CLI, batch workers), not for a library user's: their warnings stay theirs."""
+    warnings.filterwarnings("ignore", message="Image size .* could be decompression bomb")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # read when cv2 is first imported
+    os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
+    if "cv2" in sys.modules:  # already imported: the variable is read only at import, so set it directly
+        from cv2.utils import logging as cv2_logging  # only once cv2 is loaded: this module stays stdlib-only
+
+        cv2_logging.setLogLevel(cv2_logging.LOG_LEVEL_ERROR)

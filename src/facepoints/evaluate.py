@@ -14,7 +14,7 @@ from .crop import points_box
 from .data import IMAGE_SUFFIXES, Sample, find_manifest, load_image, read_pts_folder
 from .detectors import create_detector, roll_degrees
 from .drawing import CED_SUFFIXES, plot_ced
-from .errors import FacepointsError
+from .errors import FacepointsError, UsageError
 from .io_utils import atomic_write_text, check_outputs
 from .metrics import nme, summary
 from .predictor import LandmarkPredictor
@@ -135,7 +135,7 @@ def run(
 ) -> dict:
     samples = read_pts_folder(data)
     if ced_out and Path(ced_out).suffix.lower() not in CED_SUFFIXES:
-        raise FacepointsError(f"--ced {ced_out}: the plot needs a {', '.join(CED_SUFFIXES)} suffix")
+        raise UsageError(f"--ced {ced_out}: the plot needs a {', '.join(CED_SUFFIXES)} suffix")
     manifest = find_manifest(Path(data))
     inputs = (
         [s.image_path for s in samples]

@@ -7,6 +7,7 @@ Video is a mode of the same object: `detect_for_video(frame, timestamp_ms)` trac
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 from .config import LandmarkerOptions, VideoOptions
 from .data import load_image, to_rgb
 from .detectors import DETECTORS, Detections, Detector, GivenBoxes, create_detector, roll_degrees
-from .errors import FacepointsError
+from .errors import FacepointsError, UsageError
 from .predictor import LandmarkPredictor
 from .results import LandmarkResult, build_faces
 from .video import FaceTracker
@@ -24,7 +25,11 @@ __all__ = ["Landmarker", "LandmarkerOptions", "VideoOptions", "as_rgb"]
 
 
 def as_rgb(image) -> tuple[np.ndarray, str | None]:
-    """Path, numpy array (gray/RGB/RGBA, any dtype) or PIL image -> uint8 RGB, and the path if any."""
+    """Path, numpy array (gray/RGB/RGBA, any dtype) or PIL image -> uint8 RGB, and the path if any.
+
+    Arrays are taken as RGB. OpenCV's `cv2.imread` and video frames are BGR: pass
+    `cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)`, or the detector sees swapped colours and points move by
+    a few pixels. 16-bit arrays must span 0-65535 (8-bit values in a uint16 array are refused)."""
     if isinstance(image, (str, Path)):
         return load_image(image), str(image)
     if hasattr(image, "convert") and hasattr(image, "size"):  # PIL
@@ -73,7 +78,8 @@ class Landmarker:
         return roll_degrees(det.keypoints) if self.options.upright and det.keypoints is not None else None
 
     def detect(self, image, boxes=None) -> LandmarkResult:
-        """Find faces (or use `boxes`, (N, 4) x1 y1 x2 y2 tight face boxes) and put 68 points on each."""
+        """Find faces (or use `boxes`, (N, 4) x1 y1 x2 y2 tight face boxes) and put 68 points on each.
+        `image`: a path, a PIL image or an RGB numpy array (not OpenCV's BGR: see `as_rgb`)."""
         rgb, source = as_rgb(image)
         if boxes is not None:
             given = GivenBoxes(boxes)
@@ -96,6 +102,8 @@ class Landmarker:
         `min_score` / `max_faces` selection as in `detect`. Call `reset_video()` before another stream."""
         rgb, source = as_rgb(frame)
         t = float(timestamp_ms)
+        if not math.isfinite(t):
+            raise UsageError(f"detect_for_video: timestamp {t} ms is not a finite number of milliseconds")
         if self._last_timestamp_ms is not None and not t > self._last_timestamp_ms:
             raise FacepointsError(
                 f"detect_for_video: timestamp {t:g} ms is not after the previous frame's "

@@ -16,9 +16,16 @@ from .errors import FacepointsError
 from .io_utils import atomic_path
 from .pose import Pose, safe_pose
 
-CSV_HEADER = ["image", "face", "score", "x1", "y1", "x2", "y2", "yaw", "pitch", "roll"] + [
+# the box's corners are box_x1 ... so that no column name repeats the points' x1, y1 (pandas renamed them)
+CSV_HEADER = ["image", "face", "score", "box_x1", "box_y1", "box_x2", "box_y2", "yaw", "pitch", "roll"] + [
     f"{a}{i}" for i in range(68) for a in ("x", "y")
 ]
+
+
+def _finite(value: float, digits: int) -> float | None:
+    """A number for JSON and CSV: rounded, or None (null, an empty cell) where it is not finite."""
+    value = float(value)
+    return round(value, digits) if np.isfinite(value) else None
 
 
 @dataclass
@@ -34,10 +41,11 @@ class Face:
     pose: Pose | None = None  # head pose from the points; None when turned off or no rigid fit exists
 
     def summary(self) -> dict:
+        """Plain JSON types; a non-finite number becomes null, never a NaN literal that strict parsers reject."""
         return {
-            "box": [round(float(v), 2) for v in self.box],
-            "score": round(float(self.score), 4),
-            "points": np.round(self.points.astype(np.float64), 2).tolist(),
+            "box": [_finite(v, 2) for v in self.box],
+            "score": _finite(self.score, 4),
+            "points": [[_finite(x, 2), _finite(y, 2)] for x, y in self.points],
             "pose": self.pose.to_dict() if self.pose is not None else None,
         }
 
@@ -46,10 +54,10 @@ class Face:
         return [
             image,
             index,
-            round(float(self.score), 4),
-            *[round(float(v), 2) for v in self.box],
+            _finite(self.score, 4),
+            *[_finite(v, 2) for v in self.box],
             *[pose.get(k) for k in ("yaw", "pitch", "roll")],
-            *np.round(self.points.reshape(-1).astype(np.float64), 2).tolist(),
+            *[_finite(v, 2) for v in self.points.reshape(-1)],
         ]
 
 
@@ -79,7 +87,7 @@ class LandmarkResult:
         return {"image": self.source, "faces": [f.summary() for f in self.faces]}
 
     def to_json(self, indent: int | None = None) -> str:
-        return json.dumps(self.summary(), indent=indent)
+        return json.dumps(self.summary(), indent=indent, allow_nan=False)
 
     def csv_rows(self) -> list[list]:
         """One row per face, columns CSV_HEADER: image, face index, score, box, yaw/pitch/roll, x0, y0 ... x67, y67."""

@@ -36,16 +36,16 @@ from tqdm import tqdm
 
 from .checkpoint import CHECKPOINT_FORMAT, RunSplit, load_checkpoint, save_checkpoint, saved_run, selected_state
 from .config import TrainConfig, config_from_dict
-from .data import IMAGE_SUFFIXES, MANIFEST
+from .data import IMAGE_SUFFIXES, MANIFEST, dataset_fingerprint
 from .dataset import LandmarkDataset, cache_offsets
 from .distill import blend_targets, teacher_points, teacher_report
 from .distributed import GlobalBatchSampler, Ranks, barrier, setup, sum_over_ranks, sync_buffers, teardown, wrap
 from .drawing import ProgressFrames
-from .errors import FacepointsError
+from .errors import FacepointsError, UsageError
 from .io_utils import atomic_write_text, check_outputs, remove_stale_temps
 from .metrics import nme
 from .models import create_model, predict_batches
-from .weights import load_model, save_weights
+from .weights import load_model, resolve, save_weights, shipped_models
 
 BN_BATCHES = 8  # augmented batches that re-estimate the moving average's BatchNorm statistics
 FIT_FACES = 200  # un-augmented training faces that track progress when nothing is held out
@@ -119,17 +119,33 @@ def prepare_run(
     cfg: TrainConfig, resume: bool, epochs: int | None, main: bool = True
 ) -> tuple[TrainConfig, dict | None]:
     """The run's settings and the checkpoint it continues from (None for a new run); outputs checked before any work.
-    Every rank checks; only the `main` one writes (tidies the run folder) and prints."""
+    Every rank checks; only the `main` one writes (tidies the run folder) and prints.
+
+    A run folder is relocatable: the run writes where `cfg.out` says now (a copied or moved run never writes
+    into the folder it was made in), and its data and teacher are stored as absolute paths."""
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
+    removed = remove_stale_temps(out) + remove_stale_temps(out / "progress") if out.is_dir() and main else 0
+    if removed:
+        print(f"{out}: removed {removed} temporary files a killed run left behind")
     state = None
+    started = any((out / name).exists() for name in ("last.pt", "best.pt", "config.json"))
+    if resume and not started and out.is_dir() and cfg.data:
+        if main:  # killed before its first config.json: the earliest point to resume from is the start
+            print(f"{out}: nothing saved yet; starting the run from epoch 0")
+        resume = False
     if resume:
         state, saved = saved_run(out)
-        cfg = config_from_dict(saved)
+        given_data = cfg.data
+        cfg = replace(config_from_dict(saved), out=str(out))
+        if given_data:  # the CLI has checked it is the run's dataset (data.same_dataset); it may have moved
+            cfg = replace(cfg, data=given_data)
+        elif not Path(cfg.data).exists():
+            raise UsageError(f"{out}: the run's data {cfg.data} is gone; pass --data where it is now")
         done = state["epoch"] if state else 0
         if epochs is not None:
             if epochs < done:
-                raise FacepointsError(f"{out}: --epochs {epochs}, but the run has already trained {done} epochs")
+                raise UsageError(f"{out}: --epochs {epochs}, but the run has already trained {done} epochs")
             cfg = replace(cfg, epochs=epochs)
         stale = state is not None and (not last_path.exists() or load_checkpoint(last_path)["epoch"] < done)
         if stale and main:
@@ -137,25 +153,33 @@ def prepare_run(
         if main:
             print(f"resuming {out} after epoch {done} of {cfg.epochs}")
     elif last_path.exists() or best_path.exists():
-        raise FacepointsError(
+        raise UsageError(
             f"{out}: already holds a training run; pass --resume to continue it or choose another --out"
         )
-    removed = remove_stale_temps(out) + remove_stale_temps(out / "progress") if out.is_dir() and main else 0
-    if removed:
-        print(f"{out}: removed {removed} temporary files a killed run left behind")
+    cfg = replace(cfg, data=str(Path(cfg.data).resolve()) if cfg.data else cfg.data, teacher=_teacher_path(cfg.teacher))
     check_outputs(
-        [last_path, best_path, out / "model.pt", out / "curves.png", out / "progress" / "epoch_001.png"],
+        [last_path, best_path, out / "model.pt", out / "config.json", out / "curves.png",
+         out / "progress" / "epoch_001.png"],
+        inputs=[resolve(cfg.teacher)[0]] if cfg.teacher else [],
         read_folders=[cfg.data] if cfg.data and Path(cfg.data).is_dir() else [],
         read_suffixes=IMAGE_SUFFIXES + (".pts",),
     )
     if cfg.teacher:
         load_model(cfg.teacher)  # a missing or unreadable teacher is one line before any work
     if cfg.cache_side < cfg.input_size:
-        raise FacepointsError(
+        raise UsageError(
             f"--cache-side {cfg.cache_side}: must be at least the input size ({cfg.input_size} px), "
             "or every training crop is an upsampled blur"
         )
     return cfg, state
+
+
+def _teacher_path(teacher: str | None) -> str | None:
+    """A shipped model's name as it is; a weights file as its absolute path, so a resumed run finds it from
+    any working directory (and it can be checked against the run's outputs, which must never replace it)."""
+    if not teacher or teacher in shipped_models():
+        return teacher
+    return str(Path(teacher).resolve())
 
 
 def train_one_epoch(
@@ -211,7 +235,9 @@ def train(
 
 def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks: Ranks) -> dict:
     main = ranks.main
+    started = time.time()
     cfg, state = prepare_run(cfg, resume, epochs, main)
+    wall_before = float(state.get("wall_s", 0.0)) if state else 0.0  # earlier processes' share, across resumes
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     torch.manual_seed(cfg.seed)
@@ -226,6 +252,7 @@ def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks:
     if main:
         barrier(ranks)
     train_idx, val_idx, held_out = split.train_idx, split.val_idx, split.held_out
+    fingerprint = dataset_fingerprint(cfg.data, split.samples)  # lets a resume accept the data after a move
     offsets = cache_offsets(split.samples, cfg.cache_side) if cfg.annotation_offsets else None
     if offsets is not None and offsets.any() and main:
         print(f"annotation offsets from {MANIFEST}: mean {offsets.mean(0).round(2).tolist()} px in the cached crops")
@@ -349,6 +376,8 @@ def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks:
                 "optimizer": optimizer.state_dict(),
                 "history": history,
                 "best_nme": best_nme,
+                "data_fingerprint": fingerprint,
+                "wall_s": wall_before + time.time() - started,  # the run's wall clock so far, resumes included
             }
             if ema is not None:
                 ckpt["ema"] = ema.state_dict()

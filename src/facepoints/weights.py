@@ -199,6 +199,10 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, ModelS
     except (RuntimeError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[-1].strip()[:160]
         raise FacepointsError(f"{path}: weights do not fit architecture {payload['arch']!r} ({first})") from None
+    state = model.state_dict()
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:  # every point would be NaN, and NaN is not JSON
+        raise FacepointsError(f"{path}: weights hold NaN or infinite values (in {bad}); not a usable model")
     model.eval()
     train = payload.get("train", {})
     entry = shipped_models().get(name_or_path or DEFAULT_MODEL, {})
