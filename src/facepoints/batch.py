@@ -27,7 +27,7 @@ import numpy as np
 
 from .config import LandmarkerOptions
 from .data import decode_image
-from .errors import FacepointsError
+from .errors import FacepointsError, quiet_third_party
 
 COLUMNS = ("path", "n_faces", "boxes", "scores", "points", "pose", "error")
 BATCH_ROWS = 16  # images per call in `facepoints batch`: small, so a slow image holds up few others
@@ -128,6 +128,7 @@ class LandmarkBatch:
             from .landmarker import Landmarker  # the models: in the worker, on its first batch
             from .version import __version__
 
+            quiet_third_party()  # a worker's stderr reaches the driver's: facepoints' lines only
             if self.version is not None and self.version != __version__:
                 raise FacepointsError(
                     f"a worker runs facepoints {__version__}, the driver {self.version}: install the same version "
