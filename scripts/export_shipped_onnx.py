@@ -57,7 +57,7 @@ def main():
         int8 = index[name].get("int8_onnx")
         if int8:
             path = PACKAGE_WEIGHTS / int8["file"]
-            write_metadata(path, spec, shift_in_graph=False)
+            write_metadata(path, spec, calibrated=False)
             int8["sha256"] = sha256_file(path)
         print(f"{name}: {dest.name} {size_mb:.1f} MB, max |onnx - torch| {diff:.2g} px"
               + (f"; {int8['file']}: metadata set" if int8 else ""))

@@ -20,8 +20,8 @@ class UsageError(FacepointsError, ValueError):
 
 
 def require(module: str, what: str, extra: str) -> None:
-    """Import `module`, or stop with one line naming the extra that installs it (never an ImportError traceback):
-    the core install (numpy, ONNX Runtime, OpenCV, Pillow, tqdm) landmarks; training, export, dlib and Ray are extras."""
+    """Import `module`, or stop with one line naming the extra that installs it (never an ImportError
+    traceback): the core install landmarks; training, export, dlib and Ray are extras."""
     try:
         importlib.import_module(module)
     except ImportError:

@@ -62,7 +62,7 @@ def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | Path, calib
     return path
 
 
-def write_metadata(path: str | Path, spec: ModelSpec, shift_in_graph: bool) -> None:
+def write_metadata(path: str | Path, spec: ModelSpec, calibrated: bool) -> None:
     """Set the spec's settings (ModelSpec.onnx_metadata) in an ONNX file's metadata, in place; nothing else changes."""
     # onnx is needed here only; `import facepoints` does not pay for it
     import onnx
@@ -72,7 +72,7 @@ def write_metadata(path: str | Path, spec: ModelSpec, shift_in_graph: bool) -> N
     del graph.metadata_props[:]
     for p in keep:
         graph.metadata_props.add(key=p.key, value=p.value)
-    for key, value in spec.onnx_metadata(shift_in_graph=shift_in_graph).items():
+    for key, value in spec.onnx_metadata(shift_in_graph=calibrated).items():
         graph.metadata_props.add(key=key, value=value)
     onnx.save(graph, str(path))
 
@@ -126,5 +126,5 @@ def quantize_int8(model: torch.nn.Module, spec: ModelSpec, calibration: np.ndarr
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
             )
-            write_metadata(tmp, spec, shift_in_graph=False)
+            write_metadata(tmp, spec, calibrated=False)
     return path

@@ -7,7 +7,6 @@ detectors convert their own boxes to it first (see detectors.py).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -58,7 +57,7 @@ class LandmarkPredictor:
             self.spec = ModelSpec(**{**spec.__dict__, "onnx": fp32, "int8_onnx": int8_graph})
         else:
             if path.suffix.lower() == ".onnx":
-                raise FacepointsError(f"{path}: an ONNX graph runs on ONNX Runtime; choose --backend auto or onnxruntime")
+                raise FacepointsError(f"{path}: an ONNX graph runs on ONNX Runtime (--backend auto or onnxruntime)")
             require("torch", f"{path}: a .pt model" if backend != "torch" else "the torch backend", "train")
             # torch: only the torch backend and .pt files need it
             from .export import PointsHead
