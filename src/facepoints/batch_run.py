@@ -55,11 +55,13 @@ def parts_folder(out: Path) -> Path:
     return out.with_name(f".{out.name}.parts")
 
 
-def require_pyarrow():
+def require_pyarrow(engine: str = "local"):
     try:
         import pyarrow  # noqa: F401
         import pyarrow.parquet  # noqa: F401
     except ImportError:
+        if engine == "ray":
+            raise FacepointsError('--engine ray needs Ray and pyarrow: pip install "facepoints[ray]"') from None
         raise FacepointsError('batch needs pyarrow: pip install "facepoints[batch]" (or "facepoints[ray]")') from None
 
 
@@ -242,7 +244,7 @@ def run_batch(
 ) -> BatchSummary:
     """Landmark every image of `src` into the Parquet file `out` (see the module docstring); prints a
     progress bar and a summary line."""
-    require_pyarrow()
+    require_pyarrow(engine)
     out = Path(out)
     if out.suffix.lower() != ".parquet":
         raise UsageError(f"-o {out}: the output is a Parquet file and needs the .parquet suffix")
