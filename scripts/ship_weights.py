@@ -100,10 +100,14 @@ def main():
     }
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     print(json.dumps(index[args.name], indent=2))
-    stale = PACKAGE_WEIGHTS / f"{args.name}.int8.onnx"
-    if stale.exists():  # made from the previous weights: remove it so it cannot be shipped by mistake
-        stale.unlink()
-        print(f"removed {stale.name}; rebuild it with: python scripts/quantize_weights.py {args.name}")
+    graphs = ((f"{args.name}.int8.onnx", "quantize_weights.py"), (f"{args.name}.onnx", "export_shipped_onnx.py"))
+    for stale, remake in graphs:
+        stale = PACKAGE_WEIGHTS / stale
+        if stale.exists():  # made from the previous weights: remove it so it cannot be shipped by mistake
+            stale.unlink()
+            print(f"removed {stale.name}; rebuild it with: python scripts/{remake} {args.name}")
+    print(f"the core install (no torch) runs {args.name} only once its ONNX graph ships: "
+          f"python scripts/export_shipped_onnx.py {args.name}")
 
 
 if __name__ == "__main__":

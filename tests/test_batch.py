@@ -419,4 +419,4 @@ def test_ray_missing_is_one_line_with_the_install_hint(photo_folder, tmp_path, m
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
     assert main(["batch", str(photo_folder / "a"), "-o", str(tmp_path / "o.parquet"), "--engine", "ray"]) == 1
-    assert 'needs Ray: pip install -e ".[ray]"' in capsys.readouterr().err
+    assert 'needs Ray: pip install "facepoints[ray]"' in capsys.readouterr().err

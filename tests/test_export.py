@@ -77,8 +77,8 @@ def test_exported_metadata_is_enough_to_crop_and_mirror(exported):
 
 
 def test_predictor_backends_agree_and_the_shift_is_applied_once():
-    """The cached fp32 graph subtracts the shift itself (the predictor must not again); the shipped int8
-    graph has none in it (byte-identical file), so the predictor subtracts it."""
+    """The shipped fp32 graph subtracts the shift itself (the predictor must not again); the shipped int8
+    graph has none in it (its metadata says so), so the predictor subtracts it."""
     import onnxruntime as ort
 
     from facepoints.predictor import LandmarkPredictor
@@ -113,3 +113,59 @@ def test_quantized_graph_is_raw_and_says_so(tmp_path):
     noise = np.random.default_rng(0).random((4, 1, 128, 128), dtype=np.float32)
     path = quantize_int8(model, spec, noise, tmp_path / "q.onnx")
     assert not shift_in_graph(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
+
+
+@pytest.mark.parametrize("name", ["fast", "accurate", "xception"])
+def test_shipped_graph_is_the_export_of_the_shipped_weights(name):
+    """The core install runs the shipped ONNX graph without torch: its metadata gives the .pt's spec, and its
+    points are the torch model's."""
+    from facepoints.model_files import shipped_models
+    from facepoints.predictor import LandmarkPredictor
+
+    if "onnx" not in shipped_models().get(name, {}):
+        pytest.skip(f"this install ships no {name} graph")
+    graph = LandmarkPredictor(name, backend="onnxruntime", threads=1, int8=False)
+    torch_api = LandmarkPredictor(name, backend="torch", threads=1)
+    assert graph.model is None and graph.session_calibrated and graph.spec.onnx.path.endswith(f"{name}.onnx")
+    for key in ("arch", "input_size", "margin", "model_kwargs", "annotation_offset", "output_shift", "path"):
+        assert getattr(graph.spec, key) == getattr(torch_api.spec, key), key
+    crops = real_and_synthetic_crops(graph.input_size, graph.margin)[:4]
+    assert np.abs(graph.run_crops(crops) - torch_api.run_crops(crops)).max() <= 0.01
+
+
+def test_a_damaged_shipped_graph_is_one_line(tiny_model, tmp_path, monkeypatch):
+    import facepoints.model_files as mf
+    from facepoints.errors import FacepointsError
+    from facepoints.predictor import LandmarkPredictor
+
+    (tmp_path / "tiny.pt").write_bytes((tiny_model / "model.pt").read_bytes())
+    (tmp_path / "tiny.onnx").write_bytes(b"not a graph")
+    entry = {"file": "tiny.pt", "sha256": mf.sha256_file(tmp_path / "tiny.pt"),
+             "onnx": {"file": "tiny.onnx", "sha256": "0" * 64}}
+    (tmp_path / "MODELS.json").write_text(json.dumps({"tiny": entry}))
+    monkeypatch.setattr(mf, "PACKAGE_WEIGHTS", tmp_path)
+    with pytest.raises(FacepointsError, match="tiny.onnx: missing or checksum mismatch"):
+        LandmarkPredictor("tiny")
+    assert LandmarkPredictor("tiny", backend="torch").backend == "torch"  # the .pt still serves torch
+
+
+def test_an_exported_graph_runs_by_path_and_a_foreign_one_is_refused(exported, tmp_path):
+    """`--model file.onnx`: an exported graph carries its settings, so it runs like the model it came from."""
+    import onnx
+
+    from facepoints.errors import FacepointsError
+    from facepoints.predictor import LandmarkPredictor
+
+    by_path = LandmarkPredictor(str(exported), threads=1)
+    fp32 = LandmarkPredictor("fast", threads=1, int8=False)
+    assert by_path.model is None and by_path.spec.margin == fp32.spec.margin
+    crops = real_and_synthetic_crops(fp32.input_size, fp32.margin)[:3]
+    np.testing.assert_allclose(by_path.run_crops(crops), fp32.run_crops(crops), atol=1e-4)
+    graph = onnx.load(str(exported))
+    del graph.metadata_props[:]
+    onnx.save(graph, str(tmp_path / "bare.onnx"))
+    with pytest.raises(FacepointsError, match="bare.onnx: not a facepoints ONNX graph"):
+        LandmarkPredictor(str(tmp_path / "bare.onnx"))
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    with pytest.raises(FacepointsError, match="junk.onnx: not a readable ONNX graph"):
+        LandmarkPredictor(str(tmp_path / "junk.onnx"))

@@ -121,7 +121,7 @@ def test_weight_file_errors(tiny_model, tmp_path):
 
 
 def test_checksum_mismatch(tiny_model, tmp_path, monkeypatch):
-    import facepoints.weights as w
+    import facepoints.model_files as w  # where the shipped models' index is read
 
     (tmp_path / "MODELS.json").write_text(json.dumps({"tiny": {"file": "tiny.pt", "sha256": "0" * 64}}))
     (tmp_path / "tiny.pt").write_bytes((tiny_model / "model.pt").read_bytes())

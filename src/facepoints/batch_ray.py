@@ -38,7 +38,7 @@ def import_ray(local: bool):
         import ray  # optional: pip install -e ".[ray]"
         import ray.data
     except ImportError:
-        raise FacepointsError('--engine ray needs Ray: pip install -e ".[ray]"') from None
+        raise FacepointsError('--engine ray needs Ray: pip install "facepoints[ray]"') from None
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver's own bar counts images

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from .batch import BATCH_ROWS, COLUMNS, LandmarkBatch, schema
 from .errors import FacepointsError, UsageError
 from .io_utils import atomic_path, check_outputs
+from .model_files import DEFAULT_MODEL, resolve, sha256_file
 from .sources import Source, is_uri, list_source
 from .version import __version__
 
@@ -54,12 +55,14 @@ def parts_folder(out: Path) -> Path:
     return out.with_name(f".{out.name}.parts")
 
 
-def require_pyarrow():
+def require_pyarrow(engine: str = "local"):
     try:
         import pyarrow  # noqa: F401
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise FacepointsError('batch needs pyarrow: pip install -e ".[ray]" (or pip install pyarrow)') from None
+        if engine == "ray":
+            raise FacepointsError('--engine ray needs Ray and pyarrow: pip install "facepoints[ray]"') from None
+        raise FacepointsError('batch needs pyarrow: pip install "facepoints[batch]" (or "facepoints[ray]")') from None
 
 
 META_KEY = b"facepoints.batch"  # the Parquet metadata key of the settings record (see `run_record`)
@@ -73,8 +76,6 @@ def run_record(options: dict) -> dict:
     """What decides the rows: facepoints version, the model (its weights' sha256: the same file under
     another name is the same model, a retrained file at the same path is not) and the result-changing
     options. Stored in every file of the output, so that a rerun with other settings cannot mix rows."""
-    from .weights import DEFAULT_MODEL, resolve, sha256_file  # torch: loaded only when a batch runs
-
     path, sha = resolve(options.get("model"))
     opts = LandmarkBatch(**options).options  # the defaults filled in, as the workers will see them
     record = {"facepoints": __version__, "model": options.get("model") or DEFAULT_MODEL,
@@ -243,7 +244,7 @@ def run_batch(
 ) -> BatchSummary:
     """Landmark every image of `src` into the Parquet file `out` (see the module docstring); prints a
     progress bar and a summary line."""
-    require_pyarrow()
+    require_pyarrow(engine)
     out = Path(out)
     if out.suffix.lower() != ".parquet":
         raise UsageError(f"-o {out}: the output is a Parquet file and needs the .parquet suffix")
@@ -255,9 +256,10 @@ def run_batch(
     if not is_uri(src) and (Path(src).resolve() == out.resolve() or (out.exists() and out.samefile(src))):
         raise FacepointsError(f"-o {out}: output would overwrite the input {src}; choose another output path")
     options = dict(options or {})
-    from .weights import load_model, resolve  # torch: loaded only when a batch runs
+    from .predictor import LandmarkPredictor  # ONNX Runtime: loaded only when a batch runs
 
-    load_model(options.get("model"))  # on the driver: a bad --model is one line before any cluster starts
+    # on the driver: a bad --model (or a .pt without torch) is one line before any cluster starts
+    LandmarkPredictor(options.get("model"), backend=options.get("backend", "auto"), threads=1)
     record = run_record(options)
     path, sha = resolve(options.get("model"))
     if sha is None:  # a weights file: its absolute path, which a Ray worker in another folder finds too

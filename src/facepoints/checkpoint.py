@@ -21,6 +21,7 @@ from .data import Sample, read_dataset
 from .dataset import LandmarkDataset, build_cache
 from .errors import FacepointsError
 from .io_utils import atomic_path
+from .weights import ema_weights, selected_state  # noqa: F401  (re-exported: weights.py reads checkpoints too)
 
 CHECKPOINT_FORMAT = "facepoints-checkpoint/1"
 
@@ -42,17 +43,6 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise FacepointsError(f"{path}: not a facepoints training checkpoint")
     return state
-
-
-def ema_weights(ema_state: dict) -> dict:
-    """An AveragedModel's state dict -> the averaged network's own state dict."""
-    return {k.removeprefix("module."): v for k, v in ema_state.items() if k.startswith("module.")}
-
-
-def selected_state(checkpoint: dict) -> dict:
-    """The network weights a checkpoint stands for: the moving average when the run kept one, else the model."""
-    ema = checkpoint.get("ema")
-    return ema_weights(ema) if isinstance(ema, dict) else checkpoint.get("model")
 
 
 def saved_run(out: str | Path) -> tuple[dict | None, dict]:

@@ -29,7 +29,7 @@ from .config import (
     config_from_dict,
     detector_options,
 )
-from .errors import FacepointsError, UsageError, quiet_third_party
+from .errors import FacepointsError, UsageError, quiet_third_party, require
 from .io_utils import check_outputs
 
 # Each verb imports what it runs inside its _run_* function: `facepoints --help` and a mistyped option
@@ -208,6 +208,8 @@ def _add_train(sub):
 
 
 def _run_train(args):
+    require("torch", "training", "train")
+    require("matplotlib", "training (its curves.png and progress.gif)", "train")
     from .models import MODELS  # the verb's own heavy imports (torch): see the top of this file
     from .train import train
 
@@ -312,6 +314,8 @@ def _add_evaluate(sub):
 def _run_evaluate(args):
     from .evaluate import run  # the verb's own heavy imports: see the top of this file
 
+    if args.ced:  # asked for by name: refused before the run; the default plot is skipped with a note instead
+        require("matplotlib", f"--ced {args.ced} (the CED plot)", "train")
     ced = args.ced or (str(Path(args.json_out).with_suffix(".ced.png")) if args.json_out else "ced.png")
     run(
         args.data,
@@ -335,6 +339,8 @@ def _add_export(sub):
 
 
 def _run_export(args):
+    require("torch", "export", "train")
+    require("onnx", "export", "train")
     from .export import export_onnx  # the verb's own heavy imports: see the top of this file
     from .weights import load_model, resolve
 

@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from .config import DEFAULT_DETECTOR  # noqa: F401  (re-exported: the default is decided in config.py)
-from .errors import FacepointsError
+from .errors import FacepointsError, require
+from .model_files import sha256_file
 
 BOX_MAPS_FILE = Path(__file__).parent / "detector_boxes.json"
 DETECTOR_WEIGHTS = Path(__file__).parent / "weights"
@@ -147,10 +148,8 @@ class RetinaFaceDetector(Detector):
 
     def __init__(self, threshold: float = 0.5, max_side: int | None = -1, nms: float = 0.4, threads: int | None = 1):
         super().__init__(max_side)
-        # ONNX Runtime and weights.py (torch) load only when this detector is built
+        # ONNX Runtime is slow to load: only when this detector is built
         import onnxruntime as ort
-
-        from .weights import sha256_file
 
         entry = json.loads((DETECTOR_WEIGHTS / "DETECTORS.json").read_text())["retinaface"]
         path = DETECTOR_WEIGHTS / entry["file"]
@@ -210,7 +209,8 @@ class DlibHOGDetector(Detector):
 
     def __init__(self, upsample: int = 1, threshold: float = 0.0, max_side: int | None = -1):
         super().__init__(max_side)
-        import dlib  # slow to load, and only this detector needs it
+        require("dlib", "--detector dlib", "dlib")
+        import dlib  # slow to load, and only this detector needs it (an extra)
 
         self._detector = dlib.get_frontal_face_detector()
         self.upsample, self.threshold = upsample, threshold

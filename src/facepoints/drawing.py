@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import cv2
@@ -69,6 +70,11 @@ def save_gif(frames: list[np.ndarray], path: str | Path, fps: float = 2.0) -> No
     pil = [Image.fromarray(f) for f in frames]
     with atomic_path(path) as tmp:
         pil[0].save(tmp, format="GIF", save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
+
+
+def can_plot() -> bool:
+    """Whether matplotlib is installed (the [train] extra): the core install landmarks without it."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def plot_curves(history: list[dict], path: str | Path) -> None:

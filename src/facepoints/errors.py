@@ -1,9 +1,14 @@
 """One exception type for every user-facing problem, so the CLI can print one line; and third-party noise kept
 off the stderr those lines go to."""
 
+import importlib
 import os
 import sys
 import warnings
+
+# a module an optional feature needs -> its name for users (the extra that installs it is the caller's to say)
+MODULE_NAMES = {"torch": "PyTorch", "dlib": "dlib", "matplotlib": "matplotlib", "onnx": "the onnx package",
+                "ray": "Ray", "pyarrow": "pyarrow"}
 
 
 class FacepointsError(Exception):
@@ -12,6 +17,16 @@ class FacepointsError(Exception):
 
 class UsageError(FacepointsError, ValueError):
     """a bad option value: exit code 2"""
+
+
+def require(module: str, what: str, extra: str) -> None:
+    """Import `module`, or stop with one line naming the extra that installs it (never an ImportError
+    traceback): the core install landmarks; training, export, dlib and Ray are extras."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        name = MODULE_NAMES.get(module, module)
+        raise FacepointsError(f'{what} needs {name}: pip install "facepoints[{extra}]"') from None
 
 
 def quiet_third_party() -> None:

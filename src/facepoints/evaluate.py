@@ -13,7 +13,7 @@ from tqdm import tqdm
 from .crop import points_box
 from .data import IMAGE_SUFFIXES, Sample, find_manifest, load_image, read_pts_folder
 from .detectors import create_detector, roll_degrees
-from .drawing import CED_SUFFIXES, plot_ced
+from .drawing import CED_SUFFIXES, can_plot, plot_ced
 from .errors import FacepointsError, UsageError
 from .io_utils import atomic_write_text, check_outputs
 from .metrics import nme, summary
@@ -173,7 +173,9 @@ def run(
         )
     if json_out:
         atomic_write_text(json_out, json.dumps(report, indent=2, allow_nan=False))
-    if ced_out:
+    if ced_out and not can_plot():  # the core install: the metrics are the result, the plot an extra
+        print(f'note: no CED plot ({ced_out}): it needs matplotlib: pip install "facepoints[train]"')
+    elif ced_out:
         plot_ced({predictor.name: result.nmes}, ced_out)  # misses (inf) never reach the curve
         print(f"CED curve -> {ced_out}")
     return report

@@ -18,10 +18,9 @@ import torch
 
 from .errors import FacepointsError
 from .io_utils import atomic_path, default_cache_dir
-from .weights import ModelSpec
+from .model_files import SHIFT_IN_GRAPH, ModelSpec, shift_in_graph  # noqa: F401  (re-exported)
 
 OPSET = 17
-SHIFT_IN_GRAPH = "facepoints.output_shift_in_graph"  # metadata key: "true" when the graph subtracts output_shift
 
 
 class PointsHead(torch.nn.Module):
@@ -44,9 +43,6 @@ class PointsHead(torch.nn.Module):
 def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | Path, calibrated: bool = True) -> Path:
     """Write `model` with its decode step (and, when `calibrated`, its output_shift) as ONNX, with the
     spec in the metadata; batch size is dynamic. Written atomically."""
-    # onnx is needed here only, to write the metadata; `import facepoints` does not pay for it
-    import onnx
-
     path = Path(path)
     head = PointsHead(model.float(), spec.output_shift if calibrated else None).eval()  # BN in eval mode for the trace
     x = torch.zeros(1, 1, spec.input_size, spec.input_size)
@@ -62,17 +58,23 @@ def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | Path, calib
             opset_version=OPSET,
             dynamo=False,
         )
-        graph = onnx.load(str(tmp))
-        for key, value in spec.onnx_metadata(shift_in_graph=calibrated).items():
-            graph.metadata_props.add(key=key, value=value)
-        onnx.save(graph, str(tmp))
+        write_metadata(tmp, spec, calibrated)
     return path
 
 
-def shift_in_graph(session) -> bool:
-    """Whether an ONNX Runtime session's graph subtracts output_shift itself (a graph without the
-    metadata, as the shipped int8 one, gives raw points)."""
-    return session.get_modelmeta().custom_metadata_map.get(SHIFT_IN_GRAPH) == "true"
+def write_metadata(path: str | Path, spec: ModelSpec, calibrated: bool) -> None:
+    """Set the spec's settings (ModelSpec.onnx_metadata) in an ONNX file's metadata, in place; nothing else changes."""
+    # onnx is needed here only; `import facepoints` does not pay for it
+    import onnx
+
+    graph = onnx.load(str(path))
+    keep = [p for p in graph.metadata_props if not p.key.startswith("facepoints.")]
+    del graph.metadata_props[:]
+    for p in keep:
+        graph.metadata_props.add(key=p.key, value=p.value)
+    for key, value in spec.onnx_metadata(shift_in_graph=calibrated).items():
+        graph.metadata_props.add(key=key, value=value)
+    onnx.save(graph, str(path))
 
 
 def export_onnx_cached(model: torch.nn.Module, spec: ModelSpec) -> Path:
@@ -95,8 +97,8 @@ def export_onnx_cached(model: torch.nn.Module, spec: ModelSpec) -> Path:
 
 def quantize_int8(model: torch.nn.Module, spec: ModelSpec, calibration: np.ndarray, path: str | Path) -> Path:
     """Static int8 ONNX of `model` (QDQ, per-channel weights, Conv only; decode stays fp32), calibrated on
-    (N, 1, S, S) crops. Raw points, like the shipped fast.int8.onnx: the predictor subtracts output_shift.
-    Written atomically."""
+    (N, 1, S, S) crops. Raw points, like the shipped fast.int8.onnx: the predictor subtracts output_shift
+    (the metadata says so). Written atomically."""
     # onnxruntime.quantization is only for this offline step
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -124,4 +126,5 @@ def quantize_int8(model: torch.nn.Module, spec: ModelSpec, calibration: np.ndarr
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
             )
+            write_metadata(tmp, spec, calibrated=False)
     return path

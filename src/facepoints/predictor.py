@@ -7,19 +7,29 @@ detectors convert their own boxes to it first (see detectors.py).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
-import torch
 
 from .crop import crop_face, mirror_points, preprocess, to_gray
-from .errors import FacepointsError
-from .export import PointsHead, export_onnx_cached, shift_in_graph
-from .weights import ModelSpec, load_model, sha256_file
+from .errors import FacepointsError, require
+from .model_files import (
+    DEFAULT_MODEL,
+    ModelSpec,
+    OnnxFile,
+    check_file,
+    resolve,
+    shift_in_graph,
+    shipped_graphs,
+    spec_from_onnx_metadata,
+)
 
 
 class LandmarkPredictor:
-    """One landmark model on face crops: `spec` says how to crop and read it, `backend` runs it."""
+    """One landmark model on face crops: `spec` says how to crop and read it, `backend` runs it.
+
+    A shipped model runs its shipped ONNX graph (int8 where one ships and `int8`, else fp32) and needs no
+    torch; so does an exported .onnx file given by path. A .pt file, and backend="torch", need PyTorch:
+    the ONNX Runtime path then exports the .pt once into the user cache."""
 
     def __init__(
         self,
@@ -29,22 +39,36 @@ class LandmarkPredictor:
         flip_test: bool = False,
         int8: bool = True,
     ):
-        self.model, self.spec = load_model(model)
-        self.int8 = (
-            int8 and self.spec.int8_onnx is not None
-        )  # a shipped int8 ONNX (same accuracy, faster) when there is one
-        self.flip_test = flip_test
-        self.threads = threads
-        self.session = None
-        self.session_calibrated = False  # whether the session's graph subtracts output_shift itself
         if backend not in ("auto", "onnxruntime", "torch"):
             raise FacepointsError(f"unknown backend {backend!r}; choose auto, onnxruntime or torch")
-        if backend in ("auto", "onnxruntime"):
-            self.session = self._ort_session(required=backend == "onnxruntime")
+        self.flip_test = flip_test
+        self.threads = threads
+        self.model = self.head = self.session = None  # model and head: the torch backend's (and export's) only
+        path, _ = resolve(model)
+        fp32, int8_graph = shipped_graphs(model or DEFAULT_MODEL) if path.suffix == ".pt" else (None, None)
+        self.int8 = int8 and int8_graph is not None and backend != "torch"
+        graph = int8_graph if self.int8 else fp32
+        if backend != "torch" and (graph is not None or path.suffix.lower() == ".onnx"):
+            ort = _onnxruntime()
+            graph = graph or OnnxFile(str(path), "")
+            self.session = self._open(ort, check_file(graph) if graph.sha256 else graph.path)
+            meta = self.session.get_modelmeta().custom_metadata_map
+            spec = spec_from_onnx_metadata(meta, path)
+            self.spec = ModelSpec(**{**spec.__dict__, "onnx": fp32, "int8_onnx": int8_graph})
+        else:
+            if path.suffix.lower() == ".onnx":
+                raise FacepointsError(f"{path}: an ONNX graph runs on ONNX Runtime (--backend auto or onnxruntime)")
+            require("torch", f"{path}: a .pt model" if backend != "torch" else "the torch backend", "train")
+            # torch: only the torch backend and .pt files need it
+            from .export import PointsHead
+            from .weights import load_model
+
+            self.model, self.spec = load_model(model)
+            if backend != "torch":
+                self.session = self._ort_session(required=backend == "onnxruntime")
+            self.head = PointsHead(self.model).eval()  # raw decode; run_crops subtracts the spec's shift
         self.backend = "onnxruntime" if self.session is not None else "torch"
-        self.int8 = self.int8 and self.session is not None
         self.session_calibrated = self.session is not None and shift_in_graph(self.session)
-        self.head = PointsHead(self.model).eval()  # raw decode; run_crops subtracts the spec's shift
 
     @property
     def input_size(self) -> int:
@@ -54,28 +78,29 @@ class LandmarkPredictor:
     def margin(self) -> float:
         return self.spec.margin
 
-    def _ort_session(self, required: bool):
+    def _open(self, ort, path: str):
         try:
-            # optional: without ONNX Runtime the torch backend runs
-            import onnxruntime as ort
-        except ImportError:
-            if required:
-                raise FacepointsError("onnxruntime is not installed (pip install onnxruntime)") from None
-            return None
-        if self.int8:
-            path, sha = self.spec.int8_onnx.path, self.spec.int8_onnx.sha256
-            if not Path(path).exists() or sha256_file(path) != sha:
-                raise FacepointsError(
-                    f"{path}: missing or checksum mismatch (file damaged or replaced); reinstall facepoints"
-                )
-            return ort.InferenceSession(path, self._ort_options(ort), providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(path), self._ort_options(ort), providers=["CPUExecutionProvider"])
+        except Exception as e:  # ONNX Runtime's own exception types: a damaged or foreign file
+            first = (str(e).strip().splitlines() or [""])[0][:160]
+            raise FacepointsError(f"{path}: not a readable ONNX graph ({e.__class__.__name__}: {first})") from None
+
+    def _ort_session(self, required: bool):
+        """An ONNX Runtime session of the spec's shipped graph, or of the .pt exported into the user cache."""
+        ort = _onnxruntime()
+        shipped = self.spec.int8_onnx if self.int8 else self.spec.onnx
+        if shipped is not None:
+            return self._open(ort, check_file(shipped))
+        # torch and the exporter: only a .pt model gets here
+        from .export import export_onnx_cached
+
         try:
             path = export_onnx_cached(self.model, self.spec)
         except Exception as e:  # no onnx exporter available: fall back to torch
             if required:
                 raise FacepointsError(f"cannot build the ONNX model ({e.__class__.__name__}: {e})") from None
             return None
-        return ort.InferenceSession(str(path), self._ort_options(ort), providers=["CPUExecutionProvider"])
+        return self._open(ort, path)
 
     def _ort_options(self, ort):
         opts = ort.SessionOptions()
@@ -90,6 +115,8 @@ class LandmarkPredictor:
             if self.session_calibrated:
                 return out
         else:
+            import torch  # the torch backend's: loaded with its model in __init__
+
             # torch's thread count is process-wide: set it for this call only, so a predictor asked for 1 thread
             # does not slow down (or change the float sums of) every other torch user in the process
             previous = torch.get_num_threads()
@@ -134,4 +161,11 @@ class LandmarkPredictor:
         return self.spec.name
 
 
-__all__ = ["LandmarkPredictor", "ModelSpec", "PointsHead"]
+def _onnxruntime():
+    # a core dependency; imported on first use as it is slow to load
+    import onnxruntime
+
+    return onnxruntime
+
+
+__all__ = ["LandmarkPredictor", "ModelSpec"]

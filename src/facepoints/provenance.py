@@ -14,7 +14,13 @@ def machine() -> str:
     """CPU, cores, OS, Python, torch and ONNX Runtime versions, in one line."""
     # both slow to load; only the offline scripts that write records call this
     import onnxruntime
-    import torch
+
+    try:
+        import torch  # the [train] extra: a core install's records say it has none
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = "not installed"
 
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -26,7 +32,7 @@ def machine() -> str:
         pass
     return (
         f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}"
+        f"torch {torch_version}, onnxruntime {onnxruntime.__version__}"
     )
 
 

@@ -1,85 +1,44 @@
-"""Model weight files: save, load with checks, and the pretrained models shipped in the package.
+"""PyTorch weight files: save, and load with checks into a model (the torch backend, training, export).
 
 A weights file is a plain dict (loadable with weights_only=True) that names its
-architecture and preprocessing, so a file knows how to rebuild its model.
+architecture and preprocessing, so a file knows how to rebuild its model. What needs no
+torch (ModelSpec, the shipped models' index, checksums) is in model_files.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from .checkpoint import selected_state
 from .errors import FacepointsError
 from .io_utils import atomic_path
+from .model_files import (  # noqa: F401  (re-exported: the torch-free half of reading a model lives there)
+    DEFAULT_MODEL,
+    LANDMARK_CONVENTION,
+    PACKAGE_WEIGHTS,
+    ModelSpec,
+    OnnxFile,
+    resolve,
+    sha256_file,
+    shipped_graphs,
+    shipped_models,
+)
 from .models import create_model
-from .version import __version__
 
 WEIGHTS_FORMAT = "facepoints-weights/1"
-PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "fast"
-# what the 68 points are and where they sit: the iBUG/300-W markup, pixel-centre coordinates (pixel i has centre i)
-LANDMARK_CONVENTION = "ibug-300w-68, pixel centres"
 
 
-@dataclass(frozen=True)
-class OnnxFile:
-    path: str
-    sha256: str
+def ema_weights(ema_state: dict) -> dict:
+    """An AveragedModel's state dict -> the averaged network's own state dict."""
+    return {k.removeprefix("module."): v for k, v in ema_state.items() if k.startswith("module.")}
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a weights file says about its model: how to rebuild it, how to crop for it, how to read its output.
-
-    Crop: the square of `margin` x the longer side of the face's tight landmark box, centred on
-    that box, resized to `input_size` px, gray, values in [0, 1] (crop.preprocess).
-    Output: (68, 2) crop pixels; subtract `output_shift` (the model's mean error on its own
-    training faces, measured when it was saved) to get the calibrated points. A mirrored crop's
-    answer is mirrored back about `annotation_offset`, where the model puts points relative to
-    what they mark (crop.mirror_points)."""
-
-    arch: str
-    input_size: int
-    margin: float
-    model_kwargs: dict = field(default_factory=dict, hash=False)
-    path: str = ""
-    annotation_offset: tuple[float, float] = (0.0, 0.0)
-    output_shift: tuple[float, float] = (0.0, 0.0)
-    int8_onnx: OnnxFile | None = None  # a shipped int8 graph of the model (raw output: no shift in it)
-    train: dict = field(default_factory=dict, hash=False, compare=False)  # the training record: config, epoch, NME
-    landmarks: str = LANDMARK_CONVENTION
-
-    @property
-    def name(self) -> str:
-        return Path(self.path).stem
-
-    @property
-    def train_config(self) -> dict | None:
-        """The TrainConfig (as a dict) of the run that made the weights, when the file records it."""
-        return self.train.get("config")
-
-    def onnx_metadata(self, shift_in_graph: bool) -> dict[str, str]:
-        """Everything a user of the exported file alone needs to crop for it and read its output."""
-        return {
-            "facepoints.version": __version__,
-            "facepoints.arch": self.arch,
-            "facepoints.model_kwargs": json.dumps(self.model_kwargs, sort_keys=True),
-            "facepoints.input_size": str(self.input_size),
-            "facepoints.margin": repr(float(self.margin)),
-            "facepoints.annotation_offset": json.dumps([float(v) for v in self.annotation_offset]),
-            "facepoints.output_shift": json.dumps([float(v) for v in self.output_shift]),
-            "facepoints.output_shift_in_graph": "true" if shift_in_graph else "false",
-            "facepoints.landmarks": self.landmarks,
-            "facepoints.input": f"crops: batch x 1 x {self.input_size} x {self.input_size} float32, gray in [0, 1]; "
-            "the square of margin x the longer side of the tight landmark box, centred on it",
-            "facepoints.output": "points: batch x 68 x 2 float32, crop pixels (pixel i has centre i)"
-            + (", output_shift already subtracted" if shift_in_graph else ", raw: subtract output_shift"),
-        }
+def selected_state(checkpoint: dict) -> dict:
+    """The network weights a checkpoint stands for: the moving average when the run kept one, else the model."""
+    ema = checkpoint.get("ema")
+    return ema_weights(ema) if isinstance(ema, dict) else checkpoint.get("model")
 
 
 def save_weights(path: str | Path, model: torch.nn.Module, cfg, meta: dict | None = None) -> None:
@@ -95,35 +54,6 @@ def save_weights(path: str | Path, model: torch.nn.Module, cfg, meta: dict | Non
     }
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a Python file: a full disk is an OSError, not a RuntimeError
         torch.save(payload, f)
-
-
-def shipped_models() -> dict[str, dict]:
-    """name -> entry of the package's weights/MODELS.json (file, sha256, how it was made)."""
-    index = PACKAGE_WEIGHTS / "MODELS.json"
-    return json.loads(index.read_text()) if index.exists() else {}
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def resolve(name_or_path: str | None) -> tuple[Path, str | None]:
-    """A shipped model name or a file path -> (path, expected sha256 or None)."""
-    name = name_or_path or DEFAULT_MODEL
-    models = shipped_models()
-    if name in models:
-        return PACKAGE_WEIGHTS / models[name]["file"], models[name]["sha256"]
-    path = Path(name)
-    if path.suffix in (".pt", ".pth") or path.exists():
-        if not path.exists():
-            raise FacepointsError(f"{path}: no such weights file")
-        return path, None
-    valid = ", ".join(models) or "(none shipped in this install)"
-    raise FacepointsError(f"unknown model {name!r}; shipped models: {valid}; or give a path to a .pt file")
 
 
 # field -> (test, what it must be): a hand-built or damaged file is named with the field at fault
@@ -165,6 +95,8 @@ def _check_fields(payload: dict, path: Path) -> None:
 def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, ModelSpec]:
     """Build the model a weights file describes and load it; clear errors for wrong or damaged files."""
     path, sha = resolve(name_or_path)
+    if path.suffix.lower() == ".onnx":
+        raise FacepointsError(f"{path}: an ONNX graph holds no PyTorch weights; give the .pt file it was exported from")
     if sha is not None and sha256_file(path) != sha:
         raise FacepointsError(f"{path}: checksum mismatch (file damaged or replaced); reinstall facepoints")
     try:
@@ -205,10 +137,7 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, ModelS
         raise FacepointsError(f"{path}: weights hold NaN or infinite values (in {bad}); not a usable model")
     model.eval()
     train = payload.get("train", {})
-    entry = shipped_models().get(name_or_path or DEFAULT_MODEL, {})
-    int8 = None
-    if "int8_onnx" in entry and Path(entry["file"]).name == path.name:
-        int8 = OnnxFile(str(PACKAGE_WEIGHTS / entry["int8_onnx"]["file"]), entry["int8_onnx"]["sha256"])
+    fp32, int8 = shipped_graphs(name_or_path or DEFAULT_MODEL) if sha is not None else (None, None)
     spec = ModelSpec(
         arch=payload["arch"],
         input_size=payload["input_size"],
@@ -219,5 +148,6 @@ def load_model(name_or_path: str | None = None) -> tuple[torch.nn.Module, ModelS
         output_shift=tuple(float(v) for v in train.get("output_shift", (0.0, 0.0))),
         int8_onnx=int8,
         train=dict(train),
+        onnx=fp32,
     )
     return model, spec
