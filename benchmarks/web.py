@@ -60,8 +60,7 @@ def python_ms(rgb, repeats):
         t0 = time.perf_counter()
         det = lm.find_faces(rgb)
         t1 = time.perf_counter()
-        angles = lm.face_angles(det)
-        lm.landmarks(rgb, lm.detector.landmark_boxes(det.boxes, angles), angles)
+        lm.landmarks_for(rgb, det)
         t2 = time.perf_counter()
         if i >= 3:
             det_ms.append((t1 - t0) * 1e3)

@@ -27,7 +27,6 @@ from .config import (
     VideoOptions,
     check_detector_threshold,
     config_from_dict,
-    detector_options,
 )
 from .errors import FacepointsError, UsageError, quiet_third_party, require
 from .io_utils import check_outputs
@@ -317,18 +316,7 @@ def _run_evaluate(args):
     if args.ced:  # asked for by name: refused before the run; the default plot is skipped with a note instead
         require("matplotlib", f"--ced {args.ced} (the CED plot)", "train")
     ced = args.ced or (str(Path(args.json_out).with_suffix(".ced.png")) if args.json_out else "ced.png")
-    run(
-        args.data,
-        args.model,
-        args.boxes,
-        args.detector,
-        args.json_out,
-        ced,
-        args.backend,
-        args.flip_test,
-        args.upright,
-        detector_options(args),
-    )
+    run(args.data, landmarker_options(args), args.boxes, args.json_out, ced)
 
 
 def _add_export(sub):
@@ -398,7 +386,7 @@ def _add_detect(sub):
 def _run_detect(args):
     from .detect import run_detect  # the verb's own heavy imports: see the top of this file
 
-    return run_detect(args)
+    return run_detect(args, landmarker_options(args))
 
 
 def _add_batch(sub):
@@ -434,20 +422,22 @@ def _add_batch(sub):
 def _run_batch(args):
     from .batch_run import run_batch  # the verb's own heavy imports: see the top of this file
 
-    det = detector_options(args)
-    options = {
-        "model": args.model,
-        "detector": args.detector,
-        "detector_max_side": det["max_side"],
-        "detector_threshold": det.get("threshold"),
-        "upright": args.upright,
-        "backend": args.backend,
-        "min_score": args.min_score,
-        "max_faces": args.max_faces,
-        "pose": args.pose,
-        "flip_test": args.flip_test,
-    }
-    run_batch(args.src, args.out, args.engine, args.address, args.workers, options)
+    chosen = landmarker_options(args)
+    fields = ("model", "detector", "detector_max_side", "detector_threshold", "upright", "backend", "min_score",
+              "max_faces", "pose", "flip_test")  # what changes a row; threads and video are the workers' own
+    run_batch(args.src, args.out, args.engine, args.address, args.workers, {f: getattr(chosen, f) for f in fields})
+
+
+def landmarker_options(args) -> LandmarkerOptions:
+    """The one map from a verb's options (detect, batch, evaluate) to LandmarkerOptions; a verb without an
+    option keeps the dataclass's default. LandmarkerOptions checks the values (config.Rule)."""
+    value = {k: getattr(args, k, LANDMARKER[k]) for k in ("model", "detector", "backend", "flip_test", "upright",
+                                                           "threads", "min_score", "max_faces", "pose")}
+    det_max_side = getattr(args, "det_max_side", -1)
+    video = VideoOptions(redetect_every=getattr(args, "redetect_every", VIDEO["redetect_every"]),
+                         smooth=not getattr(args, "no_smooth", False))
+    return LandmarkerOptions(**value, detector_max_side=None if det_max_side == 0 else det_max_side,
+                             detector_threshold=getattr(args, "det_threshold", None), video=video)
 
 
 def main(argv: list[str] | None = None) -> int:

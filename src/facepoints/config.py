@@ -172,11 +172,3 @@ class LandmarkerOptions:
         FINITE_FLOAT.check("min_score", self.min_score)
         if not isinstance(self.video, VideoOptions):
             raise UsageError(f"video: expected VideoOptions, got {type(self.video).__name__}")
-
-
-def detector_options(args) -> dict:
-    """The CLI's --det-* options -> keyword arguments of the detector (and of LandmarkerOptions, prefixed)."""
-    out = {"max_side": None if args.det_max_side == 0 else args.det_max_side}
-    if args.det_threshold is not None:
-        out["threshold"] = args.det_threshold
-    return out

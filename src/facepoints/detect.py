@@ -11,7 +11,6 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .config import VideoOptions, detector_options
 from .crop import crop_face, points_box
 from .data import IMAGE_SUFFIXES
 from .drawing import grid
@@ -110,30 +109,14 @@ def plan_outputs(args, items: list[tuple[Path, Path]], out_dir: Path) -> dict:
     return plan
 
 
-def run_detect(args) -> int:
+def run_detect(args, options: LandmarkerOptions) -> int:
+    """`facepoints detect`: `args` says what to read and write, `options` (cli.landmarker_options) how."""
     if not args.inputs and args.camera is None:
         raise UsageError("give image/video files or folders, or --camera N")
     out_dir = Path(args.out)
     items = expand_inputs(args.inputs, skip=out_dir)
     plan = plan_outputs(args, items, out_dir)
-    det = detector_options(args)
-    video_opts = VideoOptions(redetect_every=args.redetect_every, smooth=not args.no_smooth)
-    landmarker = Landmarker(
-        LandmarkerOptions(
-            model=args.model,
-            detector=args.detector,
-            backend=args.backend,
-            flip_test=args.flip_test,
-            upright=args.upright,
-            detector_max_side=det["max_side"],
-            detector_threshold=det.get("threshold"),
-            threads=args.threads,
-            min_score=args.min_score,
-            max_faces=args.max_faces,
-            pose=args.pose,
-            video=video_opts,
-        )
-    )
+    landmarker = Landmarker(options)
     landmarker.detector  # fail early on bad detector options
     draw = {"lines": not args.no_lines, "boxes": not args.no_boxes, "numbers": args.numbers}
     problems, records, tiles, n_faces = [], [], [], 0

@@ -79,6 +79,13 @@ class Detections:
         )
 
 
+def crop_boxes(detector: "Detector", det: "Detections", upright: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """The landmark model's boxes for a detector's faces, and each face's roll when it is cropped upright (with
+    `upright` and a detector that gives keypoints; None otherwise): the one rule for images, video and evaluate."""
+    angles = roll_degrees(det.keypoints) if upright and det.keypoints is not None else None
+    return detector.landmark_boxes(det.boxes, angles), angles
+
+
 def roll_degrees(keypoints: np.ndarray) -> np.ndarray:
     """Head roll from 5 keypoints: the mean direction of the eye line and the mouth line, in degrees
     (positive = the face's right-hand side of the image lower, as image y points down)."""

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .config import LandmarkerOptions
 from .crop import points_box
 from .data import IMAGE_SUFFIXES, Sample, find_manifest, load_image, read_pts_folder
-from .detectors import create_detector, roll_degrees
 from .drawing import CED_SUFFIXES, can_plot, plot_ced
-from .errors import FacepointsError, UsageError
+from .errors import UsageError
 from .io_utils import atomic_write_text, check_outputs
+from .landmarker import Landmarker
 from .metrics import nme, summary
-from .predictor import LandmarkPredictor
 
 FAILED = float("inf")  # NME of a face the detector missed: counts as a failure
 
@@ -79,29 +79,26 @@ def match_detection(boxes: np.ndarray, gt: np.ndarray) -> int | None:
     return int(np.argmin(dist))
 
 
-def evaluate(
-    samples: list[Sample], predict, boxes: str = "landmarks", detector=None, progress: bool = True, upright: bool = True
-) -> Evaluation:
-    """predict(image, landmark_boxes, angles) -> (N, 68, 2). boxes='detector' uses detector, mapped to landmark
-    boxes; with `upright` and a detector that gives keypoints, each face is cropped upright as the Landmarker does."""
+def evaluate(samples: list[Sample], landmarker, boxes: str = "landmarks", progress: bool = True) -> Evaluation:
+    """Per-face NME of `landmarker` on annotated faces. boxes='landmarks': each face cropped from its annotated
+    points' box; 'detector': from the landmarker's detector's face that holds it (a miss is a failure), through
+    `Landmarker.landmarks_for`, as images and video are. `landmarker`: a Landmarker, or any object with
+    `landmarks(rgb, boxes)`, `landmarks_for(rgb, detections)` and `detector` (benchmarks wrap the dlib reference)."""
     if boxes not in ("landmarks", "detector"):
-        raise FacepointsError(f"unknown box source {boxes!r}; choose landmarks or detector")
+        raise UsageError(f"unknown box source {boxes!r}; choose landmarks or detector")
     nmes, preds = [], []
     for s in tqdm(samples, desc="evaluating", unit="face", disable=not progress, leave=False):
         image = load_image(s.image_path)
-        angles = None
         if boxes == "landmarks":
-            box = np.array([points_box(s.points)])
+            p = landmarker.landmarks(image, np.array([points_box(s.points)]))[0]
         else:
-            det = detector.detect(image)
+            det = landmarker.detector.detect(image)
             j = match_detection(det.boxes, s.points)
             if j is None:
                 nmes.append(FAILED)
                 preds.append(None)
                 continue
-            angles = roll_degrees(det.keypoints[j : j + 1]) if upright and det.keypoints is not None else None
-            box = detector.landmark_boxes(det.boxes[j : j + 1], angles)
-        p = predict(image, box)[0] if angles is None else predict(image, box, angles)[0]
+            p = landmarker.landmarks_for(image, det.take(slice(j, j + 1)))[0]
         preds.append(p)
         nmes.append(float(nme(p, s.points)[0]))
     return Evaluation(np.asarray(nmes), [s.subset for s in samples], [str(s.image_path) for s in samples], preds)
@@ -121,18 +118,9 @@ def format_table(report: dict, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def run(
-    data: str,
-    model: str | None,
-    boxes: str,
-    detector_name: str,
-    json_out: str | None,
-    ced_out: str | None,
-    backend: str = "auto",
-    flip_test: bool = False,
-    upright: bool = True,
-    detector_options: dict | None = None,
-) -> dict:
+def run(data: str, options: LandmarkerOptions, boxes: str, json_out: str | None, ced_out: str | None) -> dict:
+    """`facepoints evaluate`: the outputs checked before any work, then `evaluate` with a Landmarker built from
+    `options` (the model, backend, flip test and, with detector boxes, the detector and its settings)."""
     samples = read_pts_folder(data)
     if ced_out and Path(ced_out).suffix.lower() not in CED_SUFFIXES:
         raise UsageError(f"--ced {ced_out}: the plot needs a {', '.join(CED_SUFFIXES)} suffix")
@@ -149,22 +137,23 @@ def run(
         read_folders=[data],
         read_suffixes=IMAGE_SUFFIXES + (".pts",),
     )
-    predictor = LandmarkPredictor(model, backend=backend, flip_test=flip_test)
-    detector = create_detector(detector_name, **(detector_options or {})) if boxes == "detector" else None
-    result = evaluate(samples, predictor.predict, boxes, detector, upright=upright)
+    landmarker = Landmarker(options)
+    detector = landmarker.detector if boxes == "detector" else None
+    result = evaluate(samples, landmarker, boxes)
     report = result.report()
+    spec = landmarker.predictor.spec
     report.update(
         {
-            "model": predictor.spec.path,
-            "arch": predictor.spec.arch,
+            "model": spec.path,
+            "arch": spec.arch,
             "boxes": boxes,
-            "detector": detector_name if detector else None,
+            "detector": detector.name if detector else None,
             "data": str(data),
-            "flip_test": flip_test,
-            "upright": bool(upright and detector is not None and detector.name == "retinaface"),
+            "flip_test": options.flip_test,
+            "upright": bool(options.upright and detector is not None and detector.name == "retinaface"),
         }
     )
-    print(format_table(report, f"{predictor.spec.arch} on {data} ({boxes} boxes)"))
+    print(format_table(report, f"{spec.arch} on {data} ({boxes} boxes)"))
     if report["n_detected"] < report["n_faces"]:
         print(
             f"note: {report['n_faces'] - report['n_detected']} faces were missed by the detector; they count as "
@@ -176,6 +165,6 @@ def run(
     if ced_out and not can_plot():  # the core install: the metrics are the result, the plot an extra
         print(f'note: no CED plot ({ced_out}): it needs matplotlib: pip install "facepoints[train]"')
     elif ced_out:
-        plot_ced({predictor.name: result.nmes}, ced_out)  # misses (inf) never reach the curve
+        plot_ced({landmarker.predictor.name: result.nmes}, ced_out)  # misses (inf) never reach the curve
         print(f"CED curve -> {ced_out}")
     return report

@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import LandmarkerOptions, VideoOptions
 from .data import load_image, to_rgb
-from .detectors import DETECTORS, Detections, Detector, GivenBoxes, create_detector, roll_degrees
+from .detectors import DETECTORS, Detections, Detector, GivenBoxes, create_detector, crop_boxes
 from .errors import FacepointsError, UsageError
 from .predictor import LandmarkPredictor
 from .results import LandmarkResult, build_faces
@@ -73,9 +73,12 @@ class Landmarker:
         det = det.take(det.scores >= self.options.min_score)
         return det.take(slice(0, self.options.max_faces))
 
-    def face_angles(self, det: Detections) -> np.ndarray | None:
-        """Each face's roll from the detector's keypoints, when upright crops are on and there are keypoints."""
-        return roll_degrees(det.keypoints) if self.options.upright and det.keypoints is not None else None
+    def landmarks_for(self, rgb: np.ndarray, det: Detections) -> np.ndarray:
+        """(N, 68, 2) points of the detector's faces `det`: each cropped from its landmark box, upright when the
+        options say so and the detector gives keypoints. The one path from detections to points, for images,
+        video (FaceTracker), evaluate and batch."""
+        boxes, angles = crop_boxes(self.detector, det, self.options.upright)
+        return self.predictor.predict(rgb, boxes, angles)
 
     def detect(self, image, boxes=None) -> LandmarkResult:
         """Find faces (or use `boxes`, (N, 4) x1 y1 x2 y2 tight face boxes) and put 68 points on each.
@@ -83,12 +86,11 @@ class Landmarker:
         rgb, source = as_rgb(image)
         if boxes is not None:
             given = GivenBoxes(boxes)
-            det, lm_boxes, angles = given.detect(rgb), given.boxes, None
+            det = given.detect(rgb)
+            points = self.predictor.predict(rgb, given.boxes)
         else:
             det = self.find_faces(rgb)
-            angles = self.face_angles(det)
-            lm_boxes = self.detector.landmark_boxes(det.boxes, angles)
-        points = self.predictor.predict(rgb, lm_boxes, angles)
+            points = self.landmarks_for(rgb, det)
         return LandmarkResult(
             build_faces(det.boxes, det.scores, points, rgb.shape[1::-1], self.options.pose), rgb, source
         )

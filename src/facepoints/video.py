@@ -116,8 +116,7 @@ class FaceTracker:
     def _redetect(self, rgb, old_boxes):
         self.detector_runs += 1
         det = self.landmarker.find_faces(rgb)  # the same selection (min_score, max_faces) as for images
-        angles = self.landmarker.face_angles(det)
-        points = self.landmarker.landmarks(rgb, self.landmarker.detector.landmark_boxes(det.boxes, angles), angles)
+        points = self.landmarker.landmarks_for(rgb, det)
         tracks = []
         for p, s, detected in zip(points, det.scores, np.asarray(det.boxes, np.float64).reshape(-1, 4)):
             box = np.asarray(points_box(p))
