@@ -112,16 +112,18 @@ class TrustDataset(torch.utils.data.Dataset):
 
 
 def head_for(model) -> TrustHead:
-    return TrustHead(channels=model.head.in_channels, num_points=model.num_points)
+    detail = next(m for m in model.stage3.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+    return TrustHead(channels=model.head.in_channels, num_points=model.num_points, detail_channels=detail)
 
 
 def run_trunk(model, x: torch.Tensor):
-    """Frozen trunk: fused features, points (raw decode, crop px) and the head's inputs."""
+    """Frozen trunk -> points (raw decode, crop px) and the head's inputs, in the order TrustHead.forward takes them:
+    (points, (features, detail, x, points, stats, flat, w))."""
     with torch.no_grad():
-        feats = model.forward_features(x)
+        feats, detail = model.forward_features_detail(x)
         out = model.forward_head(feats)
         points, stats, flat, w = decode_with_stats(model, out)
-    return feats, points, stats, flat, w
+    return points, (feats, detail, x, points, stats, flat, w)
 
 
 def laplace_nll(err: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
@@ -131,8 +133,8 @@ def laplace_nll(err: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
 
 def losses(head: TrustHead, model, shift: torch.Tensor, batch) -> dict[str, torch.Tensor]:
     x, target, visible, label, weight = batch
-    feats, points, stats, flat, w = run_trunk(model, x)
-    presence, vis, log_b = head(feats, stats, flat, w)
+    points, inputs = run_trunk(model, x)
+    presence, vis, log_b = head(*inputs)
     face = label > 0.5
     out = {"presence": (F.binary_cross_entropy_with_logits(presence, label, reduction="none") * weight).sum()
            / weight.sum().clamp(min=1)}
@@ -200,8 +202,9 @@ def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", 
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(dataset) / batch_size)
     total = epochs * steps_per_epoch
+    warmup = min(50, max(1, total // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: min(1.0, (k + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(k, total) / total)))
+        opt, lambda k: min(1.0, (k + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(k, total) / total)))
     start, history = 0, []
     ckpt = out / "last.pt"
     if resume:
@@ -220,7 +223,7 @@ def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", 
         n = min(len(dataset), 512)
         pick = np.random.default_rng(seed).choice(len(dataset), n, replace=False)
         x = torch.stack([dataset[int(i)][0] for i in pick])
-        head.fit_normaliser(run_trunk(model, x)[2])
+        head.fit_normaliser(run_trunk(model, x)[1][4])
     t0 = time.time()
     for epoch in range(start + 1, epochs + 1):
         dataset.epoch = epoch
@@ -239,7 +242,7 @@ def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", 
             opt.step()
             sched.step()
             for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * len(batch[0])
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(batch[0])
             count += len(batch[0])
         record = {"epoch": epoch, **{k: round(v / max(count, 1), 4) for k, v in sums.items()},
                   "seconds": round(time.time() - te, 1)}
@@ -298,8 +301,8 @@ def collect(model, head, x: torch.Tensor, shift, batch: int = 256) -> dict[str, 
     head.eval()
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            feats, points, stats, flat, w = run_trunk(model, x[i : i + batch])
-            p, v, lb = head(feats, stats, flat, w)
+            points, inputs = run_trunk(model, x[i : i + batch])
+            p, v, lb = head(*inputs)
             outs["points"].append((points - torch.as_tensor(shift, dtype=torch.float32)).numpy())
             outs["presence"].append(torch.sigmoid(p).numpy())
             outs["visibility"].append(torch.sigmoid(v).numpy())
