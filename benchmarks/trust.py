@@ -73,6 +73,36 @@ class Trusted:
         return r
 
 
+def cost(T: Trusted, repeat: int = 400) -> dict:
+    """What the heads add to `fast` in torch on one thread, batch 1: counted FLOPs (convolutions, matmuls) and
+    median time of trunk + decode against trunk + decode + heads."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from facepoints.export import PointsHead
+    from facepoints.models.trust import TrustOutputs
+
+    base, full = PointsHead(T.model).eval(), TrustOutputs(T.model, T.head).eval()
+    x = torch.rand(1, 1, T.spec.input_size, T.spec.input_size)
+    flops = {}
+    for name, m in (("base", base), ("full", full)):
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            m(x)
+        flops[name] = fc.get_total_flops()
+    times = {"base": [], "full": []}
+    with torch.inference_mode():
+        for _ in range(20):
+            base(x), full(x)
+        for _ in range(repeat):  # interleaved, so both see the same machine load
+            for name, m in (("base", base), ("full", full)):
+                t = time.perf_counter()
+                m(x)
+                times[name].append(time.perf_counter() - t)
+    ms = {k: 1000 * float(np.median(v)) for k, v in times.items()}
+    return {"macs_base": flops["base"] / 2, "macs_heads": (flops["full"] - flops["base"]) / 2,
+            "ms_base": ms["base"], "ms_full": ms["full"],
+            "params_heads": sum(p.numel() for p in T.head.parameters())}
+
+
 def face_crops(images, boxes, angles, size, margin):
     crops = [crop_face(im, tuple(b), size, margin, a) for im, b, a in zip(images, boxes, angles)]
     return crops, np.stack([to_gray(c.image) for c in crops]), np.stack([c.image for c in crops])
@@ -266,6 +296,7 @@ def main():
     res["point_spearman"] = spearman(pred_all, err_all)
     _plot(bx, by, pred_all, err_all)
 
+    res["cost"] = cost(T)
     res["seconds"] = round(time.time() - t0, 1)
     print(json.dumps({k: v for k, v in res.items() if k != "reliability"}, indent=1))
     body = _body(vis_rows, occl_rows, fail_rows, pres_rows, ff_rows, rel_rows, res)
@@ -335,6 +366,13 @@ Per point, Spearman of predicted against observed error over all crops of the re
 on test/ (matched detection kept), by detector threshold and presence threshold:
 
 {table(["detector threshold", "min presence", "false faces / image (total)", "test/ recall"], ff_rows)}
+
+**Cost** (torch, 1 thread, batch 1): the heads have {res["cost"]["params_heads"]:,} parameters and add
+{res["cost"]["macs_heads"] / 1e6:.2f}M multiply-adds to the trunk's {res["cost"]["macs_base"] / 1e6:.1f}M
+({100 * res["cost"]["macs_heads"] / res["cost"]["macs_base"]:.1f}%; counted convolutions and matmuls, not the
+gathers, softmaxes and grid samples); time {res["cost"]["ms_base"]:.3f} ms → {res["cost"]["ms_full"]:.3f} ms a
+crop (+{100 * (res["cost"]["ms_full"] / res["cost"]["ms_base"] - 1):.1f}%), eager torch, where each small op costs
+its dispatch.
 
 Measured in {res["seconds"]:.0f} s."""
 

@@ -45,7 +45,7 @@ NEGATIVE_ZOOM = 0.45  # a box this many times the face box's size or less shows 
 
 def photo_path(name: str) -> Path:
     try:
-        import skimage
+        import skimage  # optional: only the trust heads' training and benchmark need its photos
     except ImportError:
         raise FacepointsError("face-free photos come from scikit-image: pip install scikit-image") from None
     if name in FACES_IN_SKIMAGE:
@@ -115,7 +115,7 @@ def detector_hits(photos: list[np.ndarray], threshold: float = 0.05, detector=No
                   turns: int = 1) -> list[tuple[int, np.ndarray, float]]:
     """What RetinaFace finds on face-free photos at a low threshold: (photo index, landmark box, roll degrees)
     for each hit, at each of `scales` of the photo and, with `turns` > 1, in its quarter turns."""
-    from .detectors import create_detector, roll_degrees
+    from .detectors import create_detector, roll_degrees  # ONNX Runtime's session only when hits are wanted
 
     det = detector or create_detector("retinaface", threshold=threshold)
     hits = []

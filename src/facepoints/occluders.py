@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .crop import crop_matrix, warp
+
 TRAIN_FAMILIES = ("hand", "object", "sunglasses", "scarf", "hair", "blob", "face_patch")
 HELD_OUT_FAMILY = "photo_patch"
 HIDDEN_ALPHA = 0.5  # a point is hidden where the occluders' combined alpha over it exceeds this
@@ -329,8 +331,6 @@ def photo_patch(rgb, points, rng, photos: Sequence[np.ndarray] | None = None, **
     h, w = photo.shape[:2]
     side = rng.uniform(0.15, 0.6) * min(h, w)
     cx, cy = rng.uniform(side / 2, w - side / 2), rng.uniform(side / 2, h - side / 2)
-    from .crop import crop_matrix, warp
-
     layer = warp(photo, crop_matrix(cx, cy, side, s, float(rng.uniform(-180, 180))), s).astype(np.float32)
     _, size = _face_geometry(points)
     centre = _place_near(points, rng)

@@ -51,6 +51,7 @@ from .negatives import (
     wrong_box,
 )
 from .occluders import TRAIN_FAMILIES, occlude
+from .weights import PACKAGE_WEIGHTS, load_model, resolve, sha256_file, shipped_models
 
 TRUST_FORMAT = "facepoints-trust/1"
 CHECKPOINT_FORMAT = "facepoints-trust-checkpoint/1"
@@ -149,8 +150,6 @@ def losses(head: TrustHead, model, shift: torch.Tensor, batch) -> dict[str, torc
 
 
 def _base_weights(model_name: str):
-    from .weights import load_model, resolve, sha256_file
-
     model, spec = load_model(model_name)
     path, _ = resolve(model_name)
     if model.__class__.__name__ != "PIPNet":
@@ -361,8 +360,6 @@ def save_trust(path: str | Path, head: TrustHead, calibration: dict, base: str, 
 
 
 def trust_path(model_name: str) -> Path:
-    from .weights import PACKAGE_WEIGHTS, shipped_models
-
     entry = shipped_models().get(model_name, {}).get("trust")
     if entry is None:
         raise FacepointsError(f"{model_name}: no trust heads shipped for this model")
@@ -372,8 +369,6 @@ def trust_path(model_name: str) -> Path:
 def load_trust(path_or_model: str | Path, base_sha256: str | None = None) -> tuple[TrustHead, dict, dict]:
     """A trust file (or a shipped model's name) -> (TrustHead in eval mode, calibration, header). With
     `base_sha256` (the landmark weights' sha256) a head trained on another trunk is refused."""
-    from .weights import sha256_file, shipped_models
-
     path = Path(path_or_model)
     if not path.suffix and str(path_or_model) in shipped_models():
         path = trust_path(str(path_or_model))
