@@ -36,3 +36,34 @@ def summary(nmes: np.ndarray, threshold: float = 0.08) -> dict:
         f"auc_{t}": auc,
         "n_faces": int(nmes.size),
     }
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based), ties sharing the mean of their ranks."""
+    x = np.asarray(x, np.float64).ravel()
+    order = np.argsort(x, kind="mergesort")
+    sx = x[order]
+    ranks = np.empty(len(x), np.float64)
+    edges = np.flatnonzero(np.diff(sx)) + 1
+    starts, ends = np.r_[0, edges], np.r_[edges, len(x)]
+    for a, b in zip(starts, ends):
+        ranks[order[a:b]] = (a + b + 1) / 2
+    return ranks
+
+
+def auroc(score: np.ndarray, label: np.ndarray) -> float:
+    """Area under the ROC curve of `score` for binary `label` (Mann-Whitney U; ties count half); NaN if one class."""
+    label = np.asarray(label, bool).ravel()
+    n_pos, n_neg = int(label.sum()), int((~label).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    r = _ranks(score)
+    return float((r[label].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (Pearson correlation of average ranks)."""
+    ra, rb = _ranks(a), _ranks(b)
+    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])

@@ -93,6 +93,10 @@ class PIPNet(nn.Module):
         self.head = nn.Conv2d(head_chs, num_points * 3, 1)
 
     def forward_features(self, x):
+        return self.forward_features_detail(x)[0]
+
+    def forward_features_detail(self, x):
+        """The fused map and the stride-4 stage-2 map it was built from (what models/trust.py reads at the points)."""
         c2 = self.stage2(self.stage1(self.stem(x)))
         c3 = self.stage3(c2)
         c4 = self.stage4(c3)
@@ -101,7 +105,7 @@ class PIPNet(nn.Module):
             y = y + self.detail(c2)
         if self.lateral4 is not None:
             y = self.lateral4(c2) + F.interpolate(y, scale_factor=2.0, mode="nearest")
-        return self.fuse(y)
+        return self.fuse(y), c2
 
     def forward_head(self, x):
         return self.head(x)

@@ -1,0 +1,414 @@
+"""How far each output can be trusted (issue 23, phase 1): the `fast` model's trust heads, measured in torch.
+
+On the 300-W common test subset (test/, never trained on) and on face-free photos held out of training:
+- visibility AUROC on the held-out occluder family (occluders.photo_patch: patches of held-out real photos)
+  pasted on test/ faces; the training families on test/ faces for comparison;
+- the NME of the visible points of occluded faces (and of the hidden ones), beside the same faces' clean NME;
+- presence AUROC: test/ faces (landmark and RetinaFace boxes) against held-out negatives (random crops of the
+  held-out face-free photos, RetinaFace's hits on them at 0.05, boxes that miss test/ faces);
+- failure prediction: AUROC of mean uncertainty / predicted inter-ocular distance for NME > 8%, and the
+  Spearman correlation of it with the NME, with landmark boxes, RetinaFace boxes, and a hard pool
+  (held-out occluders and wide box jitter on test/ faces, where failures are common enough to count);
+- a reliability plot: predicted against observed point error, in bins (benchmarks/results/trust_reliability.png);
+- false faces per image on the held-out face-free photos, with the detector threshold alone and with a
+  presence threshold, beside the recall on test/ with RetinaFace at the same settings.
+
+Run: python benchmarks/trust.py [--trust runs/trust-fast/fast.trust.pt] [--data ../shared/data/300w/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+
+from _report import DATA, ROOT, table, write_section
+from facepoints.crop import crop_face, points_box, preprocess, to_gray
+from facepoints.data import load_image, read_pts_folder
+from facepoints.detectors import create_detector, roll_degrees
+from facepoints.evaluate import match_detection
+from facepoints.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+from facepoints.metrics import auroc, nme, spearman
+from facepoints.negatives import (
+    HELD_OUT_PHOTOS,
+    detector_hits,
+    face_free_photos,
+    hit_crop,
+    photo_crop,
+    wrong_box,
+)
+from facepoints.occluders import HELD_OUT_FAMILY, TRAIN_FAMILIES, occlude
+from facepoints.trust import expected_error, load_trust, run_trunk
+from facepoints.weights import load_model
+
+RESULTS = ROOT / "benchmarks" / "results"
+FAIL = 0.08
+
+
+class Trusted:
+    """fast + its trust heads in torch on crops; answers in crop px plus each crop's px-per-crop-px scale."""
+
+    def __init__(self, model_name: str, trust_path: str):
+        self.model, self.spec = load_model(model_name)
+        self.head, self.cal, _ = load_trust(trust_path)
+        self.shift = torch.tensor(self.spec.output_shift, dtype=torch.float32)
+
+    def run(self, gray: np.ndarray) -> dict[str, np.ndarray]:
+        outs = {"points": [], "presence": [], "visibility": [], "log_b": []}
+        with torch.no_grad():
+            for i in range(0, len(gray), 128):
+                x = torch.from_numpy(preprocess(gray[i : i + 128]))
+                points, inputs = run_trunk(self.model, x)
+                p, v, lb = self.head(*inputs)
+                outs["points"].append((points - self.shift).numpy())
+                outs["presence"].append(torch.sigmoid(p).numpy())
+                outs["visibility"].append(torch.sigmoid(v).numpy())
+                outs["log_b"].append(lb.numpy())
+        r = {k: np.concatenate(v) for k, v in outs.items()}
+        r["uncertainty"] = expected_error(r["log_b"], self.cal)
+        return r
+
+
+def cost(T: Trusted, repeat: int = 400) -> dict:
+    """What the heads add to `fast` in torch on one thread, batch 1: counted FLOPs (convolutions, matmuls) and
+    median time of trunk + decode against trunk + decode + heads."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from facepoints.export import PointsHead
+    from facepoints.models.trust import TrustOutputs
+
+    base, full = PointsHead(T.model).eval(), TrustOutputs(T.model, T.head).eval()
+    x = torch.rand(1, 1, T.spec.input_size, T.spec.input_size)
+    flops = {}
+    for name, m in (("base", base), ("full", full)):
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            m(x)
+        flops[name] = fc.get_total_flops()
+    times = {"base": [], "full": []}
+    with torch.inference_mode():
+        for _ in range(20):
+            base(x), full(x)
+        for _ in range(repeat):  # interleaved, so both see the same machine load
+            for name, m in (("base", base), ("full", full)):
+                t = time.perf_counter()
+                m(x)
+                times[name].append(time.perf_counter() - t)
+    ms = {k: 1000 * float(np.median(v)) for k, v in times.items()}
+    out = {"macs_base": flops["base"] / 2, "macs_heads": (flops["full"] - flops["base"]) / 2,
+           "ms_base": ms["base"], "ms_full": ms["full"],
+           "params_heads": sum(p.numel() for p in T.head.parameters())}
+    try:  # the shipped path runs ONNX Runtime: both graphs exported (fp32), timed the same way
+        import tempfile
+
+        import onnxruntime as ort
+
+        sessions = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, m in (("base", base), ("full", full)):
+                path = f"{tmp}/{name}.onnx"
+                torch.onnx.export(m, (x,), path, input_names=["crops"], opset_version=17, dynamo=False)
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+                sessions[name] = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        feed = {"crops": x.numpy()}
+        ort_times = {"base": [], "full": []}
+        for _ in range(20):
+            sessions["base"].run(None, feed), sessions["full"].run(None, feed)
+        for _ in range(repeat):
+            for name in ("base", "full"):
+                t = time.perf_counter()
+                sessions[name].run(None, feed)
+                ort_times[name].append(time.perf_counter() - t)
+        out["ort_ms_base"], out["ort_ms_full"] = (1000 * float(np.median(ort_times[k])) for k in ("base", "full"))
+    except Exception as e:  # noqa: BLE001 - the torch figures stand without it
+        print(f"ONNX Runtime timing skipped: {e.__class__.__name__}: {e}")
+    return out
+
+
+def face_crops(images, boxes, angles, size, margin):
+    crops = [crop_face(im, tuple(b), size, margin, a) for im, b, a in zip(images, boxes, angles)]
+    return crops, np.stack([to_gray(c.image) for c in crops]), np.stack([c.image for c in crops])
+
+
+def crop_scale(crop) -> float:
+    """Image pixels per crop pixel."""
+    return float(1.0 / np.sqrt(abs(np.linalg.det(crop.matrix[:, :2]))))
+
+
+def face_scores(r, crops, gts):
+    """Per face: NME against the ground truth, and the failure score mean uncertainty / predicted inter-ocular."""
+    pts = np.stack([c.to_source(p) for c, p in zip(crops, r["points"])])
+    unc = r["uncertainty"] * np.array([crop_scale(c) for c in crops])[:, None]  # image px
+    iod = np.linalg.norm(pts[:, LEFT_EYE_OUTER] - pts[:, RIGHT_EYE_OUTER], axis=-1)
+    return nme(pts, gts), unc.mean(1) / np.maximum(iod, 1e-6), pts, unc
+
+
+def failure_row(name, nmes, score):
+    fail = nmes > FAIL
+    return [name, len(nmes), int(fail.sum()), f"{auroc(score, fail):.3f}" if 0 < fail.sum() < len(fail) else "n/a",
+            f"{spearman(score, nmes):.3f}", f"{100 * nmes.mean():.2f}%"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="fast")
+    ap.add_argument("--trust", default=str(ROOT / "runs" / "trust-fast" / "fast.trust.pt"))
+    ap.add_argument("--data", default=str(DATA / "test"))
+    ap.add_argument("--no-write", action="store_true", help="print only (BENCHMARKS.md untouched)")
+    ap.add_argument("--limit", type=int, default=None, help="first N test faces only (a smoke run; implies --no-write)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.time()
+    T = Trusted(args.model, args.trust)
+    S, M = T.spec.input_size, T.spec.margin
+    samples = read_pts_folder(args.data)[: args.limit]
+    args.no_write = args.no_write or args.limit is not None
+    images = [load_image(s.image_path) for s in samples]
+    gts = np.stack([s.points for s in samples])
+    lm_boxes = np.array([points_box(p) for p in gts])
+    zero = np.zeros(len(samples))
+    res: dict = {}
+
+    # 1. landmark boxes, clean
+    crops, gray, rgb = face_crops(images, lm_boxes, zero, S, M)
+    clean = T.run(gray)
+    nme_lm, score_lm, _, unc_lm = face_scores(clean, crops, gts)
+    gt_crop = np.stack([c.to_crop(g) for c, g in zip(crops, gts)])
+    err_lm = np.linalg.norm(clean["points"] - gt_crop, axis=-1)  # crop px
+
+    # 2. occluded test faces: the held-out family, then each training family
+    held_photos = face_free_photos(HELD_OUT_PHOTOS)
+    vis_rows, occl_rows, rel_pred, rel_err = [], [], [clean["uncertainty"].ravel()], [err_lm.ravel()]
+    for fam in (HELD_OUT_FAMILY, *TRAIN_FAMILIES):
+        rng = np.random.default_rng(2026)
+        donors = [rgb[j] for j in range(0, len(rgb), 7)]  # test faces as donors for face_patch: no training face
+        occ = [occlude(rgb[i], gt_crop[i], rng, [fam], (1, 2), donors=donors, photos=held_photos)
+               for i in range(len(rgb))]
+        hidden = np.stack([~o.visible for o in occ])
+        r = T.run(np.stack([to_gray(o.image) for o in occ]))
+        err = np.linalg.norm(r["points"] - gt_crop, axis=-1)
+        iod = np.linalg.norm(gt_crop[:, LEFT_EYE_OUTER] - gt_crop[:, RIGHT_EYE_OUTER], axis=-1)[:, None]
+        any_hidden = hidden.any(1)
+        a = auroc(1 - r["visibility"][any_hidden].ravel(), hidden[any_hidden].ravel())
+        name = f"`{fam}`" + (" (held out)" if fam == HELD_OUT_FAMILY else "")
+        vis_rows.append([name, int(any_hidden.sum()), f"{100 * hidden[any_hidden].mean():.1f}%", f"{a:.3f}",
+                         f"{100 * ((r['visibility'] < 0.5) == hidden)[any_hidden].mean():.1f}%"])
+        vis_nme = (err / iod * ~hidden)[any_hidden].sum(1) / np.maximum((~hidden)[any_hidden].sum(1), 1)
+        hid_nme = (err / iod * hidden)[any_hidden].sum(1) / np.maximum(hidden[any_hidden].sum(1), 1)
+        clean_vis = (err_lm / iod * ~hidden)[any_hidden].sum(1) / np.maximum((~hidden)[any_hidden].sum(1), 1)
+        occl_rows.append([name, f"{100 * clean_vis.mean():.2f}%", f"{100 * vis_nme.mean():.2f}%",
+                          f"{100 * hid_nme.mean():.2f}%"])
+        res[f"visibility_auroc_{fam}"] = a
+        res[f"visible_nme_{fam}"] = float(vis_nme.mean())
+        if fam == HELD_OUT_FAMILY:
+            res["visibility_auroc_held_out"] = a
+            rel_pred.append(r["uncertainty"].ravel()), rel_err.append(err.ravel())
+
+    # 3. the hard pool: held-out occluders and wide box jitter (shift 0.2/0.3, scale 0.35, roll 45)
+    rng = np.random.default_rng(7)
+    side = np.maximum(lm_boxes[:, 2] - lm_boxes[:, 0], lm_boxes[:, 3] - lm_boxes[:, 1])
+    jit = np.stack([rng.uniform(-0.3, 0.3, len(side)), rng.uniform(-0.2, 0.2, len(side))], 1) * side[:, None]
+    scale = np.exp(rng.uniform(-0.35, 0.35, len(side)))
+    c = (lm_boxes[:, :2] + lm_boxes[:, 2:]) / 2 + jit
+    hb = np.concatenate([c - side[:, None] * scale[:, None] / 2, c + side[:, None] * scale[:, None] / 2], 1)
+    ha = rng.uniform(-45, 45, len(side))
+    hcrops, _, hrgb = face_crops(images, hb, ha, S, M)
+    hgt = np.stack([cc.to_crop(g) for cc, g in zip(hcrops, gts)])
+    hocc = [occlude(hrgb[i], hgt[i], rng, [HELD_OUT_FAMILY], (1, 2), photos=held_photos) if rng.random() < 0.5
+            else None for i in range(len(hrgb))]
+    hgray = np.stack([to_gray(o.image if o is not None else hrgb[i]) for i, o in enumerate(hocc)])
+    hr = T.run(hgray)
+    nme_hard, score_hard, _, _ = face_scores(hr, hcrops, gts)
+    rel_pred.append(hr["uncertainty"].ravel()), rel_err.append(np.linalg.norm(hr["points"] - hgt, axis=-1).ravel())
+
+    # 4. RetinaFace boxes (default threshold), upright crops as the Landmarker takes them
+    det = create_detector("retinaface")
+    det_lo = create_detector("retinaface", threshold=0.05)
+    found, rb, ra, all_test_dets = [], [], [], []
+    for i, im in enumerate(images):
+        d = det_lo.detect(im)
+        all_test_dets.append(d)
+        keep = d.scores >= 0.5
+        j = match_detection(d.boxes[keep], gts[i])
+        if j is None:
+            continue
+        k = np.flatnonzero(keep)[j]
+        a = float(roll_degrees(d.keypoints[k : k + 1])[0])
+        found.append(i), rb.append(det.landmark_boxes(d.boxes[k : k + 1], np.array([a]))[0]), ra.append(a)
+    found = np.array(found)
+    rcrops, rgray, _ = face_crops([images[i] for i in found], np.array(rb), np.array(ra), S, M)
+    rr = T.run(rgray)
+    nme_rf, score_rf, _, _ = face_scores(rr, rcrops, gts[found])
+    rgt = np.stack([cc.to_crop(g) for cc, g in zip(rcrops, gts[found])])
+    rel_pred.append(rr["uncertainty"].ravel()), rel_err.append(np.linalg.norm(rr["points"] - rgt, axis=-1).ravel())
+
+    fail_rows = [failure_row("landmark boxes", nme_lm, score_lm),
+                 failure_row(f"RetinaFace boxes ({len(found)} of {len(samples)} found at 0.5)", nme_rf, score_rf),
+                 failure_row("hard pool (held-out occluders on half, box shift 0.3/0.2, scale ±0.35, roll ±45°)",
+                             nme_hard, score_hard),
+                 failure_row("all three pooled", np.r_[nme_lm, nme_rf, nme_hard],
+                             np.r_[score_lm, score_rf, score_hard])]
+    sets = (("landmarks", nme_lm, score_lm), ("retinaface", nme_rf, score_rf), ("hard", nme_hard, score_hard))
+    for key, n_, s_ in sets:
+        res[f"failure_auroc_{key}"] = auroc(s_, n_ > FAIL) if 0 < (n_ > FAIL).sum() < len(n_) else None
+        res[f"spearman_{key}"] = spearman(s_, n_)
+        res[f"failures_{key}"] = int((n_ > FAIL).sum())
+    allp, alln = np.r_[nme_lm, nme_rf, nme_hard], np.r_[score_lm, score_rf, score_hard]
+    res["failure_auroc_pooled"], res["spearman_pooled"] = auroc(alln, allp > FAIL), spearman(alln, allp)
+
+    # 5. presence
+    rng = np.random.default_rng(11)
+    neg_photo = np.stack([to_gray(photo_crop(held_photos[int(rng.integers(len(held_photos)))], S, rng))
+                          for _ in range(600)])
+    hits = detector_hits(held_photos, detector=det_lo)
+    neg_hits = np.stack([to_gray(hit_crop(held_photos[k], b, a, S, M)) for k, b, a in hits])
+    neg_wrong = np.stack([to_gray(wrong_box(images[i], gts[i], S, M, rng)) for i in range(len(images))])
+    p_pos_lm, p_pos_rf = clean["presence"], rr["presence"]
+    p_neg = {"random crops of held-out photos": T.run(neg_photo)["presence"],
+             "RetinaFace hits (≥0.05) on held-out photos": T.run(neg_hits)["presence"],
+             "boxes that miss test/ faces": T.run(neg_wrong)["presence"]}
+    pos = np.r_[p_pos_lm, p_pos_rf]
+    pres_rows = []
+    for name, pn in p_neg.items():
+        pres_rows.append([name, len(pn), f"{auroc(np.r_[pos, pn], np.r_[np.ones(len(pos)), np.zeros(len(pn))]):.4f}",
+                          f"{np.median(pn):.3f}"])
+    alln_ = np.concatenate(list(p_neg.values()))
+    res["presence_auroc"] = auroc(np.r_[pos, alln_], np.r_[np.ones(len(pos)), np.zeros(len(alln_))])
+    pres_rows.append(["all negatives", len(alln_), f"{res['presence_auroc']:.4f}", f"{np.median(alln_):.3f}"])
+
+    # 6. false faces per image on held-out photos vs recall on test/
+    photo_dets = [det_lo.detect(p) for p in held_photos]
+    photo_pres = []
+    for p, d in zip(held_photos, photo_dets):
+        if not len(d):
+            photo_pres.append(np.zeros(0))
+            continue
+        a = roll_degrees(d.keypoints)
+        b = det.landmark_boxes(d.boxes, a)
+        g = np.stack([to_gray(crop_face(p, tuple(bb), S, M, aa).image) for bb, aa in zip(b, a)])
+        photo_pres.append(T.run(g)["presence"])
+    test_pres = {}  # presence of the matched detection per test face, at the lowest threshold
+    for i, d in enumerate(all_test_dets):
+        j = match_detection(d.boxes, gts[i])
+        if j is None:
+            continue
+        a = float(roll_degrees(d.keypoints[j : j + 1])[0])
+        b = det.landmark_boxes(d.boxes[j : j + 1], np.array([a]))[0]
+        test_pres[i] = (float(d.scores[j]), float(T.run(to_gray(crop_face(images[i], tuple(b), S, M, a).image)[None])
+                                                   ["presence"][0]))
+    ff_rows = []
+    for thr in (0.5, 0.3, 0.2):
+        for pmin in (None, 0.5, 0.8, 0.9, 0.95, 0.98):
+            false = sum(int(((d.scores >= thr) & (pp >= (pmin or 0))).sum()) for d, pp in zip(photo_dets, photo_pres))
+            rec = sum(1 for s_, p_ in test_pres.values() if s_ >= thr and p_ >= (pmin or 0)) / len(samples)
+            ff_rows.append([thr, "—" if pmin is None else pmin, f"{false / len(held_photos):.3f} ({false})",
+                            f"{100 * rec:.2f}%"])
+            res[f"false_per_image_{thr}_{pmin}"] = false / len(held_photos)
+            res[f"recall_{thr}_{pmin}"] = rec
+
+    # 7. reliability
+    pred_all, err_all = np.concatenate(rel_pred), np.concatenate(rel_err)
+    q = np.quantile(pred_all, np.linspace(0, 1, 13))
+    rel_rows, bx, by = [], [], []
+    for lo, hi in zip(q[:-1], q[1:]):
+        m = (pred_all >= lo) & (pred_all <= hi)
+        bx.append(pred_all[m].mean()), by.append(err_all[m].mean())
+        rel_rows.append([f"{lo:.2f}–{hi:.2f}", int(m.sum()), f"{pred_all[m].mean():.2f}", f"{err_all[m].mean():.2f}"])
+    res["reliability"] = {"predicted": bx, "observed": by}
+    res["point_spearman"] = spearman(pred_all, err_all)
+    _plot(bx, by, pred_all, err_all)
+
+    res["cost"] = cost(T)
+    res["seconds"] = round(time.time() - t0, 1)
+    print(json.dumps({k: v for k, v in res.items() if k != "reliability"}, indent=1))
+    body = _body(vis_rows, occl_rows, fail_rows, pres_rows, ff_rows, rel_rows, res)
+    print(body)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "trust.json").write_text(json.dumps(res, indent=1, default=float))
+    if not args.no_write:
+        write_section("trust", body, "python benchmarks/trust.py " + " ".join(sys.argv[1:]))
+
+
+def _plot(bx, by, pred, err):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.2), dpi=110)
+    top = max(max(bx), max(by)) * 1.1
+    ax.plot([0, top], [0, top], color="0.6", lw=1, ls="--", label="perfect calibration")
+    ax.plot(bx, by, "o-", color="C0", label="fast + trust heads")
+    ax.set_xlabel("predicted point error (uncertainty), crop px")
+    ax.set_ylabel("observed mean point error, crop px")
+    ax.set_title("Reliability on 300-W test/ (12 quantile bins)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "trust_reliability.png")
+    plt.close(fig)
+
+
+def _body(vis_rows, occl_rows, fail_rows, pres_rows, ff_rows, rel_rows, res) -> str:
+    return f"""## How far to trust each output (issue 23, phase 1): `fast`'s trust heads, in torch
+
+Heads on the frozen trunk of `fast` (weights unchanged, so its points and NME are too), trained by
+`scripts/train_trust_heads.py` on the run's training faces only; uncertainty calibrated on its held-out 10%.
+Everything below is on 300-W common test/ faces and on face-free photos held out of training
+(skimage: {", ".join(HELD_OUT_PHOTOS)}). Targets (issue 23): visibility AUROC ≥ 0.90 on the held-out
+family, failure AUROC ≥ 0.85, Spearman ≥ 0.5.
+
+**Visibility**: AUROC of 1 − visibility for "hidden" over the points of faces with at least one hidden point.
+`{HELD_OUT_FAMILY}` is the held-out family: patches of real photos never seen in training.
+
+{table(["occluder family on test/", "faces with hidden points", "points hidden", "visibility AUROC",
+        "accuracy at 0.5"], vis_rows)}
+
+**Occluded faces' NME** (inter-ocular, landmark boxes), on the faces with hidden points:
+
+{table(["family", "visible points, face not occluded", "visible points, occluded", "hidden points, occluded"],
+       occl_rows)}
+
+**Failure prediction**: score = mean uncertainty (image px) / predicted inter-ocular distance; failure = NME > 8%.
+
+{table(["boxes", "faces", "failures", "failure AUROC", "Spearman (score vs NME)", "mean NME"], fail_rows)}
+
+Per point, Spearman of predicted against observed error over all crops of the reliability plot:
+{res["point_spearman"]:.3f}.
+
+**Reliability** (landmark boxes, RetinaFace boxes, held-out occluders, hard pool; per point, crop px =
+1/{128} of the crop side): ![reliability](benchmarks/results/trust_reliability.png)
+
+{table(["predicted bin", "points", "mean predicted", "mean observed"], rel_rows)}
+
+**Presence**: AUROC of test/ faces (landmark boxes and RetinaFace boxes) against negatives never trained on.
+
+{table(["negatives", "crops", "presence AUROC", "median presence"], pres_rows)}
+
+**False faces per image** on the {len(HELD_OUT_PHOTOS)} held-out face-free photos, and RetinaFace recall
+on test/ (matched detection kept), by detector threshold and presence threshold:
+
+{table(["detector threshold", "min presence", "false faces / image (total)", "test/ recall"], ff_rows)}
+
+**Cost** (torch, 1 thread, batch 1): the heads have {res["cost"]["params_heads"]:,} parameters and add
+{res["cost"]["macs_heads"] / 1e6:.2f}M multiply-adds to the trunk's {res["cost"]["macs_base"] / 1e6:.1f}M
+({100 * res["cost"]["macs_heads"] / res["cost"]["macs_base"]:.1f}%; counted convolutions and matmuls, not the
+gathers, softmaxes and grid samples); time {res["cost"]["ms_base"]:.3f} ms → {res["cost"]["ms_full"]:.3f} ms a
+crop (+{100 * (res["cost"]["ms_full"] / res["cost"]["ms_base"] - 1):.1f}%), eager torch, where each small op costs
+its dispatch.{_ort_line(res["cost"])}
+
+Measured in {res["seconds"]:.0f} s."""
+
+
+def _ort_line(c: dict) -> str:
+    if "ort_ms_base" not in c:
+        return ""
+    return (f" In ONNX Runtime (fp32 graphs of both, 1 thread): {c['ort_ms_base']:.3f} ms → {c['ort_ms_full']:.3f} ms "
+            f"(+{100 * (c['ort_ms_full'] / c['ort_ms_base'] - 1):.1f}%).")
+
+
+if __name__ == "__main__":
+    main()

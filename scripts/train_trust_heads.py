@@ -1,0 +1,82 @@
+"""Train the trust heads (presence, visibility, expected error; issue 23) on a shipped model's frozen trunk,
+calibrate the expected error on the run's held-out faces, and write `<out>/<model>.trust.pt`.
+
+Run: nice -n 10 python scripts/train_trust_heads.py fast --epochs 40 --out runs/trust-fast [--resume]
+     [--data ../shared/data/300w/train] [--workers 1] [--max-minutes 25]
+Progress goes to <out>/train.log (and stdout); `<out>/last.pt` is checkpointed atomically every epoch, so a
+killed run resumes with --resume. A run stopped by --max-minutes also resumes.
+Ship the result: cp <out>/fast.trust.pt src/facepoints/weights/ and record its sha256 in MODELS.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", nargs="?", default="fast")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--out", default="runs/trust-fast")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "300w" / "train"))
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--max-minutes", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    from facepoints.checkpoint import RunSplit
+    from facepoints.trust import _base_weights, calibrate, save_trust, train_trust_heads
+    from facepoints.weights import sha256_file
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    logf = open(out / "train.log", "a", buffering=1)
+
+    def log(msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        logf.write(line + "\n")
+
+    log(f"command: {' '.join(sys.argv)}")
+    t = time.time()
+    result = train_trust_heads(args.model, out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               data=args.data, resume=args.resume, workers=args.workers, seed=args.seed,
+                               max_minutes=args.max_minutes, log=log)
+    minutes = (time.time() - t) / 60
+    if not result["complete"]:
+        log(f"not finished (epoch {result['epoch']} of {args.epochs}); rerun with --resume")
+        return 2
+    model, spec, sha = _base_weights(args.model)
+    split = RunSplit.from_config(spec.train_config, args.data)
+    cal = calibrate(model, result["head"], spec, split, log=log)
+    meta = {"command": f"python scripts/train_trust_heads.py {args.model} --epochs {args.epochs} --out {args.out}",
+            "epochs": args.epochs, "history": result["history"], "session_minutes": round(minutes, 1),
+            "machine": _machine(), "date": time.strftime("%Y-%m-%d"),
+            "data": "training faces of the model's run (its held-out 10% never trained on; used for calibration)"}
+    path = out / f"{args.model}.trust.pt"
+    save_trust(path, result["head"], cal, args.model, sha, meta)
+    log(f"wrote {path} sha256 {sha256_file(path)} ({path.stat().st_size} bytes)")
+    log(json.dumps(cal))
+    return 0
+
+
+def _machine() -> str:
+    from facepoints.provenance import machine
+
+    return machine()
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    sys.exit(main())
