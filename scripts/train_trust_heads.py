@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from facepoints.checkpoint import RunSplit
+    from facepoints.detectors import create_detector
+    from facepoints.negatives import HIT_THRESHOLD
     from facepoints.trust import _base_weights, calibrate, save_trust, train_trust_heads
     from facepoints.weights import sha256_file
 
@@ -52,7 +54,8 @@ def main(argv=None) -> int:
     t = time.time()
     result = train_trust_heads(args.model, out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                data=args.data, resume=args.resume, workers=args.workers, seed=args.seed,
-                               max_minutes=args.max_minutes, log=log)
+                               max_minutes=args.max_minutes, log=log,
+                               hit_detector=create_detector("retinaface", threshold=HIT_THRESHOLD))
     minutes = (time.time() - t) / 60
     if not result["complete"]:
         log(f"not finished (epoch {result['epoch']} of {args.epochs}); rerun with --resume")

@@ -127,3 +127,11 @@ def mirror_points(points: np.ndarray, size: int, offset_x: float = 0.0) -> np.nd
     p = np.asarray(points, np.float64)[..., FLIP, :].copy()
     p[..., 0] = size - 1 - p[..., 0] + 2 * offset_x
     return p.astype(np.float32)
+
+
+def roll_degrees(keypoints: np.ndarray) -> np.ndarray:
+    """Head roll from 5 keypoints: the mean direction of the eye line and the mouth line, in degrees
+    (positive = the face's right-hand side of the image lower, as image y points down)."""
+    k = np.asarray(keypoints, np.float64).reshape(-1, 5, 2)
+    v = (k[:, 1] - k[:, 0]) + (k[:, 4] - k[:, 3])
+    return np.rad2deg(np.arctan2(v[:, 1], v[:, 0]))

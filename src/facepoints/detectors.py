@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from .config import DEFAULT_DETECTOR  # noqa: F401  (re-exported: the default is decided in config.py)
+from .crop import roll_degrees  # noqa: F401  (also re-exported: the geometry lives in crop.py)
 from .errors import FacepointsError, require
 from .model_files import sha256_file
 
@@ -86,12 +87,6 @@ def crop_boxes(detector: "Detector", det: "Detections", upright: bool = True) ->
     return detector.landmark_boxes(det.boxes, angles), angles
 
 
-def roll_degrees(keypoints: np.ndarray) -> np.ndarray:
-    """Head roll from 5 keypoints: the mean direction of the eye line and the mouth line, in degrees
-    (positive = the face's right-hand side of the image lower, as image y points down)."""
-    k = np.asarray(keypoints, np.float64).reshape(-1, 5, 2)
-    v = (k[:, 1] - k[:, 0]) + (k[:, 4] - k[:, 3])
-    return np.rad2deg(np.arctan2(v[:, 1], v[:, 0]))
 
 
 class Detector:

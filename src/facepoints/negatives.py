@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .config import AugmentConfig
-from .crop import crop_face, crop_matrix, points_box, square_from_box, warp
+from .crop import crop_face, crop_matrix, points_box, roll_degrees, square_from_box, warp
 from .errors import FacepointsError
 from .occluders import texture
 
@@ -41,6 +41,8 @@ FACES_IN_SKIMAGE = ("astronaut", "camera", "lfw_subset")
 POSITIVE_GEOMETRY = AugmentConfig(rotation=40.0, shift=0.12, shift_x=0.2, scale=0.25, blur=0.3)
 NEGATIVE_SHIFT = 0.55  # a box whose centre is this far (fraction of its side) from the face's is a miss
 NEGATIVE_ZOOM = 0.45  # a box this many times the face box's size or less shows one part of the face
+
+HIT_THRESHOLD = 0.05  # RetinaFace's score bar for hard negatives: far below its 0.5 default
 
 
 def photo_path(name: str) -> Path:
@@ -111,13 +113,12 @@ def texture_crop(out: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(layer, 0, 255).astype(np.uint8)
 
 
-def detector_hits(photos: list[np.ndarray], threshold: float = 0.05, detector=None, scales=(1.0, 0.5),
+def detector_hits(photos: list[np.ndarray], detector, scales=(1.0, 0.5),
                   turns: int = 1) -> list[tuple[int, np.ndarray, float]]:
-    """What RetinaFace finds on face-free photos at a low threshold: (photo index, landmark box, roll degrees)
-    for each hit, at each of `scales` of the photo and, with `turns` > 1, in its quarter turns."""
-    from .detectors import create_detector, roll_degrees  # ONNX Runtime's session only when hits are wanted
-
-    det = detector or create_detector("retinaface", threshold=threshold)
+    """What a face detector (RetinaFace at a low threshold: HIT_THRESHOLD) finds on face-free photos:
+    (photo index, landmark box, roll degrees) for each hit, at each of `scales` of the photo and, with `turns` > 1,
+    in its quarter turns. The detector is the caller's: training data sits below inference in the layers."""
+    det = detector
     hits = []
     for i, photo in enumerate(photos):
         for f in scales:

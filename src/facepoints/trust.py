@@ -157,8 +157,9 @@ def _base_weights(model_name: str):
     return model, spec, sha256_file(path)
 
 
-def build_training_set(spec, data: str | Path | None, seed: int = 0, log=print, **kwargs):
-    """The run's split, and the TrustDataset on its training faces (with the training photos and detector hits)."""
+def build_training_set(spec, data: str | Path | None, seed: int = 0, log=print, hit_detector=None, **kwargs):
+    """The run's split, and the TrustDataset on its training faces (with the training photos and `hit_detector`'s
+    hits on them: RetinaFace at negatives.HIT_THRESHOLD, built by the caller)."""
     cfg = spec.train_config
     if cfg is None:
         raise FacepointsError(f"{spec.path}: the weights do not record their training run; no split to train on")
@@ -168,7 +169,7 @@ def build_training_set(spec, data: str | Path | None, seed: int = 0, log=print, 
     idx = split.train_idx
     photos = face_free_photos(TRAIN_PHOTOS)
     t = time.time()
-    hits = detector_hits(photos, turns=4)
+    hits = detector_hits(photos, hit_detector, turns=4) if hit_detector is not None else []
     log(f"{len(photos)} face-free training photos, {len(hits)} RetinaFace hits at 0.05 ({time.time() - t:.0f} s)")
     ds = TrustDataset(images[idx], points[idx], None if offsets is None else offsets[idx], spec.input_size,
                       spec.margin, photos, hits, seed=seed, **kwargs)
@@ -180,7 +181,7 @@ def build_training_set(spec, data: str | Path | None, seed: int = 0, log=print, 
 def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", epochs: int = 40,
                       batch_size: int = 64, lr: float = 3e-3, data: str | Path | None = None, resume: bool = False,
                       workers: int = 1, seed: int = 0, threads: int = 1, max_minutes: float | None = None,
-                      dataset: TrustDataset | None = None, model=None, log=print) -> dict:
+                      dataset: TrustDataset | None = None, model=None, log=print, hit_detector=None) -> dict:
     """Train a TrustHead on `model_name`'s frozen trunk; checkpoints `out/last.pt` every epoch (atomic), `--resume`
     continues from it. Returns the trained head's state and its training record (the caller calibrates and saves)."""
     torch.set_num_threads(threads)
@@ -196,7 +197,7 @@ def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", 
     for p in model.parameters():
         p.requires_grad_(False)
     if dataset is None:
-        _, dataset = build_training_set(spec, data, seed=seed, log=log)
+        _, dataset = build_training_set(spec, data, seed=seed, log=log, hit_detector=hit_detector)
     head = head_for(model)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(dataset) / batch_size)
