@@ -61,9 +61,10 @@ class Landmarker:
     @property
     def detector(self) -> Detector:
         if self._detector is None:  # built on first use: `boxes=` callers never load one
-            kwargs = {"max_side": self.options.detector_max_side}
+            kwargs: dict[str, float | int | None] = {"max_side": self.options.detector_max_side}
             if self.options.detector_threshold is not None:
                 kwargs["threshold"] = self.options.detector_threshold
+            assert isinstance(self.options.detector, str)  # a Detector object was taken in __init__
             self._detector = create_detector(self.options.detector, **kwargs)
         return self._detector
 

@@ -90,8 +90,8 @@ def spec_from_onnx_metadata(meta: dict[str, str], path: str | Path) -> ModelSpec
             margin=float(meta["facepoints.margin"]),
             model_kwargs=json.loads(meta.get("facepoints.model_kwargs", "{}")),
             path=str(path),
-            annotation_offset=tuple(float(v) for v in json.loads(meta.get("facepoints.annotation_offset", "[0, 0]"))),
-            output_shift=tuple(float(v) for v in json.loads(meta.get("facepoints.output_shift", "[0, 0]"))),
+            annotation_offset=_pair(json.loads(meta.get("facepoints.annotation_offset", "[0, 0]"))),
+            output_shift=_pair(json.loads(meta.get("facepoints.output_shift", "[0, 0]"))),
             landmarks=meta.get("facepoints.landmarks", LANDMARK_CONVENTION),
         )
     except (KeyError, ValueError, TypeError) as e:
@@ -116,8 +116,17 @@ def shipped_models() -> dict[str, dict]:
 def shipped_graphs(name: str) -> tuple[OnnxFile | None, OnnxFile | None]:
     """A shipped model's (fp32, int8) ONNX graphs as MODELS.json lists them; None where it ships none."""
     entry = shipped_models().get(name, {})
-    graphs = [entry.get(key) for key in ("onnx", "int8_onnx")]
-    return tuple(OnnxFile(str(PACKAGE_WEIGHTS / g["file"]), g["sha256"]) if g else None for g in graphs)
+    fp32, int8 = (entry.get(key) for key in ("onnx", "int8_onnx"))
+
+    def graph(g: dict | None) -> OnnxFile | None:
+        return OnnxFile(str(PACKAGE_WEIGHTS / g["file"]), g["sha256"]) if g else None
+
+    return graph(fp32), graph(int8)
+
+
+def _pair(values) -> tuple[float, float]:
+    x, y = (float(v) for v in values)
+    return x, y
 
 
 def sha256_file(path: str | Path) -> str:
