@@ -14,44 +14,17 @@ Run: python benchmarks/accuracy.py [--data ../shared/data/300w/test] [--models f
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import time
 
 import numpy as np
 
-from _report import DATA, ROOT, table, write_readme_models, write_section
-from dlib_reference import DlibShapePredictor
+from common import DATA, RESULTS, CachedDetector, DlibShapePredictor, table, write_readme_models, write_section
 from facepoints.data import read_pts_folder
 from facepoints.detectors import BoxMap, create_detector
 from facepoints.drawing import plot_ced
 from facepoints.evaluate import evaluate
 from facepoints.predictor import LandmarkPredictor
 from facepoints.weights import shipped_models
-
-
-class CachedDetector:
-    """Runs the detector once per image and times it; replays the boxes for every model."""
-
-    def __init__(self, detector, raw: bool = False):
-        self.detector, self.raw, self.cache, self.seconds = detector, raw, {}, []
-        self.name = detector.name
-
-    def detect(self, rgb):
-        key = hashlib.md5(rgb.tobytes()).hexdigest()
-        if key not in self.cache:
-            t = time.perf_counter()
-            self.cache[key] = self.detector.detect(rgb)
-            self.seconds.append(time.perf_counter() - t)
-        return self.cache[key]
-
-    def landmark_boxes(self, boxes, angles=None):
-        return np.asarray(boxes, np.float64) if self.raw else self.detector.landmark_boxes(boxes, angles)
-
-    def view(self, raw: bool) -> "CachedDetector":
-        v = CachedDetector(self.detector, raw)
-        v.cache, v.seconds = self.cache, self.seconds
-        return v
 
 
 def inverse(box_map: BoxMap):
@@ -139,7 +112,7 @@ def main():
             ]
         )
 
-    out_dir = ROOT / "benchmarks" / "results"
+    out_dir = RESULTS
     out_dir.mkdir(exist_ok=True)
     (out_dir / "accuracy.json").write_text(json.dumps(results, indent=2))
     curves = {

@@ -17,8 +17,7 @@ import time
 
 import torch
 
-from _report import DATA, table, write_section
-from architectures import fastest_ms, fp32_and_int8, macs, onnx_bytes, onnx_nme, predict, session
+from common import DATA, fastest_ms, fp32_and_int8, macs, onnx_bytes, onnx_nme, predict, session, table, write_section
 from facepoints.checkpoint import RunSplit
 from facepoints.metrics import nme
 from facepoints.models import create_model

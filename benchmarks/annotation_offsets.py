@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import torch
 
-from _report import DATA, held_out_weights, table, write_section
+from common import DATA, held_out_weights, table, write_section
 from facepoints.checkpoint import RunSplit
 from facepoints.data import read_dataset
 from facepoints.landmarks import FLIP

@@ -17,13 +17,24 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
-from _report import DATA, held_out_weights, table, write_section
+from common import (
+    DATA,
+    fastest_ms,
+    fp32_and_int8,
+    held_out_weights,
+    macs,
+    onnx_bytes,
+    onnx_nme,
+    predict,
+    session,
+    table,
+    write_section,
+)
 from facepoints.checkpoint import RunSplit
 from facepoints.config import AugmentConfig, TrainConfig
-from facepoints.export import export_onnx, quantize_int8
+from facepoints.export import quantize_int8
 from facepoints.metrics import nme
 from facepoints.models import create_model
 from facepoints.train import train  # the training entry point itself (not a helper): --train-epochs trains
@@ -41,57 +52,6 @@ CANDIDATES = {
     "D = pipnet_fast_wide: C with a 160-wide 8x8 stage": ("pipnet_fast_wide", {}),
     "xception (seed)": ("xception", {}),
 }
-
-
-def session(onnx: bytes | str, threads: int = 1) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(onnx, opts, providers=["CPUExecutionProvider"])
-
-
-def latency_ms(sess: ort.InferenceSession, size: int = 128, repeat: int = 400) -> float:
-    name = sess.get_inputs()[0].name
-    x = np.random.default_rng(0).random((1, 1, size, size), np.float32)
-    for _ in range(50):
-        sess.run(None, {name: x})
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        sess.run(None, {name: x})
-        times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times))
-
-
-def macs(model: torch.nn.Module, size: int = 128) -> int:
-    total = 0
-
-    def hook(m, _, out):
-        nonlocal total
-        if isinstance(m, torch.nn.Conv2d):
-            total += out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-        elif isinstance(m, torch.nn.Linear):
-            total += m.in_features * m.out_features
-
-    hooks = [m.register_forward_hook(hook) for m in model.modules()]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 1, size, size))
-    for h in hooks:
-        h.remove()
-    return total
-
-
-def onnx_bytes(model: torch.nn.Module, size: int = 128) -> bytes:
-    with tempfile.TemporaryDirectory() as d:
-        return export_onnx(
-            model, ModelSpec(arch="candidate", input_size=size, margin=1.1), Path(d) / "m.onnx"
-        ).read_bytes()
-
-
-def fastest_ms(timed: list[tuple[ort.InferenceSession, int, int]], rounds: int = 3) -> list[str]:
-    """Median latency of each (session, input size, repeats), the fastest of `rounds` interleaved rounds:
-    this shared machine slows down for seconds at a time, and one slow spell must not decide a row."""
-    best = [min(ms) for ms in zip(*[[latency_ms(s, size, n) for s, size, n in timed] for _ in range(rounds)])]
-    return [f"{ms:.3f} ms" for ms in best]
 
 
 def cost_rows() -> list:
@@ -127,24 +87,6 @@ def cost_rows() -> list:
         row + [next(times), next(times) if arch != "xception" else "—"]
         for row, (arch, _) in zip(rows, CANDIDATES.values())
     ]
-
-
-def predict(model, x: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return torch.cat([model.decode(model.eval()(x[i : i + 64])) for i in range(0, len(x), 64)]).numpy()
-
-
-def fp32_and_int8(model, spec: ModelSpec, calibration: np.ndarray, folder: str) -> dict[str, ort.InferenceSession]:
-    """The model's fp32 ONNX graph and its int8 graph as `scripts/quantize_weights.py` makes it; both raw
-    (no output_shift), so the two compare like for like."""
-    f32 = export_onnx(model, spec, Path(folder) / "f32.onnx", calibrated=False)
-    q8 = quantize_int8(model, spec, calibration, Path(folder) / "int8.onnx")
-    return {"fp32": session(str(f32)), "int8 (static, per-channel, Conv only)": session(str(q8))}
-
-
-def onnx_nme(sess: ort.InferenceSession, x: torch.Tensor, y: torch.Tensor) -> float:
-    p = np.concatenate([sess.run(None, {"crops": x[i : i + 64].numpy()})[0] for i in range(0, len(x), 64)])
-    return float(nme(p, y).mean())
 
 
 def fit_and_int8_rows(data: str):

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from _report import ROOT, write_section
+from common import ROOT, write_section
 
 
 def make_folder(root: Path, n: int) -> Path:

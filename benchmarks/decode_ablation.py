@@ -9,7 +9,7 @@ import argparse
 
 import torch
 
-from _report import DATA, held_out_weights, table, write_section
+from common import DATA, held_out_weights, table, write_section
 from facepoints.checkpoint import RunSplit
 from facepoints.metrics import nme
 from facepoints.weights import load_model

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from _report import DATA, ROOT, table, write_section
+from common import DATA, ROOT, make_640x480, on_canvas, table, write_section
 from facepoints import Landmarker
 from facepoints.crop import points_box
 from facepoints.data import load_image, read_pts_folder
@@ -34,7 +34,6 @@ from facepoints.evaluate import match_detection
 from facepoints.metrics import nme
 from facepoints.predictor import LandmarkPredictor
 from facepoints.video import FaceTracker, VideoOptions
-from speed import make_640x480, on_canvas
 
 # (label, detector name, constructor options); the first is the default
 CONFIGS = [

@@ -28,14 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from _report import DATA, table, write_section
-from accuracy import CachedDetector
+from common import DATA, CachedDetector, held_out_and_test, int8_cost, table, write_section
 from facepoints.checkpoint import RunSplit, load_checkpoint
 from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
 from facepoints.distill import teacher_points
 from facepoints.weights import load_model, resolve, sha256_file, shipped_models
-from runs import held_out_and_test, int8_cost
 
 SPREAD = 0.03  # seed-to-seed spread of `fast`'s recipe (BENCHMARKS.md, "Training runs compared")
 # seed 1's baseline, whose weights were not kept: fp32 and int8 held-out NME (%), benchmarks/runs.py on 2026-11-28

@@ -20,12 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from _report import DATA, ROOT, per_face_ms, table, test_faces, write_section  # noqa: E402
-from dlib_reference import DlibShapePredictor  # noqa: E402
+from common import DATA, RESULTS, DlibShapePredictor, per_face_ms, table, test_faces, write_section  # noqa: E402
 from facepoints.predictor import LandmarkPredictor  # noqa: E402
 from facepoints.weights import shipped_models  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def main():

@@ -21,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _report import ROOT, write_section
+from common import ROOT, write_section
 
 PHOTO = ROOT / "examples" / "grace_hopper.jpg"
 PIP = ["-m", "pip", "install", "--isolated", "--no-cache-dir", "--disable-pip-version-check", "-q"]

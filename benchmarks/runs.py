@@ -13,49 +13,22 @@ the commands in MODELS.json / BENCHMARKS.md)
 """
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from _report import DATA, table, write_section
-from accuracy import CachedDetector
-from architectures import fp32_and_int8, onnx_nme
+from common import DATA, CachedDetector, held_out_and_test, int8_cost, table, write_section
 from facepoints.checkpoint import RunSplit, load_checkpoint
 from facepoints.config import config_from_dict
 from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
-from facepoints.evaluate import evaluate
-from facepoints.predictor import LandmarkPredictor
-from facepoints.weights import load_model, sha256_file
+from facepoints.weights import sha256_file
 
 TAIL = 60
 
 
 def describe(values: np.ndarray) -> list[str]:
     return [f"{100 * values.min():.2f}% (epoch {values.argmin() + 1})", f"{100 * values[-TAIL:].mean():.2f}%"]
-
-
-def held_out_and_test(weights: Path, run_split: RunSplit, train: list, test: list, det) -> list[dict]:
-    """NME reports of `weights` (fp32, torch) on the run's held-out faces and on test/, each with landmark
-    boxes and with `det`'s boxes, cropped from the images as the predictor does."""
-    predictor = LandmarkPredictor(str(weights), backend="torch")
-    held_out = [train[i] for i in run_split.val_idx]
-    return [
-        evaluate(faces, predictor.predict, *boxes).report()
-        for faces in (held_out, test)
-        for boxes in (("landmarks",), ("detector", det))
-    ]
-
-
-def int8_cost(weights: Path, run_split: RunSplit) -> tuple[float, float]:
-    """Held-out NME (%) of the weights' fp32 ONNX graph and of the int8 graph scripts/quantize_weights.py would
-    ship (200 of the run's training crops calibrate it), on crops cut from the run's training cache."""
-    model, spec = load_model(str(weights))
-    (xt, _), (xv, yv) = run_split.train_crops(), run_split.val_crops()
-    with tempfile.TemporaryDirectory() as d:
-        f32, q8 = (100 * onnx_nme(s, xv, yv) for s in fp32_and_int8(model, spec, xt[:200].numpy(), d).values())
-    return f32, q8
 
 
 def main():

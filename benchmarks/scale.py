@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _report import DATA, table, write_section
+from common import DATA, table, write_section
 from facepoints import Landmarker, LandmarkerOptions
 from facepoints.batch_ray import connect
 from facepoints.batch_run import run_batch

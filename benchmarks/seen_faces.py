@@ -21,9 +21,7 @@ import json
 import numpy as np
 import torch
 
-from _report import DATA, ROOT, held_out_weights, table, write_section
-from accuracy import CachedDetector
-from dlib_reference import DlibShapePredictor
+from common import DATA, RESULTS, CachedDetector, DlibShapePredictor, held_out_weights, table, write_section
 from facepoints.checkpoint import RunSplit
 from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
@@ -100,7 +98,7 @@ def main():
             ]
         )
         print(rows[-1])
-    out = ROOT / "benchmarks" / "results" / "seen_faces.json"
+    out = RESULTS / "seen_faces.json"
     out.write_text(json.dumps(results, indent=1, default=float))
     body = "\n\n".join(
         [

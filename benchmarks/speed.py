@@ -12,11 +12,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from _report import DATA, median_ms, per_face_ms, table, test_faces, write_section
-from dlib_reference import DlibShapePredictor
+from common import (
+    DATA,
+    DlibShapePredictor,
+    make_640x480,
+    median_ms,
+    on_canvas,
+    per_face_ms,
+    table,
+    test_faces,
+    write_section,
+)
 from facepoints import Landmarker
 from facepoints.crop import crop_face, points_box, to_gray
 from facepoints.data import load_image
@@ -54,27 +62,6 @@ def landmark_speed(name: str, images, boxes, repeat: int) -> list:
             ]
         )
     return rows
-
-
-def on_canvas(im: np.ndarray) -> np.ndarray:
-    """A 300-W crop scaled to 400 px high, centred on a grey 640x480 frame."""
-    scale = 400 / im.shape[0]
-    im = cv2.resize(im, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)[:, :600]
-    canvas = np.full((480, 640, 3), 110, np.uint8)
-    y, x = (480 - im.shape[0]) // 2, (640 - im.shape[1]) // 2
-    canvas[y : y + im.shape[0], x : x + im.shape[1]] = im
-    return canvas
-
-
-def make_640x480(samples, n: int, folder: Path) -> list[Path]:
-    """One face per 640x480 JPEG."""
-    paths = []
-    for i, s in enumerate(samples[:n]):
-        canvas = on_canvas(load_image(s.image_path))
-        p = folder / f"{i:04d}.jpg"
-        cv2.imwrite(str(p), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-        paths.append(p)
-    return paths
 
 
 def folder_throughput(paths, model: str) -> list:

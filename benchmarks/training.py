@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from _report import table, write_section
+from common import table, write_section
 from facepoints.models import create_model
 from facepoints.weights import shipped_models
 

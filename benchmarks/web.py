@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from _report import ROOT, table, write_section
+from common import ROOT, table, write_section
 
 
 def _load_build_web():

@@ -139,6 +139,25 @@ def test_scripts_and_benchmarks_use_no_training_helpers_and_no_path_hacks(folder
                 assert [a.name for a in node.names] == ["train"], f"{path.name} imports helpers from facepoints.train"
 
 
+def test_benchmarks_import_only_common():
+    """A benchmark imports from benchmarks/common.py (what they share) and from facepoints, never from another
+    benchmark, at module or function level: each script can be read, run, changed or deleted on its own.
+    As an import-linter contract: the modules of benchmarks/ other than common are independent."""
+    folder = ROOT / "benchmarks"
+    scripts = {p.stem for p in folder.glob("*.py")} - {"common"}
+    crossing = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            crossing += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] in scripts]
+    assert not crossing, crossing
+
+
 def test_fast_help_lists_agree_with_the_registries():
     from facepoints.config import ARCHITECTURES, DEFAULT_DETECTOR, DETECTOR_NAMES
     from facepoints.detectors import DETECTORS
