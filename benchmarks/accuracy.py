@@ -40,7 +40,7 @@ def inverse(box_map: BoxMap):
     return apply
 
 
-def main():
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(DATA / "test"))
     shipped = [m for m in ("fast", "accurate", "xception") if m in shipped_models()]
@@ -48,40 +48,51 @@ def main():
     ap.add_argument(
         "--flip-models", nargs="*", default=["fast", "accurate"], help="also evaluate these with flip test averaging"
     )
-    args = ap.parse_args()
-    samples = read_pts_folder(args.data)
-    dlib_det = CachedDetector(create_detector("dlib"))
-    haar_det = CachedDetector(create_detector("haar"))
-    retina_det = CachedDetector(create_detector("retinaface"))
-    ref = DlibShapePredictor()
-    runs = {}  # label -> Evaluation
+    return ap.parse_args()
 
-    for name in args.models:
-        for flip in (False, True) if name in args.flip_models else (False,):
+
+def evaluate_ours(samples, models: list[str], flip_models: list[str], dets: dict[str, CachedDetector]) -> dict:
+    """(label, boxes) -> Evaluation of each facepoints model (its default graph, its fp32 source where the default
+    is int8, and with flip test where asked) with landmark boxes and each detector's boxes."""
+    runs = {}
+    for name in models:
+        for flip in (False, True) if name in flip_models else (False,):
             pred = LandmarkPredictor(name, backend="onnxruntime", flip_test=flip)
             label = f"facepoints {name}" + (" (int8 ONNX)" if pred.int8 else "") + (" + flip test" if flip else "")
             if pred.int8 and not flip:  # the shipped int8 graph is the default; its fp32 source for comparison
                 fp32 = LandmarkPredictor(name, backend="onnxruntime", int8=False)
                 runs[(f"facepoints {name} (fp32 ONNX)", "landmarks")] = evaluate(samples, fp32.predict, "landmarks")
                 runs[(f"facepoints {name} (fp32 ONNX)", "dlib HOG")] = evaluate(
-                    samples, fp32.predict, "detector", dlib_det
+                    samples, fp32.predict, "detector", dets["dlib"]
                 )
             runs[(label, "landmarks")] = evaluate(samples, pred.predict, "landmarks")
-            runs[(label, "dlib HOG")] = evaluate(samples, pred.predict, "detector", dlib_det)
-            runs[(label, "RetinaFace")] = evaluate(samples, pred.predict, "detector", retina_det)
+            runs[(label, "dlib HOG")] = evaluate(samples, pred.predict, "detector", dets["dlib"])
+            runs[(label, "RetinaFace")] = evaluate(samples, pred.predict, "detector", dets["retinaface"])
             if not flip:
-                runs[(label, "OpenCV Haar")] = evaluate(samples, pred.predict, "detector", haar_det)
+                runs[(label, "OpenCV Haar")] = evaluate(samples, pred.predict, "detector", dets["haar"])
             print(label, {k[1]: round(100 * v.report()["nme_mean"], 3) for k, v in runs.items() if k[0] == label})
+    return runs
+
+
+def evaluate_dlib(samples, ref: DlibShapePredictor, dets: dict[str, CachedDetector]) -> dict:
+    """(label, boxes) -> Evaluation of dlib's predictor, with boxes in our convention and in its own."""
+    runs = {}
     runs[("dlib shape_predictor_68", "landmarks")] = evaluate(samples, ref.predict, "landmarks")
-    to_dlib = inverse(dlib_det.detector.box_map)
+    to_dlib = inverse(dets["dlib"].detector.box_map)
     runs[("dlib shape_predictor_68", "landmarks, in dlib's box convention")] = evaluate(
         samples, lambda img, b: ref.predict(img, to_dlib(b)), "landmarks"
     )
-    runs[("dlib shape_predictor_68", "dlib HOG")] = evaluate(samples, ref.predict, "detector", dlib_det.view(raw=True))
-    runs[("dlib shape_predictor_68", "RetinaFace, in dlib's box convention")] = evaluate(
-        samples, lambda img, b: ref.predict(img, to_dlib(b)), "detector", retina_det, upright=False
+    runs[("dlib shape_predictor_68", "dlib HOG")] = evaluate(
+        samples, ref.predict, "detector", dets["dlib"].view(raw=True)
     )
+    runs[("dlib shape_predictor_68", "RetinaFace, in dlib's box convention")] = evaluate(
+        samples, lambda img, b: ref.predict(img, to_dlib(b)), "detector", dets["retinaface"], upright=False
+    )
+    return runs
 
+
+def accuracy_rows(runs: dict) -> tuple[list, dict]:
+    """One table row per (method, boxes), and the reports by "label | boxes" (accuracy.json)."""
     rows, results = [], {}
     for (label, boxes), ev in runs.items():
         r = ev.report()
@@ -98,63 +109,89 @@ def main():
                 " / ".join(f"{100 * s['nme_mean']:.2f}%" for s in r["subsets"].values()),
             ]
         )
-    det_rows = []
-    for d in (retina_det, dlib_det, haar_det):
+    return rows, results
+
+
+def detector_rows(runs: dict, dets: dict[str, CachedDetector], n_images: int) -> list:
+    """Recall and time per image of each detector."""
+    rows = []
+    for d in (dets["retinaface"], dets["dlib"], dets["haar"]):
         boxes = {"retinaface": "RetinaFace", "dlib": "dlib HOG", "haar": "OpenCV Haar"}[
             d.name
         ]  # every model gets the same detections: take the first
         found = next(ev.report()["n_detected"] for (_, b), ev in runs.items() if b == boxes)
-        det_rows.append(
+        rows.append(
             [
                 d.name,
-                f"{found}/{len(samples)} ({100 * found / len(samples):.1f}%)",
+                f"{found}/{n_images} ({100 * found / n_images:.1f}%)",
                 f"{1000 * np.mean(d.seconds):.1f} ms",
             ]
         )
+    return rows
 
-    out_dir = RESULTS
-    out_dir.mkdir(exist_ok=True)
-    (out_dir / "accuracy.json").write_text(json.dumps(results, indent=2))
+
+def save_results(runs: dict, results: dict) -> None:
+    """benchmarks/results/accuracy.json and the CED plots (landmark, dlib HOG and RetinaFace boxes)."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "accuracy.json").write_text(json.dumps(results, indent=2))
     curves = {
         label: ev.nmes[np.isfinite(ev.nmes)]
         for (label, boxes), ev in runs.items()
         if boxes == "landmarks" and "flip" not in label
     }
-    plot_ced(curves, out_dir / "ced_300w_common_landmark_boxes.png")
+    plot_ced(curves, RESULTS / "ced_300w_common_landmark_boxes.png")
     curves = {
         label: ev.nmes
         for (label, boxes), ev in runs.items()  # inf = missed: the legend's NME is the table's
         if boxes == "dlib HOG" and "flip" not in label
     }
-    plot_ced(curves, out_dir / "ced_300w_common_dlib_boxes.png")
+    plot_ced(curves, RESULTS / "ced_300w_common_dlib_boxes.png")
     curves = {
         label: np.where(np.isfinite(ev.nmes), ev.nmes, 1.0)
         for (label, boxes), ev in runs.items()
         if boxes.startswith("RetinaFace") and "flip" not in label
     }
-    plot_ced(curves, out_dir / "ced_300w_common_retinaface_boxes.png")
+    plot_ced(curves, RESULTS / "ced_300w_common_retinaface_boxes.png")
 
-    body = [
-        "## Accuracy on 300-W common test (helen + lfpw, 554 faces)",
-        "",
-        "Inter-ocular NME (outer eye corners 36/45). With a detector, NME mean/median are over the faces it finds; "
-        "FR@0.08 and AUC@0.08 count every missed face as a failure. Subset column: helen / lfpw.",
-        "",
-        table(
-            ["method", "boxes", "faces found", "NME mean", "NME median", "FR@0.08", "AUC@0.08", "NME helen / lfpw"],
-            rows,
-        ),
-        "",
-        "Face detectors on the same 554 test images (recall = annotated faces whose box centre a detection covers):",
-        "",
-        table(["detector", "recall", "time per image"], det_rows),
-        "",
-        "CED plots: `benchmarks/results/ced_300w_common_landmark_boxes.png`, "
-        "`benchmarks/results/ced_300w_common_dlib_boxes.png`, "
-        "`benchmarks/results/ced_300w_common_retinaface_boxes.png`; "
-        "all numbers: `benchmarks/results/accuracy.json`.",
-    ]
-    write_section("accuracy", "\n".join(body), "python benchmarks/accuracy.py")
+
+def report(rows: list, det_rows: list) -> str:
+    return "\n".join(
+        [
+            "## Accuracy on 300-W common test (helen + lfpw, 554 faces)",
+            "",
+            "Inter-ocular NME (outer eye corners 36/45). With a detector, NME mean/median are over the faces it "
+            "finds; FR@0.08 and AUC@0.08 count every missed face as a failure. Subset column: helen / lfpw.",
+            "",
+            table(
+                ["method", "boxes", "faces found", "NME mean", "NME median", "FR@0.08", "AUC@0.08",
+                 "NME helen / lfpw"],
+                rows,
+            ),
+            "",
+            "Face detectors on the same 554 test images (recall = annotated faces whose box centre a detection "
+            "covers):",
+            "",
+            table(["detector", "recall", "time per image"], det_rows),
+            "",
+            "CED plots: `benchmarks/results/ced_300w_common_landmark_boxes.png`, "
+            "`benchmarks/results/ced_300w_common_dlib_boxes.png`, "
+            "`benchmarks/results/ced_300w_common_retinaface_boxes.png`; "
+            "all numbers: `benchmarks/results/accuracy.json`.",
+        ]
+    )
+
+
+def main():
+    args = parse_args()
+    samples = read_pts_folder(args.data)
+    dets = {name: CachedDetector(create_detector(name)) for name in ("dlib", "haar", "retinaface")}
+    ref = DlibShapePredictor()
+    runs = evaluate_ours(samples, args.models, args.flip_models, dets)  # (label, boxes) -> Evaluation
+    runs |= evaluate_dlib(samples, ref, dets)
+    rows, results = accuracy_rows(runs)
+    det_rows = detector_rows(runs, dets, len(samples))
+    save_results(runs, results)
+    write_section("accuracy", report(rows, det_rows), "python benchmarks/accuracy.py")
     write_readme_models()
 
 

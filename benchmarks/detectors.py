@@ -145,7 +145,7 @@ def video_speed(sample, label, name, opts, frames: int = 150) -> list:
     return row
 
 
-def main():
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(DATA / "test"))
     ap.add_argument("--stress", default=str(ROOT / "runs" / "stress"))
@@ -153,25 +153,35 @@ def main():
     ap.add_argument(
         "--limit", type=int, default=None, help="first N faces of each set (a quick try; not for BENCHMARKS.md)"
     )
-    args = ap.parse_args()
-    folders = {"test": Path(args.data), **{s: Path(args.stress) / s for s in SETS[1:]}}
+    return ap.parse_args()
+
+
+def read_sets(test: str, stress: str, limit: int | None) -> dict[str, list]:
+    """Set name -> its annotated faces: test/ and the stress copies of it."""
+    folders = {"test": Path(test), **{s: Path(stress) / s for s in SETS[1:]}}
     missing = [str(f) for f in folders.values() if not f.is_dir()]
     if missing:
         raise SystemExit(f"missing stress sets {missing}: run python scripts/make_stress_sets.py first")
-    data = {name: read_pts_folder(f)[: args.limit] for name, f in folders.items()}
-    detectors = [DETECTORS[name](**opts) for _, name, opts in CONFIGS]
-    predictor = LandmarkPredictor(None, threads=1)  # the default model, as shipped (int8 ONNX)
+    return {name: read_pts_folder(f)[:limit] for name, f in folders.items()}
 
-    # detection passes: every main configuration on every set; the caps on test and small only
+
+def detection_passes(detectors: list, data: dict[str, list]) -> dict[tuple[int, str], Pass]:
+    """Every main configuration on every set; the caps on test and small only."""
     passes = {}
     for ci, (label, _, _) in enumerate(CONFIGS):
         for set_name in SETS if ci in MAIN else ["test", "small"]:
             passes[ci, set_name] = run_pass(detectors[ci], data[set_name], f"{label} / {set_name}")
+    return passes
 
-    def thr(ci):  # RetinaFace rows use the default threshold; the pass ran at 0.3 for the threshold table
-        return DEFAULT_THRESHOLD if CONFIGS[ci][1] == "retinaface" else None
 
-    # recall and false positives
+def threshold(ci: int) -> float | None:
+    """RetinaFace rows use the default threshold; the pass ran at 0.3 for the threshold table."""
+    return DEFAULT_THRESHOLD if CONFIGS[ci][1] == "retinaface" else None
+
+
+def recall_tables(passes: dict, data: dict[str, list]) -> tuple[list, list]:
+    """Recall / false positives per image (and median time) of each configuration; then RetinaFace's by
+    score threshold."""
     recall_rows = []
     for ci in MAIN + [1, 2, 3]:
         row = [CONFIGS[ci][0]]
@@ -179,7 +189,7 @@ def main():
             if (ci, set_name) not in passes:
                 row.append("—")
                 continue
-            hits, fp = recall_row(passes[ci, set_name], data[set_name], thr(ci))
+            hits, fp = recall_row(passes[ci, set_name], data[set_name], threshold(ci))
             row.append(f"{100 * hits / len(data[set_name]):.1f}% / {fp:.2f}")
         recall_rows.append(
             row
@@ -195,8 +205,12 @@ def main():
             hits, fp = recall_row(passes[0, set_name], data[set_name], t)
             row.append(f"{100 * hits / len(data[set_name]):.1f}% / {fp:.2f}")
         thr_rows.append(row)
+    return recall_rows, thr_rows
 
-    # landmarks with each detector's boxes
+
+def landmark_tables(passes: dict, data: dict[str, list], detectors: list, predictor) -> tuple[list, list]:
+    """The default model's NME with landmark boxes and with each main configuration's boxes (RetinaFace with and
+    without upright crops); then the targets: the default detector against landmark boxes and rolled faces."""
     lm_ref = {}
     for set_name in SETS:
         s = data[set_name]
@@ -211,7 +225,10 @@ def main():
     for ci in MAIN:
         variants = [(True, " + upright crop"), (False, "")] if CONFIGS[ci][1] == "retinaface" else [(False, "")]
         for upright, suffix in variants:
-            vals = {s: landmark_nmes(passes[ci, s], data[s], detectors[ci], predictor, upright, thr(ci)) for s in SETS}
+            vals = {
+                s: landmark_nmes(passes[ci, s], data[s], detectors[ci], predictor, upright, threshold(ci))
+                for s in SETS
+            }
             if ci == 0:
                 upright_vals[upright] = vals
             nme_rows.append([CONFIGS[ci][0] + suffix] + [fmt_nme(vals[s]) for s in SETS])
@@ -232,62 +249,79 @@ def main():
             for s in ["test", *SETS[4:]]
         ],
     ]
+    return nme_rows, target_rows
 
-    # end to end
+
+def end_to_end(test: list, images: int) -> tuple[list, list]:
+    """Folder speed of every configuration on `images` 640x480 photos; video fps of some."""
     with tempfile.TemporaryDirectory() as tmp:
-        paths = make_640x480(data["test"], args.images, Path(tmp))
+        paths = make_640x480(test, images, Path(tmp))
         speed_rows = [folder_speed(paths, CONFIGS[ci][0], CONFIGS[ci][1], CONFIGS[ci][2]) for ci in range(len(CONFIGS))]
-    video_rows = [
-        video_speed(data["test"][0], CONFIGS[ci][0], CONFIGS[ci][1], CONFIGS[ci][2]) for ci in [0, 2, 4, 5, 6]
-    ]
+    video_rows = [video_speed(test[0], CONFIGS[ci][0], CONFIGS[ci][1], CONFIGS[ci][2]) for ci in [0, 2, 4, 5, 6]]
+    return speed_rows, video_rows
 
+
+def report(n: dict[str, int], images: int, recall_rows, thr_rows, nme_rows, target_rows, speed_rows, video_rows) -> str:
+    return "\n".join(
+        [
+            "## Face detectors",
+            "",
+            f"300-W test/ ({n['test']} faces) and copies of it made by `scripts/make_stress_sets.py`: *blur* "
+            "(Gaussian, sigma 4% of the face), *occluded* (grey bar from the nose tip to below the chin), *small* (the "
+            "image scaled so the face is 40-80 px, pasted into a 1280x720 frame of smooth noise), *rolledN* (turned N "
+            "degrees about the face, alternately each way). Found = a detection's centre inside the landmark box and "
+            "its side 0.5-2x the box's; every other detection is a false positive (FP; some test/ images hold "
+            "unannotated faces, so FP/image is an upper bound). One thread. RetinaFace rows at its default score "
+            "threshold 0.5.",
+            "",
+            "Recall / false positives per image, and median detection time per image:",
+            "",
+            table(
+                ["detector", "test/", "blur", "occluded", "small (1280x720)", "ms test/ image", "ms 1280x720"],
+                recall_rows,
+            ),
+            "",
+            "RetinaFace's score threshold (default 1280 px cap), recall / FP per image:",
+            "",
+            table(["threshold", "test/", "blur", "occluded", "small"], thr_rows),
+            "",
+            "Landmarks: mean NME of the default model (`fast`, int8 ONNX) over the faces each detector finds "
+            "(found/all). *Upright crop*: each face turned upright by the roll of RetinaFace's eye and mouth "
+            "keypoints before the landmark model (the default); otherwise an axis-aligned crop. Landmark boxes are "
+            "axis-aligned.",
+            "",
+            table(["boxes", *SETS], nme_rows),
+            "",
+            table(["target / comparison", "relative NME"], target_rows),
+            "",
+            f"End to end, `Landmarker.detect(path)` as `facepoints detect` runs it on a folder of {images} 640x480 "
+            "JPEGs (one face each: test/ faces scaled onto a grey canvas): decode + detect + landmarks, one thread:",
+            "",
+            table(["detector", "images", "faces", "images/s", "ms/image"], speed_rows),
+            "",
+            "Video, 640x480, a still face with sensor noise, 150 frames, tracking + smoothing, one thread: fps with "
+            "the detector every 15 frames (the default) and every frame, and frames with a face:",
+            "",
+            table(["detector", "fps, detector every 15", "frames", "fps, detector every frame", "frames"], video_rows),
+        ]
+    )
+
+
+def main():
+    args = parse_args()
+    data = read_sets(args.data, args.stress, args.limit)
+    detectors = [DETECTORS[name](**opts) for _, name, opts in CONFIGS]
+    predictor = LandmarkPredictor(None, threads=1)  # the default model, as shipped (int8 ONNX)
+    passes = detection_passes(detectors, data)
+    recall_rows, thr_rows = recall_tables(passes, data)
+    nme_rows, target_rows = landmark_tables(passes, data, detectors, predictor)
+    speed_rows, video_rows = end_to_end(data["test"], args.images)
     n = {s: len(data[s]) for s in SETS}
-    body = [
-        "## Face detectors",
-        "",
-        f"300-W test/ ({n['test']} faces) and copies of it made by `scripts/make_stress_sets.py`: *blur* (Gaussian, "
-        "sigma 4% "
-        "of the face), *occluded* (grey bar from the nose tip to below the chin), *small* (the image scaled so the "
-        "face is "
-        "40-80 px, pasted into a 1280x720 frame of smooth noise), *rolledN* (turned N degrees about the face, "
-        "alternately "
-        "each way). Found = a detection's centre inside the landmark box and its side 0.5-2x the box's; every other "
-        "detection is a false positive (FP; some test/ images hold unannotated faces, so FP/image is an upper bound). "
-        "One thread. RetinaFace rows at its default score threshold 0.5.",
-        "",
-        "Recall / false positives per image, and median detection time per image:",
-        "",
-        table(
-            ["detector", "test/", "blur", "occluded", "small (1280x720)", "ms test/ image", "ms 1280x720"], recall_rows
-        ),
-        "",
-        "RetinaFace's score threshold (default 1280 px cap), recall / FP per image:",
-        "",
-        table(["threshold", "test/", "blur", "occluded", "small"], thr_rows),
-        "",
-        "Landmarks: mean NME of the default model (`fast`, int8 ONNX) over the faces each detector finds (found/all). "
-        "*Upright crop*: each face turned upright by the roll of RetinaFace's eye and mouth keypoints before the "
-        "landmark model (the default); otherwise an axis-aligned crop. Landmark boxes are axis-aligned.",
-        "",
-        table(["boxes", *SETS], nme_rows),
-        "",
-        table(["target / comparison", "relative NME"], target_rows),
-        "",
-        f"End to end, `Landmarker.detect(path)` as `facepoints detect` runs it on a folder of {args.images} 640x480 "
-        "JPEGs "
-        "(one face each: test/ faces scaled onto a grey canvas): decode + detect + landmarks, one thread:",
-        "",
-        table(["detector", "images", "faces", "images/s", "ms/image"], speed_rows),
-        "",
-        "Video, 640x480, a still face with sensor noise, 150 frames, tracking + smoothing, one thread: fps with the "
-        "detector every 15 frames (the default) and every frame, and frames with a face:",
-        "",
-        table(["detector", "fps, detector every 15", "frames", "fps, detector every frame", "frames"], video_rows),
-    ]
+    body = report(n, args.images, recall_rows, thr_rows, nme_rows, target_rows, speed_rows, video_rows)
     if args.limit:
-        print("\n".join(body))
+        print(body)
         return
-    write_section("detectors", "\n".join(body), "python benchmarks/detectors.py")
+    write_section("detectors", body, "python benchmarks/detectors.py")
 
 
 if __name__ == "__main__":
