@@ -25,16 +25,10 @@ from facepoints.predictor import LandmarkPredictor  # noqa: E402
 from facepoints.weights import shipped_models  # noqa: E402
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(DATA / "test"))
-    ap.add_argument("--faces", type=int, default=200)
-    ap.add_argument("--repeat", type=int, default=400)
-    args = ap.parse_args()
-    scores = json.loads((RESULTS / "accuracy.json").read_text())
-    samples, images, boxes = test_faces(args.data, args.faces)
-
-    points = []  # (label, ms, NME landmark boxes, NME dlib HOG boxes)
+def measure(scores: dict, images, boxes, repeat: int) -> list[tuple[str, float, float, float]]:
+    """(label, ms per face, NME landmark boxes, NME dlib HOG boxes) of each shipped model's graphs, and of dlib's
+    predictor last; the NMEs from accuracy.json, the ms timed here."""
+    points = []
     for name, entry in shipped_models().items():
         has_int8 = bool(entry.get("int8_onnx"))  # the graph the predictor runs by default, then its variants
         for int8, flip in [(has_int8, False), (has_int8, True)] + ([(False, False)] if has_int8 else []):
@@ -45,12 +39,12 @@ def main():
             if f"{label} | landmarks" not in scores:
                 print(f"skip {label}: not in accuracy.json (rerun benchmarks/accuracy.py)")
                 continue
-            ms = per_face_ms(pred.predict, images, boxes, args.repeat)
+            ms = per_face_ms(pred.predict, images, boxes, repeat)
             dlib_hog = scores.get(f"{label} | dlib HOG", {}).get("nme_mean", np.nan)
             points.append((label, ms, scores[f"{label} | landmarks"]["nme_mean"], dlib_hog))
             print(points[-1])
     ref = DlibShapePredictor()
-    ms = per_face_ms(ref.predict, images, boxes, args.repeat)  # dlib's cost does not depend on the box convention
+    ms = per_face_ms(ref.predict, images, boxes, repeat)  # dlib's cost does not depend on the box convention
     points.append(
         (
             "dlib shape_predictor_68",
@@ -59,7 +53,11 @@ def main():
             scores["dlib shape_predictor_68 | dlib HOG"]["nme_mean"],
         )
     )
+    return points
 
+
+def plot(points: list[tuple[str, float, float, float]], path) -> None:
+    """NME with dlib HOG boxes against ms per face (log scale), dlib's predictor as a star and a dashed line."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (label, ms, nme_lm, nme_hog) in enumerate(points):
         is_dlib = label.startswith("dlib")
@@ -77,15 +75,18 @@ def main():
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "frontier.png", dpi=120)
+    fig.savefig(path, dpi=120)
+
+
+def report(points: list[tuple[str, float, float, float]], n_faces: int) -> str:
     rows = [[label, f"{ms:.2f} ms", f"{100 * lm:.2f}%", f"{100 * hog:.2f}%"] for label, ms, lm, hog in points]
-    body = "\n".join(
+    return "\n".join(
         [
             "## Accuracy vs cost",
             "",
             "Every shipped model and dlib's predictor: NME on 300-W common test (from `benchmarks/results/"
             "accuracy.json`, written by `benchmarks/accuracy.py`) against the landmark step for one face on one "
-            f"thread (crop, network, points mapped back; median over the first {len(samples)} test faces, measured "
+            f"thread (crop, network, points mapped back; median over the first {n_faces} test faces, measured "
             "in this run). dlib's predictor is given landmark boxes in its own convention.",
             "",
             table(["method", "ms per face", "NME, landmark boxes", "NME, dlib HOG boxes"], rows),
@@ -93,7 +94,19 @@ def main():
             "![accuracy vs cost](benchmarks/results/frontier.png)",
         ]
     )
-    write_section("frontier", body, "python benchmarks/frontier.py")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(DATA / "test"))
+    ap.add_argument("--faces", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=400)
+    args = ap.parse_args()
+    scores = json.loads((RESULTS / "accuracy.json").read_text())
+    samples, images, boxes = test_faces(args.data, args.faces)
+    points = measure(scores, images, boxes, args.repeat)
+    plot(points, RESULTS / "frontier.png")
+    write_section("frontier", report(points, len(samples)), "python benchmarks/frontier.py")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,86 @@ def describe(values: np.ndarray) -> list[str]:
     return [f"{100 * values.min():.2f}% (epoch {values.argmin() + 1})", f"{100 * values[-TAIL:].mean():.2f}%"]
 
 
+def log_rows(run: Path, cfg: dict, history: list[dict], split: str) -> list[list]:
+    """The run's held-out NME per epoch from its log: the moving average's and the raw weights' (with --ema)."""
+    epochs = (
+        f"{len(history)} epochs"
+        if len(history) == cfg["epochs"]
+        else f"stopped after {len(history)} of {cfg['epochs']} epochs"
+    )
+    setup = (
+        f"{cfg['arch']}, {epochs}, rotation ±{cfg['augment']['rotation']:g}°, margin {cfg['margin']:g}, "
+        f"mirrors keep offsets: {cfg.get('annotation_offsets', False)}"
+    )
+    val = np.array([h["val_nme"] for h in history])
+    if "val_nme_raw" not in history[0]:
+        return [[f"`{run.name}`", split, setup, "raw weights", *describe(val)]]
+    raw = np.array([h["val_nme_raw"] for h in history])
+    return [
+        [f"`{run.name}`", split, setup, f"moving average ({cfg['ema']})", *describe(val)],
+        [f"`{run.name}`", split, setup, "raw weights", *describe(raw)],
+    ]
+
+
+def score_row(run: Path, cfg: dict, split: str, nmes: list[dict]) -> list:
+    """The run's selected weights on held-out faces and test/, with landmark and dlib HOG boxes."""
+    full = config_from_dict(cfg)
+    aug = full.augment
+    jitter = f"shift ±{aug.shift_across:g} across, ±{aug.shift:g} down, scale ±{aug.scale:g}"
+    return [
+        f"`{run.name}` ({sha256_file(run / 'model.pt')[:12]}…)",
+        split,
+        f"margin {cfg['margin']:g}, {jitter}, cache {full.cache_side} px",
+        *[f"{100 * r['nme_mean']:.2f}%" for r in nmes],
+    ]
+
+
+def report(rows: list, scored: list, quantized: list, found: list[str]) -> str:
+    return "\n".join(
+        [
+            "## Training runs compared (held-out 10% of train)",
+            "",
+            f"Held-out NME per epoch from each run's log: the best epoch, and the mean over the last {TAIL} epochs. "
+            "The log measures it on crops cut from the run's training cache, so runs made with different cache "
+            "settings (`--cache-side`) compare only in the second table, which crops each face from its image as the "
+            "predictor does. "
+            "`--seed` picks both the held-out faces and the augmentation draws: runs compare only with runs of the "
+            "same split, "
+            "and a pair of recipes repeated with another seed shows how much of a difference is chance.",
+            "",
+            table(
+                ["run", "held-out split", "setup", "weights", "best held-out NME", f"mean, last {TAIL} epochs"], rows
+            ),
+            "",
+            "Each run's selected weights (model.pt, named by sha256; fp32, the torch backend) on the same held-out "
+            "faces, and on test/ for reporting only (runs are chosen on the held-out columns). Box jitter is a "
+            "fraction of the crop side; dlib HOG boxes are mapped to landmark boxes by `detector_boxes.json` (fitted "
+            f"on train/), and the NME is over the faces the detector finds ({', '.join(found)}).",
+            "",
+            table(
+                [
+                    "run (model.pt sha256)",
+                    "held-out split",
+                    "crop, box jitter, cache",
+                    "held-out, landmark boxes",
+                    "held-out, dlib HOG boxes",
+                    "test/, landmark boxes",
+                    "test/, dlib HOG boxes",
+                ],
+                scored,
+            ),
+            "",
+            "What int8 costs each run: its model.pt as an fp32 ONNX graph and as the int8 graph "
+            "`scripts/quantize_weights.py` "
+            "would ship (200 of its training crops calibrate it), on its held-out faces cut from its own training "
+            "cache (as `architectures.py` measures the shipped model; compare the two columns within a run, not "
+            "across caches).",
+            "",
+            table(["run", "held-out split", "fp32", "int8", "int8 − fp32"], quantized),
+        ]
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+", type=Path)
@@ -43,81 +123,17 @@ def main():
         cfg, history = state["config"], state["history"]
         if "val_nme" not in history[0]:
             raise SystemExit(f"{run}: trained on every face (--val-fraction 0), no held-out NME to compare")
-        epochs = (
-            f"{len(history)} epochs"
-            if len(history) == cfg["epochs"]
-            else f"stopped after {len(history)} of {cfg['epochs']} epochs"
-        )
-        setup = (
-            f"{cfg['arch']}, {epochs}, rotation ±{cfg['augment']['rotation']:g}°, margin {cfg['margin']:g}, "
-            f"mirrors keep offsets: {cfg.get('annotation_offsets', False)}"
-        )
         split = f"seed {cfg['seed']}" + ("" if cfg["val_fraction"] == 0.1 else f", {cfg['val_fraction']:.0%}")
-        val = np.array([h["val_nme"] for h in history])
-        if "val_nme_raw" in history[0]:
-            rows.append([f"`{run.name}`", split, setup, f"moving average ({cfg['ema']})", *describe(val)])
-            rows.append(
-                [f"`{run.name}`", split, setup, "raw weights", *describe(np.array([h["val_nme_raw"] for h in history]))]
-            )
-        else:
-            rows.append([f"`{run.name}`", split, setup, "raw weights", *describe(val)])
+        rows += log_rows(run, cfg, history, split)
         run_split = RunSplit.from_config(cfg, DATA / "train")
-        weights = run / "model.pt"
-        nmes = held_out_and_test(weights, run_split, train, test, det)
-        full = config_from_dict(cfg)
-        aug = full.augment
-        jitter = f"shift ±{aug.shift_across:g} across, ±{aug.shift:g} down, scale ±{aug.scale:g}"
-        scored.append(
-            [
-                f"`{run.name}` ({sha256_file(weights)[:12]}…)",
-                split,
-                f"margin {cfg['margin']:g}, {jitter}, cache {full.cache_side} px",
-                *[f"{100 * r['nme_mean']:.2f}%" for r in nmes],
-            ]
-        )
-        f32, q8 = int8_cost(weights, run_split)
+        nmes = held_out_and_test(run / "model.pt", run_split, train, test, det)
+        scored.append(score_row(run, cfg, split, nmes))
+        f32, q8 = int8_cost(run / "model.pt", run_split)
         quantized.append([f"`{run.name}`", split, f"{f32:.3f}%", f"{q8:.3f}%", f"{q8 - f32:+.3f}"])
         found[split] = f"{nmes[1]['n_detected']}/{nmes[1]['n_faces']} held-out ({split})"
         found_test = f"{nmes[3]['n_detected']}/{nmes[3]['n_faces']} test"
-    body = [
-        "## Training runs compared (held-out 10% of train)",
-        "",
-        f"Held-out NME per epoch from each run's log: the best epoch, and the mean over the last {TAIL} epochs. "
-        "The log measures it on crops cut from the run's training cache, so runs made with different cache settings "
-        "(`--cache-side`) compare only in the second table, which crops each face from its image as the predictor "
-        "does. "
-        "`--seed` picks both the held-out faces and the augmentation draws: runs compare only with runs of the same "
-        "split, "
-        "and a pair of recipes repeated with another seed shows how much of a difference is chance.",
-        "",
-        table(["run", "held-out split", "setup", "weights", "best held-out NME", f"mean, last {TAIL} epochs"], rows),
-        "",
-        "Each run's selected weights (model.pt, named by sha256; fp32, the torch backend) on the same held-out faces, "
-        "and on test/ for reporting only (runs are chosen on the held-out columns). Box jitter is a fraction of the "
-        "crop side; dlib HOG boxes are mapped to landmark boxes by `detector_boxes.json` (fitted on train/), and the "
-        f"NME is over the faces the detector finds ({', '.join([*found.values(), found_test])}).",
-        "",
-        table(
-            [
-                "run (model.pt sha256)",
-                "held-out split",
-                "crop, box jitter, cache",
-                "held-out, landmark boxes",
-                "held-out, dlib HOG boxes",
-                "test/, landmark boxes",
-                "test/, dlib HOG boxes",
-            ],
-            scored,
-        ),
-        "",
-        "What int8 costs each run: its model.pt as an fp32 ONNX graph and as the int8 graph "
-        "`scripts/quantize_weights.py` "
-        "would ship (200 of its training crops calibrate it), on its held-out faces cut from its own training cache "
-        "(as `architectures.py` measures the shipped model; compare the two columns within a run, not across caches).",
-        "",
-        table(["run", "held-out split", "fp32", "int8", "int8 − fp32"], quantized),
-    ]
-    write_section("runs", "\n".join(body), "python benchmarks/runs.py " + " ".join(str(r) for r in args.runs))
+    body = report(rows, scored, quantized, [*found.values(), found_test])
+    write_section("runs", body, "python benchmarks/runs.py " + " ".join(str(r) for r in args.runs))
 
 
 if __name__ == "__main__":

@@ -107,20 +107,9 @@ def training(data: Path, tmp: Path, epochs: int) -> list[list]:
     return rows
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--images", type=int, default=150)
-    ap.add_argument("--train-faces", type=int, default=300)
-    ap.add_argument("--epochs", type=int, default=3)
-    args = ap.parse_args()
-    load_before = load()
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        src = pick(args.data / "test", args.images, tmp / "images")
-        land_rows, notes = landmarking(src, tmp, args.images)
-        train_rows = training(pick(args.data / "train", args.train_faces, tmp / "faces", True), tmp, args.epochs)
-    load_after = load()
+def report(args: argparse.Namespace, land_rows: list, notes: dict, train_rows: list, loads: tuple[str, str]) -> str:
+    """The section: both tables, Ray's start-up, the load average around the run, and how each part scales."""
+    load_before, load_after = loads
     n_params = sum(p.numel() for p in create_model("pipnet_fast").parameters())
     mb = 4 * n_params / 1e6
     body = [
@@ -166,7 +155,25 @@ def main():
         "building the crop cache (rank 0; put `FACEPOINTS_CACHE` on shared storage, or each other machine's "
         "processes build their own), and torchrun's rendezvous and process start.",
     ]
-    write_section("scale", "\n".join(body), "python benchmarks/scale.py")
+    return "\n".join(body)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--images", type=int, default=150)
+    ap.add_argument("--train-faces", type=int, default=300)
+    ap.add_argument("--epochs", type=int, default=3)
+    args = ap.parse_args()
+    load_before = load()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        src = pick(args.data / "test", args.images, tmp / "images")
+        land_rows, notes = landmarking(src, tmp, args.images)
+        train_rows = training(pick(args.data / "train", args.train_faces, tmp / "faces", True), tmp, args.epochs)
+    load_after = load()
+    body = report(args, land_rows, notes, train_rows, (load_before, load_after))
+    write_section("scale", body, "python benchmarks/scale.py")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,56 @@ def video_bench(sample, model: str, frames: int = 120, noise: float = 4.0) -> li
     return rows
 
 
+def dlib_row(samples, images, repeat: int) -> list:
+    """dlib's predictor per face, on dlib's detector's boxes (where it finds no face, a box made from the
+    annotation through the detector's box map)."""
+    ref = DlibShapePredictor()
+    dlib_det = create_detector("dlib")
+    dboxes = []
+    for im, s in zip(images, samples):
+        d = dlib_det.detect(im)
+        dboxes.append(d.boxes[0] if len(d.boxes) else dlib_det.box_map.apply(np.array([points_box(s.points)]))[0])
+    dlib_ms = per_face_ms(ref.predict, images, dboxes, repeat)
+    return ["dlib shape_predictor_68", "dlib (C++)", "—", f"{dlib_ms:.3f} ms", "—", f"{1000 / dlib_ms:.0f} (1 thread)"]
+
+
+def report(n_faces: int, rows: list, folder_rows: list, video_rows: list) -> str:
+    return "\n".join(
+        [
+            "## Speed",
+            "",
+            "Landmark step per face on **one CPU thread**: *model* = the network on a ready 128x128 crop; "
+            "*step* = grayscale conversion, crop, network and mapping points back, for one face in a 300-W test "
+            "image (what dlib's predictor call does). *Batched*: 32 crops per call on 2 threads. Medians over "
+            "repeated runs on the "
+            f"first {n_faces} test faces.",
+            "",
+            table(
+                [
+                    "method",
+                    "backend",
+                    "model, 1 thread",
+                    "step, 1 thread",
+                    "batched per face, 2 threads",
+                    "faces/s batched",
+                ],
+                rows,
+            ),
+            "",
+            "Folder of 100 JPEGs, 640x480, one face each (300-W test faces scaled onto a grey canvas), default model, "
+            "ONNX Runtime on 1 thread; per-image milliseconds by stage:",
+            "",
+            table(["detector", "images", "faces", "images/s", "decode ms", "detect ms", "landmarks ms"], folder_rows),
+            "",
+            "Video, 640x480, a still face with Gaussian sensor noise (sigma 4 grey levels), 120 frames, default "
+            "model, 1 thread. Jitter = mean frame-to-frame landmark motion in % of the inter-ocular distance "
+            "(the face does not move, so all motion is jitter):",
+            "",
+            table(["mode", "fps", "jitter", "frames with a face"], video_rows),
+        ]
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(DATA / "test"))
@@ -133,59 +183,15 @@ def main():
     ap.add_argument("--repeat", type=int, default=300)
     args = ap.parse_args()
     samples, images, boxes = test_faces(args.data, args.faces)
-
     rows = []
     for name in [m for m in ("fast", "accurate", "xception") if m in shipped_models()]:
         rows += landmark_speed(name, images, boxes, args.repeat if name != "xception" else max(20, args.repeat // 10))
-    ref = DlibShapePredictor()
-    dlib_det = create_detector("dlib")
-    dboxes = []
-    for im, s in zip(images, samples):
-        d = dlib_det.detect(im)
-        dboxes.append(d.boxes[0] if len(d.boxes) else dlib_det.box_map.apply(np.array([points_box(s.points)]))[0])
-    dlib_ms = per_face_ms(ref.predict, images, dboxes, args.repeat)
-    rows.append(
-        ["dlib shape_predictor_68", "dlib (C++)", "—", f"{dlib_ms:.3f} ms", "—", f"{1000 / dlib_ms:.0f} (1 thread)"]
-    )
-
+    rows.append(dlib_row(samples, images, args.repeat))
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_640x480(samples, 100, Path(tmp))
         folder_rows = folder_throughput(paths, "fast")
     video_rows = video_bench(samples[0], "fast")
-
-    body = [
-        "## Speed",
-        "",
-        "Landmark step per face on **one CPU thread**: *model* = the network on a ready 128x128 crop; "
-        "*step* = grayscale conversion, crop, network and mapping points back, for one face in a 300-W test image "
-        "(what dlib's predictor call does). *Batched*: 32 crops per call on 2 threads. Medians over repeated runs on "
-        "the "
-        f"first {len(samples)} test faces.",
-        "",
-        table(
-            [
-                "method",
-                "backend",
-                "model, 1 thread",
-                "step, 1 thread",
-                "batched per face, 2 threads",
-                "faces/s batched",
-            ],
-            rows,
-        ),
-        "",
-        "Folder of 100 JPEGs, 640x480, one face each (300-W test faces scaled onto a grey canvas), default model, "
-        "ONNX Runtime on 1 thread; per-image milliseconds by stage:",
-        "",
-        table(["detector", "images", "faces", "images/s", "decode ms", "detect ms", "landmarks ms"], folder_rows),
-        "",
-        "Video, 640x480, a still face with Gaussian sensor noise (sigma 4 grey levels), 120 frames, default model, "
-        "1 thread. Jitter = mean frame-to-frame landmark motion in % of the inter-ocular distance "
-        "(the face does not move, so all motion is jitter):",
-        "",
-        table(["mode", "fps", "jitter", "frames with a face"], video_rows),
-    ]
-    write_section("speed", "\n".join(body), "python benchmarks/speed.py")
+    write_section("speed", report(len(samples), rows, folder_rows, video_rows), "python benchmarks/speed.py")
 
 
 if __name__ == "__main__":

@@ -68,13 +68,46 @@ def python_ms(rgb, repeats):
     return statistics.median(det_ms), statistics.median(lm_ms), lm
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--screenshot", default=None, help="also save a screenshot of the page with the example photo here")
-    args = ap.parse_args(argv)
+def browser_times(page, name: str, repeats: int) -> dict:
+    """The page's detector and landmark ms per frame on bench/`name` (after 3 warm-up frames), and its faces."""
+    return page.evaluate(
+        """async ([name, n]) => {
+        const img = await window.facepoints.imageFromUrl('bench/' + name);
+        const fp = window.facepoints.fp, det = [], lm = [];
+        let last;
+        for (let i = 0; i < n + 3; i++) {
+            last = await fp.process(img);
+            if (i >= 3) { det.push(last.detectorMs); lm.push(last.landmarksMs); }
+        }
+        return {det, lm, faces: last.faces};
+    }""",
+        [name, repeats],
+    )
 
-    from playwright.sync_api import sync_playwright
+
+def frame_row(res: dict, rgb: np.ndarray, repeats: int) -> list:
+    """One image: the browser's ms beside Python's, and how far the page's points are from Python's."""
+    py_det, py_lm, lm = python_ms(rgb, repeats)
+    want = lm.detect(rgb)
+    err = np.linalg.norm(
+        np.asarray([f["points"] for f in res["faces"]]) - np.stack([f.points for f in want.faces]), axis=-1
+    )
+    h, w = rgb.shape[:2]
+    return [
+        f"{w} x {h}",
+        len(res["faces"]),
+        f"{statistics.median(res['det']):.1f}",
+        f"{statistics.median(res['lm']):.1f}",
+        f"{py_det:.1f}",
+        f"{py_lm:.1f}",
+        f"{err.mean():.4f} / {err.max():.3f}",
+    ]
+
+
+def measure(repeats: int, screenshot: str | None) -> tuple[str, list]:
+    """Builds the site with the frames beside it, serves it to headless Chromium and times each frame there and
+    in Python: (Chromium's version, the table's rows)."""
+    from playwright.sync_api import sync_playwright  # the [web] extra
 
     images = frames()
     rows = []
@@ -90,48 +123,22 @@ def main(argv=None) -> int:
             page.evaluate("window.facepoints.ready")
             version = page.evaluate("navigator.userAgent").split("Chrome/")[-1].split(" ")[0]
             for name, rgb in images.items():
-                res = page.evaluate(
-                    """async ([name, n]) => {
-                    const img = await window.facepoints.imageFromUrl('bench/' + name);
-                    const fp = window.facepoints.fp, det = [], lm = [];
-                    let last;
-                    for (let i = 0; i < n + 3; i++) {
-                        last = await fp.process(img);
-                        if (i >= 3) { det.push(last.detectorMs); lm.push(last.landmarksMs); }
-                    }
-                    return {det, lm, faces: last.faces};
-                }""",
-                    [name, args.repeats],
-                )
-                py_det, py_lm, lm = python_ms(images[name], args.repeats)
-                want = lm.detect(rgb)
-                err = np.linalg.norm(
-                    np.asarray([f["points"] for f in res["faces"]]) - np.stack([f.points for f in want.faces]), axis=-1
-                )
-                h, w = rgb.shape[:2]
-                rows.append(
-                    [
-                        f"{w} x {h}",
-                        len(res["faces"]),
-                        f"{statistics.median(res['det']):.1f}",
-                        f"{statistics.median(res['lm']):.1f}",
-                        f"{py_det:.1f}",
-                        f"{py_lm:.1f}",
-                        f"{err.mean():.4f} / {err.max():.3f}",
-                    ]
-                )
-            if args.screenshot:
+                rows.append(frame_row(browser_times(page, name, repeats), rgb, repeats))
+            if screenshot:
                 page.evaluate("window.facepoints.show('bench/photo_512x600.png')")
-                page.screenshot(path=args.screenshot, full_page=True)
-                print(f"-> {args.screenshot}")
+                page.screenshot(path=screenshot, full_page=True)
+                print(f"-> {screenshot}")
             ctx.close()
+    return version, rows
 
-    body = (
+
+def report(version: str, repeats: int, rows: list) -> str:
+    return (
         "### Browser (onnxruntime-web)\n\n"
         f"The static site (`scripts/build_web.py`) in headless Chromium {version} (Debian), onnxruntime-web "
         f"{json.loads((ROOT / 'web' / 'package.json').read_text())['dependencies']['onnxruntime-web']}, wasm backend, "
         f"1 thread (a plain static server is not cross-origin isolated, so wasm threads are off), fp32 landmark model. "
-        f"Median ms per frame over {args.repeats} frames after 3 warm-up frames; the Python columns are the same steps "
+        f"Median ms per frame over {repeats} frames after 3 warm-up frames; the Python columns are the same steps "
         "(RetinaFace, fp32 landmark ONNX, 1 thread each) in this process. The landmark step includes the crop warp in "
         "JavaScript. The last column is the distance between the page's points and Python's (whole pipeline, "
         "same image), in px.\n\n"
@@ -148,7 +155,15 @@ def main(argv=None) -> int:
             rows,
         )
     )
-    write_section("web", body, "python benchmarks/web.py --screenshot docs/web_page.png")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--screenshot", default=None, help="also save a screenshot of the page with the example photo here")
+    args = ap.parse_args(argv)
+    version, rows = measure(args.repeats, args.screenshot)
+    write_section("web", report(version, args.repeats, rows), "python benchmarks/web.py --screenshot docs/web_page.png")
     return 0
 
 
