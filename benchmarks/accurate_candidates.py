@@ -13,6 +13,8 @@ Run: python benchmarks/accurate_candidates.py   (on an idle machine: every figur
 
 from __future__ import annotations
 
+import argparse
+import tempfile
 import time
 
 import torch
@@ -63,8 +65,6 @@ def train_img_per_s(model: torch.nn.Module, bf16: bool, batch: int = 64, steps: 
 def shipped_rows(data: str) -> tuple[list, list]:
     """The shipped `accurate`: NME on its own training faces vs its held-out faces (does it still underfit?),
     and its fp32 vs int8 graph on the held-out faces with their latency (which one to ship)."""
-    import tempfile
-
     model, spec = load_model("accurate")
     split = RunSplit.from_config(spec.train_config, data)
     (xt, yt), (xv, yv) = split.train_crops(), split.val_crops()
@@ -78,13 +78,8 @@ def shipped_rows(data: str) -> tuple[list, list]:
     return fit, quant
 
 
-def main():
-    import argparse
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(DATA / "train"))
-    args = ap.parse_args()
-    torch.set_num_threads(2)
+def candidate_rows() -> list[list]:
+    """Each candidate's params, multiply-adds, ORT latency and training throughput (and the epochs it buys)."""
     rows, timed = [], []
     for label, (arch, kw) in CANDIDATES.items():
         model = create_model(arch, **kw).eval()
@@ -104,6 +99,11 @@ def main():
         print(rows[-1])
     for row, ms in zip(rows, fastest_ms(timed)):
         row.insert(3, ms)
+    return rows
+
+
+def report(rows: list[list], shipped: tuple[list, list] | None) -> str:
+    """The cost table; then, where `accurate` ships, its fit and its fp32 and int8 graphs (`shipped_rows`)."""
     body = "\n".join(
         [
             "## Candidates for `accurate` (cost only: inference and training throughput)",
@@ -120,8 +120,8 @@ def main():
             ),
         ]
     )
-    if "accurate" in shipped_models():
-        fit, quant = shipped_rows(args.data)
+    if shipped is not None:
+        fit, quant = shipped
         body += "\n".join(
             [
                 "",
@@ -137,6 +137,17 @@ def main():
                 table(["graph", "held-out NME", "ORT, 1 thread"], quant),
             ]
         )
+    return body
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(DATA / "train"))
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    rows = candidate_rows()
+    shipped = shipped_rows(args.data) if "accurate" in shipped_models() else None
+    body = report(rows, shipped)
     write_section("accurate-candidates", body, "python benchmarks/accurate_candidates.py")
 
 

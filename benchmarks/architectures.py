@@ -146,14 +146,8 @@ def train_rows(data: str, epochs: int) -> list:
     return rows
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(DATA / "train"))
-    ap.add_argument(
-        "--train-epochs", type=int, default=0, help="also train each candidate this many epochs (~9 s/epoch each)"
-    )
-    args = ap.parse_args()
-    torch.set_num_threads(2)
+def report(costs: list, fit: list, quant: list) -> str:
+    """The cost table, the fit table and the int8 table with its verdict."""
     body = [
         "## Architecture ablations (held-out 10% of train; latency on 1 thread)",
         "",
@@ -162,10 +156,9 @@ def main():
         "Latency is the network with its decode in ONNX Runtime, batch 1, without the crop (the fastest of 3 "
         "interleaved medians); int8 as `scripts/quantize_weights.py` makes it.",
         "",
-        table(["network", "params", "multiply-adds", "ORT fp32, 1 thread", "ORT int8, 1 thread"], cost_rows()),
+        table(["network", "params", "multiply-adds", "ORT fp32, 1 thread", "ORT int8, 1 thread"], costs),
         "",
     ]
-    fit, quant = fit_and_int8_rows(args.data)
     (_, nme32, ms32), (_, nme8, ms8) = quant
     verdict = (
         "int8 is faster at the same accuracy, so the default model ships it (`weights/fast.int8.onnx`, "
@@ -187,19 +180,36 @@ def main():
         table(["fast model", "held-out NME", "ORT 1 thread"], quant),
         "",
     ]
-    write_section("architectures", "\n".join(body), "python benchmarks/architectures.py")
+    return "\n".join(body)
+
+
+def train_report(epochs: int, rows: list) -> str:
+    body = [
+        "### Short trainings of the candidates",
+        "",
+        f"{epochs} epochs, the shipped recipe, cosine schedule, fp32. img/s is the "
+        "training throughput with augmentation in the training process (--workers 0).",
+        "",
+        table(["network", "held-out NME", "img/s", "wall"], rows),
+    ]
+    return "\n".join(body)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(DATA / "train"))
+    ap.add_argument(
+        "--train-epochs", type=int, default=0, help="also train each candidate this many epochs (~9 s/epoch each)"
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    costs = cost_rows()
+    fit, quant = fit_and_int8_rows(args.data)
+    write_section("architectures", report(costs, fit, quant), "python benchmarks/architectures.py")
     if args.train_epochs:  # its own section: a run without trainings keeps the last one's table
-        body = [
-            "### Short trainings of the candidates",
-            "",
-            f"{args.train_epochs} epochs, the shipped recipe, cosine schedule, fp32. img/s is the "
-            "training throughput with augmentation in the training process (--workers 0).",
-            "",
-            table(["network", "held-out NME", "img/s", "wall"], train_rows(args.data, args.train_epochs)),
-        ]
         write_section(
             "architectures-train",
-            "\n".join(body),
+            train_report(args.train_epochs, train_rows(args.data, args.train_epochs)),
             f"python benchmarks/architectures.py --train-epochs {args.train_epochs}",
         )
 
