@@ -1,9 +1,9 @@
 """Why `accurate` is the size it is: candidate networks by inference cost and by training throughput.
 
-The issue's two budgets pull apart: <= 8 ms per face on one thread (inference) and <= 150 min of
-training on this 2-core CPU. From scratch on ~1,800 faces a model needs hundreds of epochs (`fast`
-was still improving at 300), so training throughput, not inference latency, decides how big the
-model can be. For each candidate: params, multiply-adds, ONNX Runtime fp32 latency on one thread
+`accurate`'s two budgets pull apart: <= 8 ms per face on one thread (inference) and <= 150 min of
+training on this 2-core CPU. From scratch on ~1,800 faces a model needs hundreds of epochs (`fast`'s
+held-out NME still falls after epoch 300), so training throughput, not inference latency, decides how
+big the model can be. For each candidate: params, multiply-adds, ONNX Runtime fp32 latency on one thread
 (network + decode, no crop), and training steps per second (forward + loss + backward + AdamW,
 batch 64, 2 threads, random crops; fp32 and bf16 autocast), with the epochs of 1,811 faces that
 150 minutes of pure steps would buy.

@@ -1,11 +1,11 @@
 """Export the shipped models to the ONNX graphs the core install runs, and record them in MODELS.json.
 
 `pip install facepoints` has no PyTorch: landmarking runs these graphs on ONNX Runtime. For each
-shipped model this writes weights/NAME.onnx (fp32, output_shift subtracted in the graph: exactly the
-export the auto backend made in the user cache before) with the model's settings in the graph
-metadata, checks it against the PyTorch model on random crops, and records its sha256 and how it was
-made under the model's "onnx" key. A shipped int8 graph (scripts/quantize_weights.py) gets the same
-settings in its metadata (only the metadata changes; its output stays raw) and its new sha256.
+shipped model this writes weights/NAME.onnx (fp32, output_shift subtracted in the graph, so its points
+are the PyTorch predictor's) with the model's settings in the graph metadata, checks it against the
+PyTorch model on random crops, and records its sha256 and how it was made under the model's "onnx"
+key. A shipped int8 graph (scripts/quantize_weights.py) gets the same settings in its metadata (only
+the metadata changes; its output stays raw) and the sha256 of the file with that metadata.
 Needs the [train] extra. Run: python scripts/export_shipped_onnx.py [NAME ...]
 """
 

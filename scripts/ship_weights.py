@@ -103,7 +103,7 @@ def main():
     graphs = ((f"{args.name}.int8.onnx", "quantize_weights.py"), (f"{args.name}.onnx", "export_shipped_onnx.py"))
     for stale, remake in graphs:
         stale = PACKAGE_WEIGHTS / stale
-        if stale.exists():  # made from the previous weights: remove it so it cannot be shipped by mistake
+        if stale.exists():  # made from the weights this replaces: remove it so it cannot be shipped by mistake
             stale.unlink()
             print(f"removed {stale.name}; rebuild it with: python scripts/{remake} {args.name}")
     print(f"the core install (no torch) runs {args.name} only once its ONNX graph ships: "
