@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from _report import DATA, ROOT, table, write_section
+from common import DATA, ROOT, table, write_section
 from facepoints.crop import crop_face, points_box, preprocess, to_gray
 from facepoints.data import load_image, read_pts_folder
 from facepoints.detectors import create_detector, roll_degrees
