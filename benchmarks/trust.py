@@ -1,4 +1,4 @@
-"""How far each output can be trusted (issue 23, phase 1): the `fast` model's trust heads, measured in torch.
+"""How far each output can be trusted: the `fast` model's trust heads (presence, visibility, expected error), in torch.
 
 On the 300-W common test subset (test/, never trained on) and on face-free photos held out of training:
 - visibility AUROC on the held-out occluder family (occluders.photo_patch: patches of held-out real photos)
@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -153,7 +154,7 @@ def failure_row(name, nmes, score):
             f"{spearman(score, nmes):.3f}", f"{100 * nmes.mean():.2f}%"]
 
 
-def main():
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="fast")
     ap.add_argument("--trust", default=str(ROOT / "runs" / "trust-fast" / "fast.trust.pt"))
@@ -161,28 +162,53 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print only (BENCHMARKS.md untouched)")
     ap.add_argument("--limit", type=int, default=None, help="first N test faces only (a smoke run; implies --no-write)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    t0 = time.time()
-    T = Trusted(args.model, args.trust)
-    S, M = T.spec.input_size, T.spec.margin
-    samples = read_pts_folder(args.data)[: args.limit]
     args.no_write = args.no_write or args.limit is not None
-    images = [load_image(s.image_path) for s in samples]
-    gts = np.stack([s.points for s in samples])
-    lm_boxes = np.array([points_box(p) for p in gts])
-    zero = np.zeros(len(samples))
-    res: dict = {}
+    return args
 
-    # 1. landmark boxes, clean
-    crops, gray, rgb = face_crops(images, lm_boxes, zero, S, M)
+
+@dataclass
+class TestFaces:
+    """The annotated test faces: their RGB images, ground-truth points and landmark boxes."""
+
+    images: list[np.ndarray]
+    gts: np.ndarray
+    lm_boxes: np.ndarray
+
+    @classmethod
+    def read(cls, data: str, limit: int | None) -> TestFaces:
+        samples = read_pts_folder(data)[:limit]
+        images = [load_image(s.image_path) for s in samples]
+        gts = np.stack([s.points for s in samples])
+        return cls(images, gts, np.array([points_box(p) for p in gts]))
+
+
+@dataclass
+class Scored:
+    """One way of cropping the test faces: per face NME and failure score; per point predicted and observed
+    error (crop px) for the reliability plot."""
+
+    nmes: np.ndarray
+    scores: np.ndarray
+    predicted: np.ndarray
+    observed: np.ndarray
+
+
+def clean_faces(T: Trusted, faces: TestFaces):
+    """1. Landmark boxes, clean: the heads' outputs, the crops (RGB), the points in crop px and the scores."""
+    S, M = T.spec.input_size, T.spec.margin
+    crops, gray, rgb = face_crops(faces.images, faces.lm_boxes, np.zeros(len(faces.images)), S, M)
     clean = T.run(gray)
-    nme_lm, score_lm, _, unc_lm = face_scores(clean, crops, gts)
-    gt_crop = np.stack([c.to_crop(g) for c, g in zip(crops, gts)])
+    nme_lm, score_lm, _, _ = face_scores(clean, crops, faces.gts)
+    gt_crop = np.stack([c.to_crop(g) for c, g in zip(crops, faces.gts)])
     err_lm = np.linalg.norm(clean["points"] - gt_crop, axis=-1)  # crop px
+    return clean, rgb, gt_crop, Scored(nme_lm, score_lm, clean["uncertainty"].ravel(), err_lm.ravel())
 
-    # 2. occluded test faces: the held-out family, then each training family
-    held_photos = face_free_photos(HELD_OUT_PHOTOS)
-    vis_rows, occl_rows, rel_pred, rel_err = [], [], [clean["uncertainty"].ravel()], [err_lm.ravel()]
+
+def occluded_faces(T: Trusted, rgb, gt_crop, err_lm, held_photos, res: dict):
+    """2. Occluded test faces: the held-out family, then each training family. Visibility and NME rows, and
+    the held-out family's predicted and observed point errors."""
+    vis_rows, occl_rows, held_out = [], [], None
+    err_lm = err_lm.reshape(gt_crop.shape[:2])
     for fam in (HELD_OUT_FAMILY, *TRAIN_FAMILIES):
         rng = np.random.default_rng(2026)
         donors = [rgb[j] for j in range(0, len(rgb), 7)]  # test faces as donors for face_patch: no training face
@@ -206,9 +232,14 @@ def main():
         res[f"visible_nme_{fam}"] = float(vis_nme.mean())
         if fam == HELD_OUT_FAMILY:
             res["visibility_auroc_held_out"] = a
-            rel_pred.append(r["uncertainty"].ravel()), rel_err.append(err.ravel())
+            held_out = (r["uncertainty"].ravel(), err.ravel())
+    return vis_rows, occl_rows, held_out
 
-    # 3. the hard pool: held-out occluders and wide box jitter (shift 0.2/0.3, scale 0.35, roll 45)
+
+def hard_pool(T: Trusted, faces: TestFaces, held_photos) -> Scored:
+    """3. The hard pool: held-out occluders and wide box jitter (shift 0.2/0.3, scale 0.35, roll 45)."""
+    S, M = T.spec.input_size, T.spec.margin
+    lm_boxes, gts = faces.lm_boxes, faces.gts
     rng = np.random.default_rng(7)
     side = np.maximum(lm_boxes[:, 2] - lm_boxes[:, 0], lm_boxes[:, 3] - lm_boxes[:, 1])
     jit = np.stack([rng.uniform(-0.3, 0.3, len(side)), rng.uniform(-0.2, 0.2, len(side))], 1) * side[:, None]
@@ -216,18 +247,21 @@ def main():
     c = (lm_boxes[:, :2] + lm_boxes[:, 2:]) / 2 + jit
     hb = np.concatenate([c - side[:, None] * scale[:, None] / 2, c + side[:, None] * scale[:, None] / 2], 1)
     ha = rng.uniform(-45, 45, len(side))
-    hcrops, _, hrgb = face_crops(images, hb, ha, S, M)
+    hcrops, _, hrgb = face_crops(faces.images, hb, ha, S, M)
     hgt = np.stack([cc.to_crop(g) for cc, g in zip(hcrops, gts)])
     hocc = [occlude(hrgb[i], hgt[i], rng, [HELD_OUT_FAMILY], (1, 2), photos=held_photos) if rng.random() < 0.5
             else None for i in range(len(hrgb))]
     hgray = np.stack([to_gray(o.image if o is not None else hrgb[i]) for i, o in enumerate(hocc)])
     hr = T.run(hgray)
     nme_hard, score_hard, _, _ = face_scores(hr, hcrops, gts)
-    rel_pred.append(hr["uncertainty"].ravel()), rel_err.append(np.linalg.norm(hr["points"] - hgt, axis=-1).ravel())
+    return Scored(nme_hard, score_hard, hr["uncertainty"].ravel(), np.linalg.norm(hr["points"] - hgt, axis=-1).ravel())
 
-    # 4. RetinaFace boxes (default threshold), upright crops as the Landmarker takes them
-    det = create_detector("retinaface")
-    det_lo = create_detector("retinaface", threshold=0.05)
+
+def retinaface_faces(T: Trusted, faces: TestFaces, det, det_lo):
+    """4. RetinaFace boxes (default threshold), upright crops as the Landmarker takes them. Returns the faces
+    found, every test image's detections at the lowest threshold, the heads' outputs and the scores."""
+    S, M = T.spec.input_size, T.spec.margin
+    images, gts = faces.images, faces.gts
     found, rb, ra, all_test_dets = [], [], [], []
     for i, im in enumerate(images):
         d = det_lo.detect(im)
@@ -244,10 +278,15 @@ def main():
     rr = T.run(rgray)
     nme_rf, score_rf, _, _ = face_scores(rr, rcrops, gts[found])
     rgt = np.stack([cc.to_crop(g) for cc, g in zip(rcrops, gts[found])])
-    rel_pred.append(rr["uncertainty"].ravel()), rel_err.append(np.linalg.norm(rr["points"] - rgt, axis=-1).ravel())
+    scored = Scored(nme_rf, score_rf, rr["uncertainty"].ravel(), np.linalg.norm(rr["points"] - rgt, axis=-1).ravel())
+    return found, all_test_dets, rr, scored
 
+
+def failure_table(lm: Scored, rf: Scored, hard: Scored, n_found: int, n_faces: int, res: dict) -> list:
+    """Failure AUROC and Spearman of the failure score, per way of cropping and pooled."""
+    (nme_lm, score_lm), (nme_rf, score_rf), (nme_hard, score_hard) = ((s.nmes, s.scores) for s in (lm, rf, hard))
     fail_rows = [failure_row("landmark boxes", nme_lm, score_lm),
-                 failure_row(f"RetinaFace boxes ({len(found)} of {len(samples)} found at 0.5)", nme_rf, score_rf),
+                 failure_row(f"RetinaFace boxes ({n_found} of {n_faces} found at 0.5)", nme_rf, score_rf),
                  failure_row("hard pool (held-out occluders on half, box shift 0.3/0.2, scale ±0.35, roll ±45°)",
                              nme_hard, score_hard),
                  failure_row("all three pooled", np.r_[nme_lm, nme_rf, nme_hard],
@@ -259,15 +298,19 @@ def main():
         res[f"failures_{key}"] = int((n_ > FAIL).sum())
     allp, alln = np.r_[nme_lm, nme_rf, nme_hard], np.r_[score_lm, score_rf, score_hard]
     res["failure_auroc_pooled"], res["spearman_pooled"] = auroc(alln, allp > FAIL), spearman(alln, allp)
+    return fail_rows
 
-    # 5. presence
+
+def presence_table(T: Trusted, faces: TestFaces, held_photos, det_lo, p_pos_lm, p_pos_rf, res: dict) -> list:
+    """5. Presence: AUROC of test/ faces against each kind of negative, and against all of them."""
+    S, M = T.spec.input_size, T.spec.margin
+    images, gts = faces.images, faces.gts
     rng = np.random.default_rng(11)
     neg_photo = np.stack([to_gray(photo_crop(held_photos[int(rng.integers(len(held_photos)))], S, rng))
                           for _ in range(600)])
     hits = detector_hits(held_photos, detector=det_lo)
     neg_hits = np.stack([to_gray(hit_crop(held_photos[k], b, a, S, M)) for k, b, a in hits])
     neg_wrong = np.stack([to_gray(wrong_box(images[i], gts[i], S, M, rng)) for i in range(len(images))])
-    p_pos_lm, p_pos_rf = clean["presence"], rr["presence"]
     p_neg = {"random crops of held-out photos": T.run(neg_photo)["presence"],
              "RetinaFace hits (≥0.05) on held-out photos": T.run(neg_hits)["presence"],
              "boxes that miss test/ faces": T.run(neg_wrong)["presence"]}
@@ -279,8 +322,13 @@ def main():
     alln_ = np.concatenate(list(p_neg.values()))
     res["presence_auroc"] = auroc(np.r_[pos, alln_], np.r_[np.ones(len(pos)), np.zeros(len(alln_))])
     pres_rows.append(["all negatives", len(alln_), f"{res['presence_auroc']:.4f}", f"{np.median(alln_):.3f}"])
+    return pres_rows
 
-    # 6. false faces per image on held-out photos vs recall on test/
+
+def false_faces_table(T: Trusted, faces: TestFaces, held_photos, det, det_lo, all_test_dets, res: dict) -> list:
+    """6. False faces per image on held-out photos vs recall on test/, by detector and presence threshold."""
+    S, M = T.spec.input_size, T.spec.margin
+    images, gts = faces.images, faces.gts
     photo_dets = [det_lo.detect(p) for p in held_photos]
     photo_pres = []
     for p, d in zip(held_photos, photo_dets):
@@ -304,13 +352,16 @@ def main():
     for thr in (0.5, 0.3, 0.2):
         for pmin in (None, 0.5, 0.8, 0.9, 0.95, 0.98):
             false = sum(int(((d.scores >= thr) & (pp >= (pmin or 0))).sum()) for d, pp in zip(photo_dets, photo_pres))
-            rec = sum(1 for s_, p_ in test_pres.values() if s_ >= thr and p_ >= (pmin or 0)) / len(samples)
+            rec = sum(1 for s_, p_ in test_pres.values() if s_ >= thr and p_ >= (pmin or 0)) / len(images)
             ff_rows.append([thr, "—" if pmin is None else pmin, f"{false / len(held_photos):.3f} ({false})",
                             f"{100 * rec:.2f}%"])
             res[f"false_per_image_{thr}_{pmin}"] = false / len(held_photos)
             res[f"recall_{thr}_{pmin}"] = rec
+    return ff_rows
 
-    # 7. reliability
+
+def reliability_table(rel_pred: list, rel_err: list, res: dict) -> list:
+    """7. Reliability: predicted against observed point error in 12 quantile bins (and the plot)."""
     pred_all, err_all = np.concatenate(rel_pred), np.concatenate(rel_err)
     q = np.quantile(pred_all, np.linspace(0, 1, 13))
     rel_rows, bx, by = [], [], []
@@ -321,7 +372,29 @@ def main():
     res["reliability"] = {"predicted": bx, "observed": by}
     res["point_spearman"] = spearman(pred_all, err_all)
     _plot(bx, by, pred_all, err_all)
+    return rel_rows
 
+
+def main():
+    args = parse_args()
+    torch.set_num_threads(1)
+    t0 = time.time()
+    T = Trusted(args.model, args.trust)
+    faces = TestFaces.read(args.data, args.limit)
+    res: dict = {}
+    clean, rgb, gt_crop, lm = clean_faces(T, faces)
+    held_photos = face_free_photos(HELD_OUT_PHOTOS)
+    vis_rows, occl_rows, held_out = occluded_faces(T, rgb, gt_crop, lm.observed, held_photos, res)
+    hard = hard_pool(T, faces, held_photos)
+    det = create_detector("retinaface")
+    det_lo = create_detector("retinaface", threshold=0.05)
+    found, all_test_dets, rr, rf = retinaface_faces(T, faces, det, det_lo)
+    fail_rows = failure_table(lm, rf, hard, len(found), len(faces.images), res)
+    pres_rows = presence_table(T, faces, held_photos, det_lo, clean["presence"], rr["presence"], res)
+    ff_rows = false_faces_table(T, faces, held_photos, det, det_lo, all_test_dets, res)
+    rel_pred = [lm.predicted, held_out[0], hard.predicted, rf.predicted]
+    rel_err = [lm.observed, held_out[1], hard.observed, rf.observed]
+    rel_rows = reliability_table(rel_pred, rel_err, res)
     res["cost"] = cost(T)
     res["seconds"] = round(time.time() - t0, 1)
     print(json.dumps({k: v for k, v in res.items() if k != "reliability"}, indent=1))
