@@ -22,7 +22,7 @@ from common import DATA, RESULTS, CachedDetector, DlibShapePredictor, table, wri
 from facepoints.data import read_pts_folder
 from facepoints.detectors import BoxMap, create_detector
 from facepoints.drawing import plot_ced
-from facepoints.evaluate import evaluate
+from facepoints.evaluate import PointsOf, evaluate
 from facepoints.predictor import LandmarkPredictor
 from facepoints.weights import shipped_models
 
@@ -61,34 +61,37 @@ def evaluate_ours(samples, models: list[str], flip_models: list[str], dets: dict
             label = f"facepoints {name}" + (" (int8 ONNX)" if pred.int8 else "") + (" + flip test" if flip else "")
             if pred.int8 and not flip:  # the shipped int8 graph is the default; its fp32 source for comparison
                 fp32 = LandmarkPredictor(name, backend="onnxruntime", int8=False)
-                runs[(f"facepoints {name} (fp32 ONNX)", "landmarks")] = evaluate(samples, fp32.predict, "landmarks")
-                runs[(f"facepoints {name} (fp32 ONNX)", "dlib HOG")] = evaluate(
-                    samples, fp32.predict, "detector", dets["dlib"]
+                runs[(f"facepoints {name} (fp32 ONNX)", "landmarks")] = evaluate(
+                    samples, PointsOf(fp32.predict), "landmarks"
                 )
-            runs[(label, "landmarks")] = evaluate(samples, pred.predict, "landmarks")
-            runs[(label, "dlib HOG")] = evaluate(samples, pred.predict, "detector", dets["dlib"])
-            runs[(label, "RetinaFace")] = evaluate(samples, pred.predict, "detector", dets["retinaface"])
+                runs[(f"facepoints {name} (fp32 ONNX)", "dlib HOG")] = evaluate(
+                    samples, PointsOf(fp32.predict, dets["dlib"]), "detector"
+                )
+            runs[(label, "landmarks")] = evaluate(samples, PointsOf(pred.predict), "landmarks")
+            runs[(label, "dlib HOG")] = evaluate(samples, PointsOf(pred.predict, dets["dlib"]), "detector")
+            runs[(label, "RetinaFace")] = evaluate(samples, PointsOf(pred.predict, dets["retinaface"]), "detector")
             if not flip:
-                runs[(label, "OpenCV Haar")] = evaluate(samples, pred.predict, "detector", dets["haar"])
+                runs[(label, "OpenCV Haar")] = evaluate(samples, PointsOf(pred.predict, dets["haar"]), "detector")
             print(label, {k[1]: round(100 * v.report()["nme_mean"], 3) for k, v in runs.items() if k[0] == label})
     return runs
 
 
 def evaluate_dlib(samples, ref: DlibShapePredictor, dets: dict[str, CachedDetector]) -> dict:
     """(label, boxes) -> Evaluation of dlib's predictor, with boxes in our convention and in its own."""
-    runs = {}
-    runs[("dlib shape_predictor_68", "landmarks")] = evaluate(samples, ref.predict, "landmarks")
     to_dlib = inverse(dets["dlib"].detector.box_map)
-    runs[("dlib shape_predictor_68", "landmarks, in dlib's box convention")] = evaluate(
-        samples, lambda img, b: ref.predict(img, to_dlib(b)), "landmarks"
-    )
-    runs[("dlib shape_predictor_68", "dlib HOG")] = evaluate(
-        samples, ref.predict, "detector", dets["dlib"].view(raw=True)
-    )
-    runs[("dlib shape_predictor_68", "RetinaFace, in dlib's box convention")] = evaluate(
-        samples, lambda img, b: ref.predict(img, to_dlib(b)), "detector", dets["retinaface"], upright=False
-    )
-    return runs
+    in_dlib_boxes = lambda img, b: ref.predict(img, to_dlib(b))  # noqa: E731
+    return {
+        ("dlib shape_predictor_68", "landmarks"): evaluate(samples, PointsOf(ref.predict), "landmarks"),
+        ("dlib shape_predictor_68", "landmarks, in dlib's box convention"): evaluate(
+            samples, PointsOf(in_dlib_boxes), "landmarks"
+        ),
+        ("dlib shape_predictor_68", "dlib HOG"): evaluate(
+            samples, PointsOf(ref.predict, dets["dlib"].view(raw=True)), "detector"
+        ),
+        ("dlib shape_predictor_68", "RetinaFace, in dlib's box convention"): evaluate(
+            samples, PointsOf(in_dlib_boxes, dets["retinaface"], upright=False), "detector"
+        ),
+    }
 
 
 def accuracy_rows(runs: dict) -> tuple[list, dict]:
@@ -163,8 +166,7 @@ def report(rows: list, det_rows: list) -> str:
             "finds; FR@0.08 and AUC@0.08 count every missed face as a failure. Subset column: helen / lfpw.",
             "",
             table(
-                ["method", "boxes", "faces found", "NME mean", "NME median", "FR@0.08", "AUC@0.08",
-                 "NME helen / lfpw"],
+                ["method", "boxes", "faces found", "NME mean", "NME median", "FR@0.08", "AUC@0.08", "NME helen / lfpw"],
                 rows,
             ),
             "",

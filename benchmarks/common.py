@@ -35,7 +35,7 @@ import onnxruntime as ort
 from facepoints.crop import points_box
 from facepoints.data import load_image, read_pts_folder
 from facepoints.detectors import DETECTOR_WEIGHTS
-from facepoints.evaluate import evaluate
+from facepoints.evaluate import PointsOf, evaluate
 from facepoints.metrics import nme
 from facepoints.predictor import LandmarkPredictor
 from facepoints.provenance import data_hash, git_commit, machine
@@ -367,9 +367,9 @@ def held_out_and_test(weights: Path, run_split: RunSplit, train: list, test: lis
     predictor = LandmarkPredictor(str(weights), backend="torch")
     held_out = [train[i] for i in run_split.val_idx]
     return [
-        evaluate(faces, predictor.predict, *boxes).report()
+        evaluate(faces, PointsOf(predictor.predict, det), boxes).report()
         for faces in (held_out, test)
-        for boxes in (("landmarks",), ("detector", det))
+        for boxes in ("landmarks", "detector")
     ]
 
 

@@ -26,7 +26,7 @@ from common import DATA, RESULTS, CachedDetector, DlibShapePredictor, held_out_w
 from facepoints.checkpoint import RunSplit
 from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
-from facepoints.evaluate import evaluate
+from facepoints.evaluate import PointsOf, evaluate
 from facepoints.predictor import LandmarkPredictor
 from facepoints.weights import resolve
 
@@ -76,8 +76,8 @@ def compare(sets: dict[str, list], weights: str) -> tuple[list, list, list, dict
     ref = DlibShapePredictor()
     rows, bias_rows, error_rows, results = [], [], [], {}
     for name, samples in sets.items():
-        ev_a = evaluate(samples, ours.predict, "detector", det)
-        ev_b = evaluate(samples, ref.predict, "detector", det.view(raw=True))
+        ev_a = evaluate(samples, PointsOf(ours.predict, det), "detector")
+        ev_b = evaluate(samples, PointsOf(ref.predict, det.view(raw=True)), "detector")
         a, b = ev_a.report(), ev_b.report()
         results[name] = {"facepoints": a, "dlib": b}
         for subset in ("helen", "lfpw"):

@@ -427,3 +427,19 @@ def test_nan_weights_are_refused_by_name(tiny_model, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(bad) in err and "NaN" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_reads_a_landmarker_and_a_bare_predictor_alike(tiny_model, face_folder):
+    """evaluate goes through Landmarker.landmarks_for, the path images and video take; PointsOf gives a bare
+    predict function (benchmarks' dlib reference) the same crop rule."""
+    from facepoints import LandmarkerOptions
+    from facepoints.data import read_pts_folder
+    from facepoints.evaluate import PointsOf, evaluate
+
+    samples = read_pts_folder(face_folder)[:4]
+    lm = Landmarker(LandmarkerOptions(model=str(tiny_model / "model.pt"), backend="torch", detector="retinaface",
+                                      detector_threshold=0.02))
+    for boxes in ("landmarks", "detector"):
+        a = evaluate(samples, lm, boxes, progress=False).nmes
+        b = evaluate(samples, PointsOf(lm.predictor.predict, lm.detector), boxes, progress=False).nmes
+        np.testing.assert_array_equal(a, b)

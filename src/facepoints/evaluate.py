@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tqdm import tqdm
 from .config import LandmarkerOptions
 from .crop import points_box
 from .data import IMAGE_SUFFIXES, Sample, find_manifest, load_image, read_pts_folder
+from .detectors import Detections, Detector, crop_boxes
 from .drawing import CED_SUFFIXES, can_plot, plot_ced
 from .errors import UsageError
 from .io_utils import atomic_write_text, check_outputs
@@ -79,11 +81,31 @@ def match_detection(boxes: np.ndarray, gt: np.ndarray) -> int | None:
     return int(np.argmin(dist))
 
 
+@dataclass
+class PointsOf:
+    """A bare `predict(rgb, boxes[, angles]) -> (N, 68, 2)` (a LandmarkPredictor's, the dlib reference's) and a
+    detector, read by `evaluate` as a Landmarker is: detections become crops by the same rule
+    (detectors.crop_boxes). For benchmarks that compare predictors outside a Landmarker."""
+
+    predict: Callable
+    detector: Detector | None = None
+    upright: bool = True
+
+    def landmarks(self, rgb: np.ndarray, boxes: np.ndarray, angles: np.ndarray | None = None) -> np.ndarray:
+        return self.predict(rgb, boxes) if angles is None else self.predict(rgb, boxes, angles)
+
+    def landmarks_for(self, rgb: np.ndarray, det: Detections) -> np.ndarray:
+        if self.detector is None:
+            raise UsageError("PointsOf: detector boxes need a detector")
+        boxes, angles = crop_boxes(self.detector, det, self.upright)
+        return self.landmarks(rgb, boxes, angles)
+
+
 def evaluate(samples: list[Sample], landmarker, boxes: str = "landmarks", progress: bool = True) -> Evaluation:
     """Per-face NME of `landmarker` on annotated faces. boxes='landmarks': each face cropped from its annotated
     points' box; 'detector': from the landmarker's detector's face that holds it (a miss is a failure), through
     `Landmarker.landmarks_for`, as images and video are. `landmarker`: a Landmarker, or any object with
-    `landmarks(rgb, boxes)`, `landmarks_for(rgb, detections)` and `detector` (benchmarks wrap the dlib reference)."""
+    `landmarks(rgb, boxes)`, `landmarks_for(rgb, detections)` and `detector` (`PointsOf` wraps a bare predictor)."""
     if boxes not in ("landmarks", "detector"):
         raise UsageError(f"unknown box source {boxes!r}; choose landmarks or detector")
     nmes, preds = [], []
