@@ -27,7 +27,7 @@ import json
 import math
 import time
 from collections import deque
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -233,16 +233,63 @@ def train(
         teardown(ranks)
 
 
-def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks: Ranks) -> dict:
+@dataclass
+class RunData:
+    """What a run trains on and watches: the augmented training faces, the un-augmented faces whose NME is
+    logged each epoch (held out, or a fixed set of training faces when nothing is held out), and the
+    un-augmented training faces that measure the finished model's output_shift."""
+
+    train_set: LandmarkDataset
+    watch_set: LandmarkDataset
+    clean_train: LandmarkDataset
+    held_out: bool
+    n_val: int
+    annotation_offset: list[float]
+    fingerprint: str  # data.dataset_fingerprint: lets a resume accept the data after a move
+
+    @property
+    def nme_key(self) -> str:
+        return "val_nme" if self.held_out else "fit_nme"
+
+
+@dataclass
+class Trainee:
+    """The network being trained and all that moves with it from epoch to epoch (the checkpoint's contents)."""
+
+    model: torch.nn.Module  # the plain network
+    trained: torch.nn.Module  # what the loop calls: the network, or DistributedDataParallel around it
+    optimizer: torch.optim.Optimizer
+    ema: torch.optim.swa_utils.AveragedModel | None
+    sampler: GlobalBatchSampler
+    history: list[dict]
+    epoch: int  # the last complete epoch
+    best_nme: float
+
+
+@dataclass
+class RunContext:
+    """Where a run executes and writes: the process's rank, the device, the run folder and its clock."""
+
+    ranks: Ranks
+    device: torch.device
+    bf16: bool
+    out: Path
+    started: float  # time.time() when this process started the run
+    wall_before: float  # the run's wall clock before this process (earlier processes, across resumes)
+
+    @property
+    def last_path(self) -> Path:
+        return self.out / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out / "best.pt"
+
+
+def load_run_data(cfg: TrainConfig, ranks: Ranks) -> RunData:
+    """The run's faces: split as the config says, cropped into the cache once (rank 0 builds it), with the
+    annotation offsets and, with a teacher, its blended targets."""
     main = ranks.main
-    started = time.time()
-    cfg, state = prepare_run(cfg, resume, epochs, main)
-    wall_before = float(state.get("wall_s", 0.0)) if state else 0.0  # earlier processes' share, across resumes
-    out = Path(cfg.out)
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    torch.manual_seed(cfg.seed)
-    device = choose_device(ranks.local_rank)
-    bf16 = use_bf16(cfg.precision, device)
     split = RunSplit.from_config(cfg)
     if len(split.samples) < 2:
         raise FacepointsError(f"{cfg.data}: need at least 2 annotated faces to train, found {len(split.samples)}")
@@ -252,7 +299,7 @@ def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks:
     if main:
         barrier(ranks)
     train_idx, val_idx, held_out = split.train_idx, split.val_idx, split.held_out
-    fingerprint = dataset_fingerprint(cfg.data, split.samples)  # lets a resume accept the data after a move
+    fingerprint = dataset_fingerprint(cfg.data, split.samples)
     offsets = cache_offsets(split.samples, cfg.cache_side) if cfg.annotation_offsets else None
     if offsets is not None and offsets.any() and main:
         print(f"annotation offsets from {MANIFEST}: mean {offsets.mean(0).round(2).tolist()} px in the cached crops")
@@ -268,13 +315,16 @@ def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks:
         images[train_idx], targets, cfg.input_size, cfg.margin, cfg.augment, cfg.seed, train_offsets
     )
     annotation_offset = mean_crop_offset(points[train_idx], train_offsets, cfg.input_size, cfg.margin)
-    watch_idx = val_idx if held_out else train_idx[:FIT_FACES]  # what the per-epoch NME is measured on
-    nme_key = "val_nme" if held_out else "fit_nme"
-    val_set = LandmarkDataset(images[watch_idx], points[watch_idx], cfg.input_size, cfg.margin, None)
-    loader_kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
-    val_loader = torch.utils.data.DataLoader(val_set, shuffle=False, **loader_kw)
+    watch_idx = val_idx if held_out else train_idx[:FIT_FACES]
+    watch_set = LandmarkDataset(images[watch_idx], points[watch_idx], cfg.input_size, cfg.margin, None)
+    clean_train = LandmarkDataset(images[train_idx], points[train_idx], cfg.input_size, cfg.margin, None)
+    return RunData(train_set, watch_set, clean_train, held_out, len(val_idx), annotation_offset, fingerprint)
 
-    model = create_model(cfg.arch, input_size=cfg.input_size, **cfg.model_kwargs).to(device)
+
+def build_trainee(cfg: TrainConfig, state: dict | None, ctx: RunContext, n_train: int) -> Trainee:
+    """The network, optimizer and moving average, fresh or as the checkpoint `state` left them; wrapped for
+    data-parallel training when torchrun launched the run."""
+    model = create_model(cfg.arch, input_size=cfg.input_size, **cfg.model_kwargs).to(ctx.device)
     model = model.to(memory_format=torch.channels_last)
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -290,123 +340,173 @@ def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks:
         if ema is not None:
             ema.load_state_dict(state["ema"])
         history, start_epoch, best_nme = state["history"], state["epoch"], state["best_nme"]
-    trained = wrap(model, ranks, device)  # after loading: DDP starts from rank 0's weights, equal on every rank
+    ranks = ctx.ranks
+    trained = wrap(model, ranks, ctx.device)  # after loading: DDP starts from rank 0's weights, equal on every rank
     model = getattr(trained, "module", model)  # SyncBatchNorm (GPU) replaced layers: the network DDP holds
-    sampler = GlobalBatchSampler(len(train_set), cfg.batch_size, cfg.seed, ranks.rank, ranks.world)
+    sampler = GlobalBatchSampler(n_train, cfg.batch_size, cfg.seed, ranks.rank, ranks.world)
     if ranks.active:
         torch.manual_seed(cfg.seed * 1000 + ranks.rank)  # dropout masks differ by rank; the weights were seeded alike
+    return Trainee(model, trained, optimizer, ema, sampler, history, start_epoch, best_nme)
 
-    if not main:
+
+def progress_callbacks(cfg: TrainConfig, data: RunData, out: Path) -> list:
+    """The default per-epoch callbacks: the progress pictures of a few watched faces (drawing.ProgressFrames)."""
+    prog = [data.watch_set[i] for i in range(min(cfg.progress_faces, len(data.watch_set)))]
+    return [
+        ProgressFrames(
+            out,
+            np.stack([x.numpy() for x, _ in prog]),
+            np.stack([y.numpy() for _, y in prog]),
+            "val" if data.held_out else "train",
+            cfg.epochs,
+        )
+    ]
+
+
+def epoch_loader(cfg: TrainConfig, data: RunData, trainee: Trainee, ranks: Ranks, epoch: int):
+    """This epoch's batches: the one-process loop's shuffled order, or this rank's share of each of its batches."""
+    data.train_set.epoch = epoch
+    if ranks.active:  # this rank's share of the one-process loop's batches (distributed.py)
+        trainee.sampler.set_epoch(epoch)
+        return torch.utils.data.DataLoader(data.train_set, batch_sampler=trainee.sampler, num_workers=cfg.workers)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+    return torch.utils.data.DataLoader(
+        data.train_set,
+        shuffle=True,
+        generator=gen,
+        drop_last=len(data.train_set) > cfg.batch_size,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.workers,
+    )
+
+
+def validate(trainee: Trainee, val_loader, recent, ctx: RunContext) -> tuple[float, float, torch.nn.Module]:
+    """(NME of the selected weights, NME of the raw model, the selected network): with a moving average, the
+    average (its BatchNorm statistics re-estimated on the epoch's last augmented batches)."""
+    preds, targets = predict_batches(trainee.model, val_loader, ctx.device, ctx.bf16)
+    val_nme = raw_nme = float(nme(preds, targets).mean())
+    selected = trainee.model
+    if trainee.ema is not None:
+        selected = trainee.ema.module
+        torch.optim.swa_utils.update_bn(recent, selected)
+        preds, targets = predict_batches(selected, val_loader, ctx.device, ctx.bf16)
+        val_nme = float(nme(preds, targets).mean())
+    return val_nme, raw_nme, selected
+
+
+def save_epoch(cfg: TrainConfig, data: RunData, trainee: Trainee, ctx: RunContext, is_best: bool) -> None:
+    """best.pt (on a new best, with faces held out), then last.pt, each atomically: a kill between the two
+    resumes from best.pt, the newer."""
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "config": asdict(cfg),
+        "epoch": trainee.epoch,
+        "model": trainee.model.state_dict(),
+        "optimizer": trainee.optimizer.state_dict(),
+        "history": trainee.history,
+        "best_nme": trainee.best_nme,
+        "data_fingerprint": data.fingerprint,
+        "wall_s": ctx.wall_before + time.time() - ctx.started,  # the run's wall clock so far, resumes included
+    }
+    if trainee.ema is not None:
+        ckpt["ema"] = trainee.ema.state_dict()
+    if is_best and data.held_out:  # with nothing held out, best.pt would be a second copy of last.pt
+        save_checkpoint(ctx.best_path, ckpt)
+    save_checkpoint(ctx.last_path, ckpt)
+
+
+def fit(trainee: Trainee, data: RunData, cfg: TrainConfig, callbacks, ctx: RunContext) -> dict:
+    """The epochs from the trainee's next to `cfg.epochs`: train, then (rank 0) validate, checkpoint, call back
+    and log. Returns the last history entry."""
+    main = ctx.ranks.main
+    loader_kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    val_loader = torch.utils.data.DataLoader(data.watch_set, shuffle=False, **loader_kw)
+    entry = trainee.history[-1] if trainee.history else {}
+    for epoch in range(trainee.epoch + 1, cfg.epochs + 1):
+        loader = epoch_loader(cfg, data, trainee, ctx.ranks, epoch)
+        t0 = time.perf_counter()
+        train_loss, seen, recent = train_one_epoch(
+            trainee.trained, trainee.ema, trainee.optimizer, loader, cfg, epoch, ctx.device, ctx.bf16, ctx.last_path,
+            main,
+        )
+        if ctx.ranks.active:
+            sync_buffers(trainee.model, ctx.ranks)
+            total, seen = sum_over_ranks(train_loss * seen, seen)
+            train_loss, seen = total / max(seen, 1), int(seen)
+        train_time = time.perf_counter() - t0
+        if not main:
+            continue  # rank 0 validates, selects and writes; the others go on to the next epoch
+        val_nme, raw_nme, selected = validate(trainee, val_loader, recent, ctx)
+        entry = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            data.nme_key: val_nme,
+            "img_per_s": seen / train_time,
+            "epoch_s": time.perf_counter() - t0,
+        }
+        if trainee.ema is not None:
+            entry[f"{data.nme_key}_raw"] = raw_nme
+        trainee.history.append(entry)
+        is_best = val_nme < trainee.best_nme or not data.held_out  # nothing held out: keep the last epoch
+        trainee.best_nme = min(trainee.best_nme, val_nme)
+        trainee.epoch = epoch
+        save_epoch(cfg, data, trainee, ctx, is_best)
+
+        def predict(crops, net=selected):
+            x = torch.from_numpy(np.ascontiguousarray(crops, np.float32))
+            return predict_batches(net, [(x, torch.zeros(len(x)))], ctx.device, ctx.bf16)[0]
+
+        for callback in callbacks:
+            callback(epoch, trainee.history, val_nme, predict)
+        _log_epoch(entry, data, trainee, val_nme, raw_nme)
+    return entry
+
+
+def _log_epoch(entry: dict, data: RunData, trainee: Trainee, val_nme: float, raw_nme: float) -> None:
+    best = f" (best {100 * trainee.best_nme:.3f}%)" if data.held_out else ""
+    raw = f" raw {100 * raw_nme:.3f}%" if trainee.ema is not None else ""
+    print(
+        f"epoch {entry['epoch']}: loss {entry['train_loss']:.4g} | "
+        f"{'val' if data.held_out else 'train (un-augmented)'} NME {100 * val_nme:.3f}%{best}{raw} | "
+        f"{entry['img_per_s']:.1f} img/s | {entry['epoch_s']:.0f}s",
+        flush=True,
+    )
+
+
+def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks: Ranks) -> dict:
+    """prepare -> data -> model -> fit -> weights, each a named step above."""
+    started = time.time()
+    cfg, state = prepare_run(cfg, resume, epochs, ranks.main)
+    torch.manual_seed(cfg.seed)
+    device = choose_device(ranks.local_rank)
+    ctx = RunContext(ranks, device, use_bf16(cfg.precision, device), Path(cfg.out), started,
+                     float(state.get("wall_s", 0.0)) if state else 0.0)
+    data = load_run_data(cfg, ranks)
+    trainee = build_trainee(cfg, state, ctx, len(data.train_set))
+    if not ranks.main:
         callbacks = []  # pictures and logs: rank 0's
     elif callbacks is None:
-        n_prog = min(cfg.progress_faces, len(val_set))
-        prog = [val_set[i] for i in range(n_prog)]
-        callbacks = [
-            ProgressFrames(
-                out,
-                np.stack([x.numpy() for x, _ in prog]),
-                np.stack([y.numpy() for _, y in prog]),
-                "val" if held_out else "train",
-                cfg.epochs,
-            )
-        ]
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
-        n_params = sum(p.numel() for p in model.parameters())
+        callbacks = progress_callbacks(cfg, data, ctx.out)
+    if ranks.main:
+        ctx.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(ctx.out / "config.json", json.dumps(asdict(cfg), indent=2))
+        n_params = sum(p.numel() for p in trainee.model.parameters())
         procs = f" | {ranks.world} processes" if ranks.active else ""
         print(
-            f"{cfg.arch}: {n_params:,} params | {len(train_set)} train / {len(val_idx)} val faces | "
-            f"device {device.type}{' bf16' if bf16 else ''} | {torch.get_num_threads()} threads{procs}"
+            f"{cfg.arch}: {n_params:,} params | {len(data.train_set)} train / {data.n_val} val faces | "
+            f"device {device.type}{' bf16' if ctx.bf16 else ''} | {torch.get_num_threads()} threads{procs}"
         )
-
-    entry = history[-1] if history else {}
     try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            train_set.epoch = epoch
-            if ranks.active:  # this rank's share of the one-process loop's batches (distributed.py)
-                sampler.set_epoch(epoch)
-                loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.workers)
-            else:
-                gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-                loader = torch.utils.data.DataLoader(
-                    train_set,
-                    shuffle=True,
-                    generator=gen,
-                    drop_last=len(train_set) > cfg.batch_size,
-                    batch_size=cfg.batch_size,
-                    num_workers=cfg.workers,
-                )
-            t0 = time.perf_counter()
-            train_loss, seen, recent = train_one_epoch(
-                trained, ema, optimizer, loader, cfg, epoch, device, bf16, last_path, main
-            )
-            if ranks.active:
-                sync_buffers(model, ranks)
-                total, seen = sum_over_ranks(train_loss * seen, seen)
-                train_loss, seen = total / max(seen, 1), int(seen)
-            train_time = time.perf_counter() - t0
-            if not main:
-                continue  # rank 0 validates, selects and writes; the others go on to the next epoch
-            preds, targets = predict_batches(model, val_loader, device, bf16)
-            val_nme = raw_nme = float(nme(preds, targets).mean())
-            selected = model
-            if ema is not None:
-                selected = ema.module
-                torch.optim.swa_utils.update_bn(recent, selected)
-                preds, targets = predict_batches(selected, val_loader, device, bf16)
-                val_nme = float(nme(preds, targets).mean())
-            entry = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                nme_key: val_nme,
-                "img_per_s": seen / train_time,
-                "epoch_s": time.perf_counter() - t0,
-            }
-            if ema is not None:
-                entry[f"{nme_key}_raw"] = raw_nme
-            history.append(entry)
-            is_best = val_nme < best_nme or not held_out  # nothing held out: keep the last epoch
-            best_nme = min(best_nme, val_nme)
-            ckpt = {
-                "format": CHECKPOINT_FORMAT,
-                "config": asdict(cfg),
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "history": history,
-                "best_nme": best_nme,
-                "data_fingerprint": fingerprint,
-                "wall_s": wall_before + time.time() - started,  # the run's wall clock so far, resumes included
-            }
-            if ema is not None:
-                ckpt["ema"] = ema.state_dict()
-            if is_best and held_out:  # with nothing held out, best.pt would be a second copy of last.pt
-                save_checkpoint(best_path, ckpt)  # before last.pt: a kill between the two resumes from it
-            save_checkpoint(last_path, ckpt)
-
-            def predict(crops, net=selected):
-                x = torch.from_numpy(np.ascontiguousarray(crops, np.float32))
-                return predict_batches(net, [(x, torch.zeros(len(x)))], device, bf16)[0]
-
-            for callback in callbacks:
-                callback(epoch, history, val_nme, predict)
-            best = f" (best {100 * best_nme:.3f}%)" if held_out else ""
-            raw = f" raw {100 * raw_nme:.3f}%" if ema is not None else ""
-            print(
-                f"epoch {epoch}: loss {entry['train_loss']:.4g} | {'val' if held_out else 'train (un-augmented)'} NME "
-                f"{100 * val_nme:.3f}%{best}{raw} | {entry['img_per_s']:.1f} img/s | {entry['epoch_s']:.0f}s",
-                flush=True,
-            )
+        entry = fit(trainee, data, cfg, callbacks, ctx)
     except KeyboardInterrupt:
-        done = history[-1]["epoch"] if history else 0
+        done = trainee.history[-1]["epoch"] if trainee.history else 0
         raise FacepointsError(
-            f"interrupted; {last_path} holds epoch {done}: continue with --resume --out {out}"
+            f"interrupted; {ctx.last_path} holds epoch {done}: continue with --resume --out {ctx.out}"
         ) from None
-    if not main:
+    if not ranks.main:
         return entry
-    clean_train = LandmarkDataset(images[train_idx], points[train_idx], cfg.input_size, cfg.margin, None)
-    clean_loader = torch.utils.data.DataLoader(clean_train, shuffle=False, **loader_kw)
-    shift = write_weights(out, held_out, clean_loader, device, annotation_offset)
-    print(f"{out / 'model.pt'}: mean error on the training faces {shift} crop px, recorded as its output_shift")
+    loader_kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    clean_loader = torch.utils.data.DataLoader(data.clean_train, shuffle=False, **loader_kw)
+    shift = write_weights(ctx.out, data.held_out, clean_loader, device, data.annotation_offset)
+    print(f"{ctx.out / 'model.pt'}: mean error on the training faces {shift} crop px, recorded as its output_shift")
     return entry
