@@ -6,7 +6,7 @@ import { decodePng, isPng } from "./png.js";
 const $ = (id) => document.getElementById(id);
 const view = $("view"), ctx = view.getContext("2d");
 const scratch = document.createElement("canvas"), sctx = scratch.getContext("2d", { willReadFrequently: true });
-let fp = null, current = null, source = null, camera = null, job = 0;
+let fp = null, current = null, camera = null, job = 0;
 
 function status(text, error = false) {
   $("status").textContent = text;
@@ -16,7 +16,6 @@ function status(text, error = false) {
 // Nothing of the previous input stays on screen: no image, no timing, no JSON of another file
 function clearResult() {
   current = null;
-  source = null;
   $("download").disabled = true;
   $("timing").textContent = "";
   ctx.clearRect(0, 0, view.width, view.height);
@@ -116,7 +115,6 @@ async function show(name, load) {
     const result = await fp.process(img);
     if (id !== job) return null;
     current = { ...result, name, image: img };
-    source = name;
     draw(img, result);
     $("download").disabled = false;
     status(result.faces.length ? `${name}: ${result.faces.length} face(s)` : `${name}: no face found`);
@@ -130,7 +128,7 @@ async function show(name, load) {
 }
 
 function report(e) {
-  status(String((e && e.message) || e).replace(/\s+/g, " "), true);
+  status(String(e?.message || e).replace(/\s+/g, " "), true);
 }
 
 async function run(task) {
@@ -155,7 +153,7 @@ $("download").addEventListener("click", () => {
   const json = JSON.stringify(resultJson(current.name, current.faces), null, 1);
   const a = document.createElement("a");
   a.href = URL.createObjectURL(new Blob([json], { type: "application/json" }));
-  a.download = (current.name || "result").replace(/\.[^.]*$/, "") + ".json";
+  a.download = `${(current.name || "result").replace(/\.[^.]*$/, "")}.json`;
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 });
@@ -175,7 +173,7 @@ async function startCamera() {
   status("webcam");
   camera.done = (async () => {
     let last = -1;
-    while (camera && camera.running) {
+    while (camera?.running) {
       if (video.readyState >= 2 && video.currentTime !== last && video.videoWidth) {
         last = video.currentTime;
         const img = pixels(video, video.videoWidth, video.videoHeight);
@@ -198,7 +196,7 @@ async function stopCamera() {
   const c = camera;
   c.running = false;
   await c.done;
-  c.stream.getTracks().forEach((t) => t.stop());
+  for (const t of c.stream.getTracks()) t.stop();
   camera = null;
   $("camera").textContent = "Start webcam";
 }

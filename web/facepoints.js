@@ -188,7 +188,7 @@ export class FacePoints {
   }
 
   static async load(ort, base = "./") {
-    const spec = await (await fetch(base + "model.json")).json();
+    const spec = await (await fetch(`${base}model.json`)).json();
     const opts = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
     const detSession = await ort.InferenceSession.create(base + spec.detector.file, opts);
     const lmSession = await ort.InferenceSession.create(base + spec.landmarks.file, opts);
@@ -218,7 +218,7 @@ export class FacePoints {
     if (!this._priors.has(key)) this._priors.set(key, priors(d, h, w));
     const P = this._priors.get(key);
     const [v0, v1] = d.variance;
-    let cand = [];
+    const cand = [];
     for (let i = 0; i < P.length; i++) {
       const score = conf[i * 2 + 1];
       if (!(score > d.threshold)) continue;
