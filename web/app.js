@@ -4,9 +4,14 @@ import { FacePoints, resultJson } from "./facepoints.js";
 import { decodePng, isPng } from "./png.js";
 
 const $ = (id) => document.getElementById(id);
-const view = $("view"), ctx = view.getContext("2d");
-const scratch = document.createElement("canvas"), sctx = scratch.getContext("2d", { willReadFrequently: true });
-let fp = null, current = null, source = null, camera = null, job = 0;
+const view = $("view"),
+  ctx = view.getContext("2d");
+const scratch = document.createElement("canvas"),
+  sctx = scratch.getContext("2d", { willReadFrequently: true });
+let fp = null,
+  current = null,
+  camera = null,
+  job = 0;
 
 function status(text, error = false) {
   $("status").textContent = text;
@@ -16,7 +21,6 @@ function status(text, error = false) {
 // Nothing of the previous input stays on screen: no image, no timing, no JSON of another file
 function clearResult() {
   current = null;
-  source = null;
   $("download").disabled = true;
   $("timing").textContent = "";
   ctx.clearRect(0, 0, view.width, view.height);
@@ -28,11 +32,16 @@ function setBusy(on) {
 
 // The decode and the models hold the main thread for seconds on a big photo: let the busy state be
 // painted first (rAF alone never fires in a hidden tab, hence the timer too)
-const painted = () => new Promise((r) => { requestAnimationFrame(() => setTimeout(r, 0)); setTimeout(r, 100); });
+const painted = () =>
+  new Promise((r) => {
+    requestAnimationFrame(() => setTimeout(r, 0));
+    setTimeout(r, 100);
+  });
 
 // Pixels of an image, a bitmap or a video frame, as RGBA ImageData (no scaling, no colour conversion)
 function pixels(drawable, w, h) {
-  scratch.width = w; scratch.height = h;
+  scratch.width = w;
+  scratch.height = h;
   sctx.drawImage(drawable, 0, 0);
   return sctx.getImageData(0, 0, w, h);
 }
@@ -43,21 +52,34 @@ async function decode(blob, name) {
   let bmp;
   try {
     // EXIF orientation applied (as the Python loader does); colours as stored
-    bmp = await createImageBitmap(blob, { imageOrientation: "from-image", premultiplyAlpha: "none", colorSpaceConversion: "none" });
+    bmp = await createImageBitmap(blob, {
+      imageOrientation: "from-image",
+      premultiplyAlpha: "none",
+      colorSpaceConversion: "none",
+    });
   } catch (e) {
     throw new Error(`${name}: not a decodable image (${e.message || e})`);
   }
   let img = pixels(bmp, bmp.width, bmp.height);
   bmp.close();
   let transparent = false;
-  for (let i = 3; i < img.data.length; i += 4) if (img.data[i] !== 255) { transparent = true; break; }
+  for (let i = 3; i < img.data.length; i += 4) {
+    if (img.data[i] !== 255) {
+      transparent = true;
+      break;
+    }
+  }
   if (transparent) {
     // the canvas premultiplies: colours under transparent pixels are lost (black). Python keeps the
     // stored colours and drops the alpha; for PNG so does png.js. (Other formats: the canvas's pixels.)
     const bytes = new Uint8Array(await blob.arrayBuffer());
     if (isPng(bytes)) {
       let png;
-      try { png = await decodePng(bytes); } catch (e) { throw new Error(`${name}: not a decodable image (${e.message || e})`); }
+      try {
+        png = await decodePng(bytes);
+      } catch (e) {
+        throw new Error(`${name}: not a decodable image (${e.message || e})`);
+      }
       img = new ImageData(png.data, png.width, png.height);
     }
     // shown as the model sees it: opaque
@@ -69,15 +91,23 @@ async function decode(blob, name) {
 async function imageFromUrl(url) {
   const name = url.split("/").pop() || url;
   let res;
-  try { res = await fetch(url); } catch (e) { throw new Error(`${url}: cannot fetch (${e.message || e})`); }
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new Error(`${url}: cannot fetch (${e.message || e})`);
+  }
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   return decode(await res.blob(), name);
 }
 
 function draw(img, result) {
-  if (view.width !== img.width || view.height !== img.height) { view.width = img.width; view.height = img.height; }
+  if (view.width !== img.width || view.height !== img.height) {
+    view.width = img.width;
+    view.height = img.height;
+  }
   ctx.putImageData(img, 0, 0);
-  const lines = $("lines").checked, boxes = $("boxes").checked;
+  const lines = $("lines").checked,
+    boxes = $("boxes").checked;
   for (const f of result.faces) {
     const xs = f.points.map((p) => p[0]);
     const scale = Math.max(1, (Math.max(...xs) - Math.min(...xs)) / 150);
@@ -85,11 +115,18 @@ function draw(img, result) {
     if (lines) {
       ctx.strokeStyle = "rgb(255,200,0)";
       ctx.beginPath();
-      for (const [a, b] of fp.spec.connections) { ctx.moveTo(f.points[a][0], f.points[a][1]); ctx.lineTo(f.points[b][0], f.points[b][1]); }
+      for (const [a, b] of fp.spec.connections) {
+        ctx.moveTo(f.points[a][0], f.points[a][1]);
+        ctx.lineTo(f.points[b][0], f.points[b][1]);
+      }
       ctx.stroke();
     }
     ctx.fillStyle = "rgb(0,255,0)";
-    for (const [x, y] of f.points) { ctx.beginPath(); ctx.arc(x, y, 1.5 * scale, 0, 2 * Math.PI); ctx.fill(); }
+    for (const [x, y] of f.points) {
+      ctx.beginPath();
+      ctx.arc(x, y, 1.5 * scale, 0, 2 * Math.PI);
+      ctx.fill();
+    }
     if (boxes) {
       ctx.strokeStyle = "rgb(255,64,64)";
       const [x1, y1, x2, y2] = f.box;
@@ -97,7 +134,8 @@ function draw(img, result) {
     }
   }
   const n = result.faces.length;
-  $("timing").textContent = `detector ${result.detectorMs.toFixed(1)} ms · landmarks ${result.landmarksMs.toFixed(1)} ms` +
+  $("timing").textContent =
+    `detector ${result.detectorMs.toFixed(1)} ms · landmarks ${result.landmarksMs.toFixed(1)} ms` +
     ` · ${n} face${n === 1 ? "" : "s"} · ${img.width}×${img.height}`;
 }
 
@@ -116,13 +154,15 @@ async function show(name, load) {
     const result = await fp.process(img);
     if (id !== job) return null;
     current = { ...result, name, image: img };
-    source = name;
     draw(img, result);
     $("download").disabled = false;
     status(result.faces.length ? `${name}: ${result.faces.length} face(s)` : `${name}: no face found`);
     return result;
   } catch (e) {
-    if (id === job) { clearResult(); report(e); }
+    if (id === job) {
+      clearResult();
+      report(e);
+    }
     throw e;
   } finally {
     if (id === job) setBusy(false);
@@ -130,11 +170,16 @@ async function show(name, load) {
 }
 
 function report(e) {
-  status(String((e && e.message) || e).replace(/\s+/g, " "), true);
+  status(String(e?.message || e).replace(/\s+/g, " "), true);
 }
 
 async function run(task) {
-  try { return await task(); } catch (e) { report(e); throw e; }
+  try {
+    return await task();
+  } catch (e) {
+    report(e);
+    throw e;
+  }
 }
 
 // The page's own controls: a failure is already reported in #status; not an unhandled rejection too
@@ -142,7 +187,7 @@ const handled = (promise) => promise.catch(() => {});
 
 $("file").addEventListener("change", (ev) => {
   const file = ev.target.files[0];
-  ev.target.value = "";  // choosing the same file again (after fixing it, say) is a change too
+  ev.target.value = ""; // choosing the same file again (after fixing it, say) is a change too
   if (file) handled(show(file.name, () => decode(file, file.name)));
 });
 $("url-form").addEventListener("submit", (ev) => {
@@ -155,7 +200,7 @@ $("download").addEventListener("click", () => {
   const json = JSON.stringify(resultJson(current.name, current.faces), null, 1);
   const a = document.createElement("a");
   a.href = URL.createObjectURL(new Blob([json], { type: "application/json" }));
-  a.download = (current.name || "result").replace(/\.[^.]*$/, "") + ".json";
+  a.download = `${(current.name || "result").replace(/\.[^.]*$/, "")}.json`;
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 });
@@ -175,7 +220,7 @@ async function startCamera() {
   status("webcam");
   camera.done = (async () => {
     let last = -1;
-    while (camera && camera.running) {
+    while (camera?.running) {
       if (video.readyState >= 2 && video.currentTime !== last && video.videoWidth) {
         last = video.currentTime;
         const img = pixels(video, video.videoWidth, video.videoHeight);
@@ -198,7 +243,7 @@ async function stopCamera() {
   const c = camera;
   c.running = false;
   await c.done;
-  c.stream.getTracks().forEach((t) => t.stop());
+  for (const t of c.stream.getTracks()) t.stop();
   camera = null;
   $("camera").textContent = "Start webcam";
 }
@@ -210,16 +255,23 @@ $("camera").addEventListener("click", () => handled(run(() => (camera ? stopCame
 const ready = (async () => {
   const ort = window.ort;
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
-  ort.env.wasm.numThreads = 1;  // a plain static server is not cross-origin isolated: no wasm threads
+  ort.env.wasm.numThreads = 1; // a plain static server is not cross-origin isolated: no wasm threads
   fp = await FacePoints.load(ort, "./");
-  if (!job) status("ready: choose a photo, give an image URL on this site, or start the webcam");  // not over "working on"
+  if (!job) status("ready: choose a photo, give an image URL on this site, or start the webcam"); // not over "working on"
   return true;
-})().catch((e) => { status(`could not load the models: ${e.message || e}`, true); throw e; });
+})().catch((e) => {
+  status(`could not load the models: ${e.message || e}`, true);
+  throw e;
+});
 
 window.facepoints = {
   ready,
-  get fp() { return fp; },
-  get current() { return current && { ...current, image: undefined }; },
+  get fp() {
+    return fp;
+  },
+  get current() {
+    return current && { ...current, image: undefined };
+  },
   stats,
   imageFromUrl,
   show: (url) => show(url.split("/").pop() || url, () => imageFromUrl(url)),

@@ -12,8 +12,10 @@ export function pyRound(v) {
 
 // crop.crop_matrix: the square of `side` px centred on (cx, cy), turned by angle, onto out x out
 export function cropMatrix(cx, cy, side, out, angleDeg = 0) {
-  const s = out / side, t = (angleDeg * Math.PI) / 180;
-  const a = s * Math.cos(t), b = s * Math.sin(t);
+  const s = out / side,
+    t = (angleDeg * Math.PI) / 180;
+  const a = s * Math.cos(t),
+    b = s * Math.sin(t);
   const c = out / 2 - 0.5;
   // [[a, b, tx], [-b, a, ty]]
   return [a, b, c - (a * cx + b * cy), -b, a, c - (-b * cx + a * cy)];
@@ -22,13 +24,17 @@ export function cropMatrix(cx, cy, side, out, angleDeg = 0) {
 export function invertAffine(m) {
   const [a, b, c, d, e, f] = m;
   const det = a * e - b * d;
-  const ia = e / det, ib = -b / det, id = -d / det, ie = a / det;
+  const ia = e / det,
+    ib = -b / det,
+    id = -d / det,
+    ie = a / det;
   return [ia, ib, -(ia * c + ib * f), id, ie, -(id * c + ie * f)];
 }
 
 // m1 @ m2 for 2x3 affine maps (as 3x3 with a last row 0 0 1)
 export function composeAffine(m1, m2) {
-  const [a, b, c, d, e, f] = m1, [g, h, i, j, k, l] = m2;
+  const [a, b, c, d, e, f] = m1,
+    [g, h, i, j, k, l] = m2;
   return [a * g + b * j, a * h + b * k, a * i + b * l + c, d * g + e * j, d * h + e * k, d * i + e * l + f];
 }
 
@@ -46,14 +52,27 @@ export function warpGray(img, m, out) {
   const rgb = [0, 0, 0];
   for (let v = 0; v < out; v++) {
     // as cv2.warpAffine: the row's and the column's parts of the source coordinate rounded separately
-    const rx = Math.round((inv[1] * v + inv[2]) * 1024), ry = Math.round((inv[4] * v + inv[5]) * 1024);
+    const rx = Math.round((inv[1] * v + inv[2]) * 1024),
+      ry = Math.round((inv[4] * v + inv[5]) * 1024);
     for (let u = 0; u < out; u++) {
-      const X = (Math.round(inv[0] * u * 1024) + rx + 16) >> 5, Y = (Math.round(inv[3] * u * 1024) + ry + 16) >> 5;
-      const x0 = X >> 5, y0 = Y >> 5, fx = X & 31, fy = Y & 31;
-      const xa = Math.min(Math.max(x0, 0), w - 1), xb = Math.min(Math.max(x0 + 1, 0), w - 1);
-      const ya = Math.min(Math.max(y0, 0), h - 1), yb = Math.min(Math.max(y0 + 1, 0), h - 1);
-      const w00 = (32 - fx) * (32 - fy), w01 = fx * (32 - fy), w10 = (32 - fx) * fy, w11 = fx * fy;
-      const p00 = (ya * w + xa) * 4, p01 = (ya * w + xb) * 4, p10 = (yb * w + xa) * 4, p11 = (yb * w + xb) * 4;
+      const X = (Math.round(inv[0] * u * 1024) + rx + 16) >> 5,
+        Y = (Math.round(inv[3] * u * 1024) + ry + 16) >> 5;
+      const x0 = X >> 5,
+        y0 = Y >> 5,
+        fx = X & 31,
+        fy = Y & 31;
+      const xa = Math.min(Math.max(x0, 0), w - 1),
+        xb = Math.min(Math.max(x0 + 1, 0), w - 1);
+      const ya = Math.min(Math.max(y0, 0), h - 1),
+        yb = Math.min(Math.max(y0 + 1, 0), h - 1);
+      const w00 = (32 - fx) * (32 - fy),
+        w01 = fx * (32 - fy),
+        w10 = (32 - fx) * fy,
+        w11 = fx * fy;
+      const p00 = (ya * w + xa) * 4,
+        p01 = (ya * w + xb) * 4,
+        p10 = (yb * w + xa) * 4,
+        p11 = (yb * w + xb) * 4;
       for (let ch = 0; ch < 3; ch++) {
         const s = w00 * data[p00 + ch] + w01 * data[p01 + ch] + w10 * data[p10 + ch] + w11 * data[p11 + ch];
         rgb[ch] = Math.min(255, (s + 512) >> 10);
@@ -71,16 +90,23 @@ function blockShrink(img, x0, y0, nw, nh, f) {
   const area = f * f;
   for (let y = 0; y < nh; y++) {
     for (let x = 0; x < nw; x++) {
-      let r = 0, g = 0, b = 0;
+      let r = 0,
+        g = 0,
+        b = 0;
       for (let dy = 0; dy < f; dy++) {
         const sy = Math.min(y0 + y * f + dy, h - 1);
         for (let dx = 0; dx < f; dx++) {
           const p = (sy * w + Math.min(x0 + x * f + dx, w - 1)) * 4;
-          r += data[p]; g += data[p + 1]; b += data[p + 2];
+          r += data[p];
+          g += data[p + 1];
+          b += data[p + 2];
         }
       }
       const q = (y * nw + x) * 4;
-      out[q] = Math.round(r / area); out[q + 1] = Math.round(g / area); out[q + 2] = Math.round(b / area); out[q + 3] = 255;
+      out[q] = Math.round(r / area);
+      out[q + 1] = Math.round(g / area);
+      out[q + 2] = Math.round(b / area);
+      out[q + 3] = 255;
     }
   }
   return { data: out, width: nw, height: nh };
@@ -90,7 +116,8 @@ function blockShrink(img, x0, y0, nw, nh, f) {
 // (matrix: source pixel -> crop pixel). Squares over 2x the crop are block-averaged first, as crop_square does.
 export function cropFace(img, box, out, margin, angleDeg = 0) {
   const [x1, y1, x2, y2] = box;
-  const cx = (x1 + x2) / 2, cy = (y1 + y2) / 2;
+  const cx = (x1 + x2) / 2,
+    cy = (y1 + y2) / 2;
   const side = Math.max(Math.max(x2 - x1, y2 - y1) * margin, 1);
   if (side > 2 * out) {
     const f = Math.floor(side / (2 * out));
@@ -114,10 +141,14 @@ export function cropFace(img, box, out, margin, angleDeg = 0) {
 // coverage-weighted mean of the source pixels under it. Separable, float, rounded at the end.
 export function areaResize(img, nw, nh) {
   const { data, width: w, height: h } = img;
-  const weights = (n, nn) => {  // per output index: list of [source index, weight]
-    const scale = n / nn, res = [];
+  const weights = (n, nn) => {
+    // per output index: list of [source index, weight]
+    const scale = n / nn,
+      res = [];
     for (let i = 0; i < nn; i++) {
-      const a = i * scale, b = (i + 1) * scale, taps = [];
+      const a = i * scale,
+        b = (i + 1) * scale,
+        taps = [];
       for (let s = Math.floor(a); s < Math.min(Math.ceil(b), n); s++) {
         const cover = Math.min(b, s + 1) - Math.max(a, s);
         if (cover > 1e-9) taps.push([s, cover / scale]);
@@ -126,21 +157,43 @@ export function areaResize(img, nw, nh) {
     }
     return res;
   };
-  const wx = weights(w, nw), wy = weights(h, nh);
+  const wx = weights(w, nw),
+    wy = weights(h, nh);
   const tmp = new Float32Array(nw * h * 3);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < nw; x++) {
-      let r = 0, g = 0, b = 0;
-      for (const [s, k] of wx[x]) { const p = (y * w + s) * 4; r += k * data[p]; g += k * data[p + 1]; b += k * data[p + 2]; }
-      const q = (y * nw + x) * 3; tmp[q] = r; tmp[q + 1] = g; tmp[q + 2] = b;
+      let r = 0,
+        g = 0,
+        b = 0;
+      for (const [s, k] of wx[x]) {
+        const p = (y * w + s) * 4;
+        r += k * data[p];
+        g += k * data[p + 1];
+        b += k * data[p + 2];
+      }
+      const q = (y * nw + x) * 3;
+      tmp[q] = r;
+      tmp[q + 1] = g;
+      tmp[q + 2] = b;
     }
   }
   const out = new Uint8ClampedArray(nw * nh * 4);
   for (let y = 0; y < nh; y++) {
     for (let x = 0; x < nw; x++) {
-      let r = 0, g = 0, b = 0;
-      for (const [s, k] of wy[y]) { const p = (s * nw + x) * 3; r += k * tmp[p]; g += k * tmp[p + 1]; b += k * tmp[p + 2]; }
-      const q = (y * nw + x) * 4; out[q] = Math.round(r); out[q + 1] = Math.round(g); out[q + 2] = Math.round(b); out[q + 3] = 255;
+      let r = 0,
+        g = 0,
+        b = 0;
+      for (const [s, k] of wy[y]) {
+        const p = (s * nw + x) * 3;
+        r += k * tmp[p];
+        g += k * tmp[p + 1];
+        b += k * tmp[p + 2];
+      }
+      const q = (y * nw + x) * 4;
+      out[q] = Math.round(r);
+      out[q + 1] = Math.round(g);
+      out[q + 2] = Math.round(b);
+      out[q + 3] = 255;
     }
   }
   return { data: out, width: nw, height: nh };
@@ -151,7 +204,8 @@ export function areaResize(img, nw, nh) {
 function priors(spec, h, w) {
   const list = [];
   spec.steps.forEach((step, k) => {
-    const ny = Math.ceil(h / step), nx = Math.ceil(w / step);
+    const ny = Math.ceil(h / step),
+      nx = Math.ceil(w / step);
     for (let i = 0; i < ny; i++)
       for (let j = 0; j < nx; j++)
         for (const size of spec.anchors[k]) list.push([(j + 0.5) * step, (i + 0.5) * step, size, size]);
@@ -162,13 +216,15 @@ function priors(spec, h, w) {
 function iou(a, b) {
   const iw = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
   const ih = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
-  const inter = iw * ih, union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  const inter = iw * ih,
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
   return union > 0 ? inter / union : 0;
 }
 
 // Head roll from 5 keypoints (detectors.roll_degrees)
 export function rollDegrees(k) {
-  const vx = k[1][0] - k[0][0] + (k[4][0] - k[3][0]), vy = k[1][1] - k[0][1] + (k[4][1] - k[3][1]);
+  const vx = k[1][0] - k[0][0] + (k[4][0] - k[3][0]),
+    vy = k[1][1] - k[0][1] + (k[4][1] - k[3][1]);
   return (Math.atan2(vy, vx) * 180) / Math.PI;
 }
 
@@ -176,8 +232,11 @@ export function rollDegrees(k) {
 export function landmarkBox(map, box, angleDeg = 0) {
   const side = Math.max(box[2] - box[0], box[3] - box[1]);
   const t = (angleDeg * Math.PI) / 180;
-  const dx = map.dx * Math.cos(t) - map.dy * Math.sin(t), dy = map.dx * Math.sin(t) + map.dy * Math.cos(t);
-  const cx = (box[0] + box[2]) / 2 + dx * side, cy = (box[1] + box[3]) / 2 + dy * side, half = (map.scale * side) / 2;
+  const dx = map.dx * Math.cos(t) - map.dy * Math.sin(t),
+    dy = map.dx * Math.sin(t) + map.dy * Math.cos(t);
+  const cx = (box[0] + box[2]) / 2 + dx * side,
+    cy = (box[1] + box[3]) / 2 + dy * side,
+    half = (map.scale * side) / 2;
   return [cx - half, cy - half, cx + half, cy + half];
 }
 
@@ -188,7 +247,7 @@ export class FacePoints {
   }
 
   static async load(ort, base = "./") {
-    const spec = await (await fetch(base + "model.json")).json();
+    const spec = await (await fetch(`${base}model.json`)).json();
     const opts = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
     const detSession = await ort.InferenceSession.create(base + spec.detector.file, opts);
     const lmSession = await ort.InferenceSession.create(base + spec.landmarks.file, opts);
@@ -205,8 +264,10 @@ export class FacePoints {
       im = areaResize(img, Math.max(1, pyRound(W * f)), Math.max(1, pyRound(H * f)));
     }
     const { width: w, height: h, data } = im;
-    const x = new Float32Array(3 * h * w), n = h * w;
-    for (let i = 0; i < n; i++) {  // BGR planes minus the means
+    const x = new Float32Array(3 * h * w),
+      n = h * w;
+    for (let i = 0; i < n; i++) {
+      // BGR planes minus the means
       x[i] = data[i * 4 + 2] - d.mean_bgr[0];
       x[n + i] = data[i * 4 + 1] - d.mean_bgr[1];
       x[2 * n + i] = data[i * 4] - d.mean_bgr[2];
@@ -218,21 +279,25 @@ export class FacePoints {
     if (!this._priors.has(key)) this._priors.set(key, priors(d, h, w));
     const P = this._priors.get(key);
     const [v0, v1] = d.variance;
-    let cand = [];
+    const cand = [];
     for (let i = 0; i < P.length; i++) {
       const score = conf[i * 2 + 1];
       if (!(score > d.threshold)) continue;
       const [px, py, pw, ph] = P[i];
-      const cx = px + loc[i * 4] * v0 * pw, cy = py + loc[i * 4 + 1] * v0 * ph;
-      const bw = pw * Math.exp(loc[i * 4 + 2] * v1), bh = ph * Math.exp(loc[i * 4 + 3] * v1);
+      const cx = px + loc[i * 4] * v0 * pw,
+        cy = py + loc[i * 4 + 1] * v0 * ph;
+      const bw = pw * Math.exp(loc[i * 4 + 2] * v1),
+        bh = ph * Math.exp(loc[i * 4 + 3] * v1);
       const kp = [];
-      for (let k = 0; k < 5; k++) kp.push([px + lms[i * 10 + 2 * k] * v0 * pw - 0.5, py + lms[i * 10 + 2 * k + 1] * v0 * ph - 0.5]);
+      for (let k = 0; k < 5; k++)
+        kp.push([px + lms[i * 10 + 2 * k] * v0 * pw - 0.5, py + lms[i * 10 + 2 * k + 1] * v0 * ph - 0.5]);
       cand.push({ box: [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], score, kp });
     }
     cand.sort((a, b) => b.score - a.score);
     const kept = [];
     for (const c of cand) if (kept.every((k) => iou(k.box, c.box) <= d.nms)) kept.push(c);
-    const sx = W / w, sy = H / h;
+    const sx = W / w,
+      sy = H / h;
     return {
       boxes: kept.map((c) => [c.box[0] * sx, c.box[1] * sy, c.box[2] * sx, c.box[3] * sy]),
       scores: kept.map((c) => c.score),
@@ -242,28 +307,36 @@ export class FacePoints {
 
   // The landmark model on (N, S*S) gray uint8 crops -> raw outputs (N*68*2 crop pixels, before output_shift)
   async runModel(crops) {
-    const S = this.spec.landmarks.input_size, N = crops.length;
+    const S = this.spec.landmarks.input_size,
+      N = crops.length;
     const x = new Float32Array(N * S * S);
-    crops.forEach((c, i) => { for (let j = 0; j < S * S; j++) x[i * S * S + j] = c[j] / 255; });
+    crops.forEach((c, i) => {
+      for (let j = 0; j < S * S; j++) x[i * S * S + j] = c[j] / 255;
+    });
     return this.runModelFloat(x, N);
   }
 
   async runModelFloat(x, N) {
     const S = this.spec.landmarks.input_size;
-    const res = await this.lmSession.run({ [this.spec.landmarks.input]: new this.ort.Tensor("float32", x, [N, 1, S, S]) });
+    const res = await this.lmSession.run({
+      [this.spec.landmarks.input]: new this.ort.Tensor("float32", x, [N, 1, S, S]),
+    });
     return res[this.spec.landmarks.output].data;
   }
 
   // Landmark boxes (tight-face convention) and rolls -> 68 points per face in image pixels (LandmarkPredictor.predict)
   async landmarks(img, boxes, angles = null) {
-    const L = this.spec.landmarks, S = L.input_size;
+    const L = this.spec.landmarks,
+      S = L.input_size;
     if (!boxes.length) return [];
     const crops = boxes.map((b, i) => cropFace(img, b, S, L.margin, angles ? angles[i] : 0));
     const out = await this.runModel(crops.map((c) => c.crop));
     return crops.map((c, i) => {
-      const inv = invertAffine(c.matrix), pts = [];
+      const inv = invertAffine(c.matrix),
+        pts = [];
       for (let k = 0; k < 68; k++) {
-        const u = out[(i * 68 + k) * 2] - L.output_shift[0], v = out[(i * 68 + k) * 2 + 1] - L.output_shift[1];
+        const u = out[(i * 68 + k) * 2] - L.output_shift[0],
+          v = out[(i * 68 + k) * 2 + 1] - L.output_shift[1];
         pts.push(applyAffine(inv, u, v));
       }
       return pts;
@@ -279,7 +352,12 @@ export class FacePoints {
     const lmBoxes = det.boxes.map((b, i) => landmarkBox(this.spec.detector.box_map, b, angles[i]));
     const points = await this.landmarks(img, lmBoxes, angles);
     const t2 = performance.now();
-    const faces = det.boxes.map((box, i) => ({ box, score: det.scores[i], keypoints: det.keypoints[i], points: points[i] }));
+    const faces = det.boxes.map((box, i) => ({
+      box,
+      score: det.scores[i],
+      keypoints: det.keypoints[i],
+      points: points[i],
+    }));
     return { faces, detectorMs: t1 - t0, landmarksMs: t2 - t1, width: img.width, height: img.height };
   }
 }
