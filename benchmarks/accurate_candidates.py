@@ -114,8 +114,15 @@ def report(rows: list[list], shipped: tuple[list, list] | None) -> str:
             f"run is slower); epochs = {BUDGET_MIN} min of such steps over the {TRAIN_FACES:,} training faces.",
             "",
             table(
-                ["network", "params", "multiply-adds", "ORT fp32, 1 thread", "train img/s fp32",
-                 "train img/s bf16", f"epochs in {BUDGET_MIN} min"],
+                [
+                    "network",
+                    "params",
+                    "multiply-adds",
+                    "ORT fp32, 1 thread",
+                    "train img/s fp32",
+                    "train img/s bf16",
+                    f"epochs in {BUDGET_MIN} min",
+                ],
                 rows,
             ),
         ]

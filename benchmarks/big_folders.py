@@ -44,7 +44,9 @@ def run(folder: Path, out: Path) -> tuple[float, float, int]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "facepoints", "detect", str(folder), "-o", str(out), "--no-images", "--threads", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     first = None
     while proc.poll() is None:

@@ -124,20 +124,45 @@ def model_table() -> str:
         trained = f"{m['epochs_trained']} epochs, {m['train_wall_clock_minutes']:.0f} min ({cpu})"
         label = f"{name} (int8 ONNX)" if m.get("int8_onnx") else name  # the graph the predictor runs by default
         flip = score(f"{label} + flip test", "landmarks")
-        rows.append([f"`{name}`" + (" (default)" if i == 0 else ""), f"`{m['arch']}`", f"{m['params'] / 1e3:,.0f}k",
-                     score(label, "landmarks"), score(label, "RetinaFace"), score(label, "dlib HOG"), flip,
-                     f"{100 * held:.2f}%" if held else "—", trained, MODEL_NOTES.get(name, "")])
-    return table(["name", "architecture", "params", "300-W common NME, landmark boxes",
-                  "RetinaFace boxes (default detector)", "dlib HOG boxes",
-                  "flip test", "held-out NME (train/)", "training", "notes"], rows)
+        rows.append(
+            [
+                f"`{name}`" + (" (default)" if i == 0 else ""),
+                f"`{m['arch']}`",
+                f"{m['params'] / 1e3:,.0f}k",
+                score(label, "landmarks"),
+                score(label, "RetinaFace"),
+                score(label, "dlib HOG"),
+                flip,
+                f"{100 * held:.2f}%" if held else "—",
+                trained,
+                MODEL_NOTES.get(name, ""),
+            ]
+        )
+    return table(
+        [
+            "name",
+            "architecture",
+            "params",
+            "300-W common NME, landmark boxes",
+            "RetinaFace boxes (default detector)",
+            "dlib HOG boxes",
+            "flip test",
+            "held-out NME (train/)",
+            "training",
+            "notes",
+        ],
+        rows,
+    )
 
 
 def write_readme_models() -> None:
     """Replace the README's model table (between its `models` markers) with `model_table()`."""
     text = README.read_text()
     pattern = re.compile(r"<!-- models:start -->.*?<!-- models:end -->", re.S)
-    block = ("<!-- models:start -->\n<!-- written by benchmarks/accuracy.py (or `python benchmarks/common.py` from "
-             "the stored results); do not edit by hand -->\n" + model_table() + "\n<!-- models:end -->")
+    block = (
+        "<!-- models:start -->\n<!-- written by benchmarks/accuracy.py (or `python benchmarks/common.py` from "
+        "the stored results); do not edit by hand -->\n" + model_table() + "\n<!-- models:end -->"
+    )
     if not pattern.search(text):
         raise SystemExit(f"{README}: no <!-- models:start --> ... <!-- models:end --> markers")
     tmp = README.with_suffix(".tmp")
@@ -295,7 +320,6 @@ def held_out_weights(name: str) -> tuple[str, str]:
         f"`{name}`'s recipe run (`runs/{run}/model.pt` sha256 {sha256_file(recipe)[:16]}…: "
         "same settings, 10% of train/ held out)"
     )
-
 
 
 def predict(model, x: torch.Tensor) -> np.ndarray:

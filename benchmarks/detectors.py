@@ -226,8 +226,7 @@ def landmark_tables(passes: dict, data: dict[str, list], detectors: list, predic
         variants = [(True, " + upright crop"), (False, "")] if CONFIGS[ci][1] == "retinaface" else [(False, "")]
         for upright, suffix in variants:
             vals = {
-                s: landmark_nmes(passes[ci, s], data[s], detectors[ci], predictor, upright, threshold(ci))
-                for s in SETS
+                s: landmark_nmes(passes[ci, s], data[s], detectors[ci], predictor, upright, threshold(ci)) for s in SETS
             }
             if ci == 0:
                 upright_vals[upright] = vals

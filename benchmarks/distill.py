@@ -21,6 +21,7 @@ run started, so that no result could shape it:
 - `accurate` was trained on seed 0's split. For seed 1 the teacher has seen most of that seed's
   held-out faces (never the student): a mild leak in the student's favour, stated beside the result.
 """
+
 import argparse
 import time
 from pathlib import Path

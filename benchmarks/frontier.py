@@ -61,10 +61,21 @@ def plot(points: list[tuple[str, float, float, float]], path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (label, ms, nme_lm, nme_hog) in enumerate(points):
         is_dlib = label.startswith("dlib")
-        ax.scatter([ms], [100 * nme_hog], marker="*" if is_dlib else "o", s=140 if is_dlib else 40,
-                   color="black" if is_dlib else None, zorder=3)
-        ax.annotate(label.replace("facepoints ", ""), (ms, 100 * nme_hog), textcoords="offset points",
-                    xytext=(6, 6 if i % 2 else -10), fontsize=7)
+        ax.scatter(
+            [ms],
+            [100 * nme_hog],
+            marker="*" if is_dlib else "o",
+            s=140 if is_dlib else 40,
+            color="black" if is_dlib else None,
+            zorder=3,
+        )
+        ax.annotate(
+            label.replace("facepoints ", ""),
+            (ms, 100 * nme_hog),
+            textcoords="offset points",
+            xytext=(6, 6 if i % 2 else -10),
+            fontsize=7,
+        )
     ax.axhline(100 * points[-1][3], color="black", lw=0.8, ls="--", label="dlib's predictor, dlib HOG boxes")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())

@@ -88,8 +88,11 @@ def measure(name: str, spec: str, work: Path, max_mb: float) -> dict:
     run([sys.executable, "-m", "venv", venv], check=True)
     py = venv / "bin" / "python"
     empty = du_mb(venv)
-    row = {"name": name, "spec": spec if name != "facepoints" else "facepoints (this checkout's wheel)",
-           "empty_mb": empty}
+    row = {
+        "name": name,
+        "spec": spec if name != "facepoints" else "facepoints (this checkout's wheel)",
+        "empty_mb": empty,
+    }
     row["download_mb"], row["files"], row["largest"] = download_mb(py, spec, work / f"{name}.report.json")
     if row["download_mb"] > max_mb:
         row["note"] = f"Not installed: its download is over {max_mb:.0f} MB" + NOT_INSTALLED.get(name, "")
@@ -128,8 +131,10 @@ def table(rows: list[dict]) -> str:
             f"{f(r.get('install_s'), '.1f')} | {f(r.get('first_s'), '.1f')} | {f(r.get('total_s'), '.1f')} | "
             f"{r.get('points', '—')} |"
         )
-    notes = [f"- `{r['name']}`: largest downloads (MB): {r['largest']}." + (f" {r['note']}." if r.get("note") else "")
-             for r in rows]
+    notes = [
+        f"- `{r['name']}`: largest downloads (MB): {r['largest']}." + (f" {r['note']}." if r.get("note") else "")
+        for r in rows
+    ]
     return "\n".join(lines + [""] + notes)
 
 
@@ -168,7 +173,8 @@ def main():
             f"facepoints' core venv is {core['venv_mb']:.0f} MB against a target of 200 MB: OpenCV "
             "(opencv-python-headless, ~160 MB installed), ONNX Runtime (~80 MB) and numpy (~75 MB) are most of "
             "it, the package with its shipped models ~36 MB; meeting the target would mean replacing OpenCV."
-            if core and core.get("venv_mb") else ""
+            if core and core.get("venv_mb")
+            else ""
         )
     )
     write_section("install", body, "python benchmarks/install.py", data=ROOT / "examples")

@@ -51,14 +51,28 @@ def landmarking(src: Path, tmp: Path, n: int) -> tuple[list[list], dict]:
     t = time.perf_counter()
     faces = sum(len(landmarker.detect(p)) for p in sorted(src.iterdir()))
     loop_s = time.perf_counter() - t
-    rows.append(["plain loop: `Landmarker.detect` per image, 1 thread (models already loaded)", 1,
-                 f"{n / loop_s:.1f}", f"{loop_s:.1f} s", faces])
+    rows.append(
+        [
+            "plain loop: `Landmarker.detect` per image, 1 thread (models already loaded)",
+            1,
+            f"{n / loop_s:.1f}",
+            f"{loop_s:.1f} s",
+            faces,
+        ]
+    )
 
     t = time.perf_counter()
     s = run_batch(str(src), tmp / "local.parquet", "local")
     wall = time.perf_counter() - t
-    rows.append(["`facepoints batch --engine local` (one process; loads its models)", 1, f"{n / wall:.1f}",
-                 f"{wall:.1f} s", s.faces])
+    rows.append(
+        [
+            "`facepoints batch --engine local` (one process; loads its models)",
+            1,
+            f"{n / wall:.1f}",
+            f"{wall:.1f} s",
+            s.faces,
+        ]
+    )
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     t = time.perf_counter()
@@ -77,8 +91,16 @@ def landmarking(src: Path, tmp: Path, n: int) -> tuple[list[list], dict]:
             t = time.perf_counter()
             s = run_batch(str(src), tmp / f"ray{workers}.parquet", "ray", workers=workers)
             wall = time.perf_counter() - t
-            rows.append([f"`facepoints batch --engine ray --workers {workers}` (cluster already up; actors load "
-                         "their models)", workers, f"{n / wall:.1f}", f"{wall:.1f} s", s.faces])
+            rows.append(
+                [
+                    f"`facepoints batch --engine ray --workers {workers}` (cluster already up; actors load "
+                    "their models)",
+                    workers,
+                    f"{n / wall:.1f}",
+                    f"{wall:.1f} s",
+                    s.faces,
+                ]
+            )
     finally:
         ray.shutdown()
     return rows, notes
@@ -86,14 +108,32 @@ def landmarking(src: Path, tmp: Path, n: int) -> tuple[list[list], dict]:
 
 def training(data: Path, tmp: Path, epochs: int) -> list[list]:
     rows = []
-    common = ["train", "--data", str(data), "--arch", "pipnet_fast", "--epochs", str(epochs), "--batch-size", "32",
-              "--workers", "0", "--val-fraction", "0", "--precision", "fp32"]
+    common = [
+        "train",
+        "--data",
+        str(data),
+        "--arch",
+        "pipnet_fast",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "32",
+        "--workers",
+        "0",
+        "--val-fraction",
+        "0",
+        "--precision",
+        "fp32",
+    ]
     env = {**os.environ, "FACEPOINTS_CACHE": str(tmp / "cache")}
     env.pop("OMP_NUM_THREADS", None)  # one process: all cores; two: each its share (distributed.threads_per_rank)
     runs = [
         ("1 process (`facepoints train`)", 1, [sys.executable, "-m", "facepoints"]),
-        ("2 processes (`torchrun --standalone --nproc_per_node=2`, gloo)", 2,
-         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "facepoints"]),
+        (
+            "2 processes (`torchrun --standalone --nproc_per_node=2`, gloo)",
+            2,
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "facepoints"],
+        ),
     ]
     build_cache(read_dataset(data), tmp / "cache")  # the crops both runs train on, cached outside the timings
     for label, procs, launcher in runs:

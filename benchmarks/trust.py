@@ -99,9 +99,13 @@ def cost(T: Trusted, repeat: int = 400) -> dict:
                 m(x)
                 times[name].append(time.perf_counter() - t)
     ms = {k: 1000 * float(np.median(v)) for k, v in times.items()}
-    out = {"macs_base": flops["base"] / 2, "macs_heads": (flops["full"] - flops["base"]) / 2,
-           "ms_base": ms["base"], "ms_full": ms["full"],
-           "params_heads": sum(p.numel() for p in T.head.parameters())}
+    out = {
+        "macs_base": flops["base"] / 2,
+        "macs_heads": (flops["full"] - flops["base"]) / 2,
+        "ms_base": ms["base"],
+        "ms_full": ms["full"],
+        "params_heads": sum(p.numel() for p in T.head.parameters()),
+    }
     try:  # the shipped path runs ONNX Runtime: both graphs exported (fp32), timed the same way
         import tempfile
 
@@ -150,8 +154,14 @@ def face_scores(r, crops, gts):
 
 def failure_row(name, nmes, score):
     fail = nmes > FAIL
-    return [name, len(nmes), int(fail.sum()), f"{auroc(score, fail):.3f}" if 0 < fail.sum() < len(fail) else "n/a",
-            f"{spearman(score, nmes):.3f}", f"{100 * nmes.mean():.2f}%"]
+    return [
+        name,
+        len(nmes),
+        int(fail.sum()),
+        f"{auroc(score, fail):.3f}" if 0 < fail.sum() < len(fail) else "n/a",
+        f"{spearman(score, nmes):.3f}",
+        f"{100 * nmes.mean():.2f}%",
+    ]
 
 
 def parse_args() -> argparse.Namespace:
@@ -212,8 +222,9 @@ def occluded_faces(T: Trusted, rgb, gt_crop, err_lm, held_photos, res: dict):
     for fam in (HELD_OUT_FAMILY, *TRAIN_FAMILIES):
         rng = np.random.default_rng(2026)
         donors = [rgb[j] for j in range(0, len(rgb), 7)]  # test faces as donors for face_patch: no training face
-        occ = [occlude(rgb[i], gt_crop[i], rng, [fam], (1, 2), donors=donors, photos=held_photos)
-               for i in range(len(rgb))]
+        occ = [
+            occlude(rgb[i], gt_crop[i], rng, [fam], (1, 2), donors=donors, photos=held_photos) for i in range(len(rgb))
+        ]
         hidden = np.stack([~o.visible for o in occ])
         r = T.run(np.stack([to_gray(o.image) for o in occ]))
         err = np.linalg.norm(r["points"] - gt_crop, axis=-1)
@@ -221,13 +232,21 @@ def occluded_faces(T: Trusted, rgb, gt_crop, err_lm, held_photos, res: dict):
         any_hidden = hidden.any(1)
         a = auroc(1 - r["visibility"][any_hidden].ravel(), hidden[any_hidden].ravel())
         name = f"`{fam}`" + (" (held out)" if fam == HELD_OUT_FAMILY else "")
-        vis_rows.append([name, int(any_hidden.sum()), f"{100 * hidden[any_hidden].mean():.1f}%", f"{a:.3f}",
-                         f"{100 * ((r['visibility'] < 0.5) == hidden)[any_hidden].mean():.1f}%"])
+        vis_rows.append(
+            [
+                name,
+                int(any_hidden.sum()),
+                f"{100 * hidden[any_hidden].mean():.1f}%",
+                f"{a:.3f}",
+                f"{100 * ((r['visibility'] < 0.5) == hidden)[any_hidden].mean():.1f}%",
+            ]
+        )
         vis_nme = (err / iod * ~hidden)[any_hidden].sum(1) / np.maximum((~hidden)[any_hidden].sum(1), 1)
         hid_nme = (err / iod * hidden)[any_hidden].sum(1) / np.maximum(hidden[any_hidden].sum(1), 1)
         clean_vis = (err_lm / iod * ~hidden)[any_hidden].sum(1) / np.maximum((~hidden)[any_hidden].sum(1), 1)
-        occl_rows.append([name, f"{100 * clean_vis.mean():.2f}%", f"{100 * vis_nme.mean():.2f}%",
-                          f"{100 * hid_nme.mean():.2f}%"])
+        occl_rows.append(
+            [name, f"{100 * clean_vis.mean():.2f}%", f"{100 * vis_nme.mean():.2f}%", f"{100 * hid_nme.mean():.2f}%"]
+        )
         res[f"visibility_auroc_{fam}"] = a
         res[f"visible_nme_{fam}"] = float(vis_nme.mean())
         if fam == HELD_OUT_FAMILY:
@@ -249,8 +268,10 @@ def hard_pool(T: Trusted, faces: TestFaces, held_photos) -> Scored:
     ha = rng.uniform(-45, 45, len(side))
     hcrops, _, hrgb = face_crops(faces.images, hb, ha, S, M)
     hgt = np.stack([cc.to_crop(g) for cc, g in zip(hcrops, gts)])
-    hocc = [occlude(hrgb[i], hgt[i], rng, [HELD_OUT_FAMILY], (1, 2), photos=held_photos) if rng.random() < 0.5
-            else None for i in range(len(hrgb))]
+    hocc = [
+        occlude(hrgb[i], hgt[i], rng, [HELD_OUT_FAMILY], (1, 2), photos=held_photos) if rng.random() < 0.5 else None
+        for i in range(len(hrgb))
+    ]
     hgray = np.stack([to_gray(o.image if o is not None else hrgb[i]) for i, o in enumerate(hocc)])
     hr = T.run(hgray)
     nme_hard, score_hard, _, _ = face_scores(hr, hcrops, gts)
@@ -285,12 +306,14 @@ def retinaface_faces(T: Trusted, faces: TestFaces, det, det_lo):
 def failure_table(lm: Scored, rf: Scored, hard: Scored, n_found: int, n_faces: int, res: dict) -> list:
     """Failure AUROC and Spearman of the failure score, per way of cropping and pooled."""
     (nme_lm, score_lm), (nme_rf, score_rf), (nme_hard, score_hard) = ((s.nmes, s.scores) for s in (lm, rf, hard))
-    fail_rows = [failure_row("landmark boxes", nme_lm, score_lm),
-                 failure_row(f"RetinaFace boxes ({n_found} of {n_faces} found at 0.5)", nme_rf, score_rf),
-                 failure_row("hard pool (held-out occluders on half, box shift 0.3/0.2, scale ±0.35, roll ±45°)",
-                             nme_hard, score_hard),
-                 failure_row("all three pooled", np.r_[nme_lm, nme_rf, nme_hard],
-                             np.r_[score_lm, score_rf, score_hard])]
+    fail_rows = [
+        failure_row("landmark boxes", nme_lm, score_lm),
+        failure_row(f"RetinaFace boxes ({n_found} of {n_faces} found at 0.5)", nme_rf, score_rf),
+        failure_row(
+            "hard pool (held-out occluders on half, box shift 0.3/0.2, scale ±0.35, roll ±45°)", nme_hard, score_hard
+        ),
+        failure_row("all three pooled", np.r_[nme_lm, nme_rf, nme_hard], np.r_[score_lm, score_rf, score_hard]),
+    ]
     sets = (("landmarks", nme_lm, score_lm), ("retinaface", nme_rf, score_rf), ("hard", nme_hard, score_hard))
     for key, n_, s_ in sets:
         res[f"failure_auroc_{key}"] = auroc(s_, n_ > FAIL) if 0 < (n_ > FAIL).sum() < len(n_) else None
@@ -306,19 +329,28 @@ def presence_table(T: Trusted, faces: TestFaces, held_photos, det_lo, p_pos_lm, 
     S, M = T.spec.input_size, T.spec.margin
     images, gts = faces.images, faces.gts
     rng = np.random.default_rng(11)
-    neg_photo = np.stack([to_gray(photo_crop(held_photos[int(rng.integers(len(held_photos)))], S, rng))
-                          for _ in range(600)])
+    neg_photo = np.stack(
+        [to_gray(photo_crop(held_photos[int(rng.integers(len(held_photos)))], S, rng)) for _ in range(600)]
+    )
     hits = detector_hits(held_photos, detector=det_lo)
     neg_hits = np.stack([to_gray(hit_crop(held_photos[k], b, a, S, M)) for k, b, a in hits])
     neg_wrong = np.stack([to_gray(wrong_box(images[i], gts[i], S, M, rng)) for i in range(len(images))])
-    p_neg = {"random crops of held-out photos": T.run(neg_photo)["presence"],
-             "RetinaFace hits (≥0.05) on held-out photos": T.run(neg_hits)["presence"],
-             "boxes that miss test/ faces": T.run(neg_wrong)["presence"]}
+    p_neg = {
+        "random crops of held-out photos": T.run(neg_photo)["presence"],
+        "RetinaFace hits (≥0.05) on held-out photos": T.run(neg_hits)["presence"],
+        "boxes that miss test/ faces": T.run(neg_wrong)["presence"],
+    }
     pos = np.r_[p_pos_lm, p_pos_rf]
     pres_rows = []
     for name, pn in p_neg.items():
-        pres_rows.append([name, len(pn), f"{auroc(np.r_[pos, pn], np.r_[np.ones(len(pos)), np.zeros(len(pn))]):.4f}",
-                          f"{np.median(pn):.3f}"])
+        pres_rows.append(
+            [
+                name,
+                len(pn),
+                f"{auroc(np.r_[pos, pn], np.r_[np.ones(len(pos)), np.zeros(len(pn))]):.4f}",
+                f"{np.median(pn):.3f}",
+            ]
+        )
     alln_ = np.concatenate(list(p_neg.values()))
     res["presence_auroc"] = auroc(np.r_[pos, alln_], np.r_[np.ones(len(pos)), np.zeros(len(alln_))])
     pres_rows.append(["all negatives", len(alln_), f"{res['presence_auroc']:.4f}", f"{np.median(alln_):.3f}"])
@@ -346,15 +378,18 @@ def false_faces_table(T: Trusted, faces: TestFaces, held_photos, det, det_lo, al
             continue
         a = float(roll_degrees(d.keypoints[j : j + 1])[0])
         b = det.landmark_boxes(d.boxes[j : j + 1], np.array([a]))[0]
-        test_pres[i] = (float(d.scores[j]), float(T.run(to_gray(crop_face(images[i], tuple(b), S, M, a).image)[None])
-                                                   ["presence"][0]))
+        test_pres[i] = (
+            float(d.scores[j]),
+            float(T.run(to_gray(crop_face(images[i], tuple(b), S, M, a).image)[None])["presence"][0]),
+        )
     ff_rows = []
     for thr in (0.5, 0.3, 0.2):
         for pmin in (None, 0.5, 0.8, 0.9, 0.95, 0.98):
             false = sum(int(((d.scores >= thr) & (pp >= (pmin or 0))).sum()) for d, pp in zip(photo_dets, photo_pres))
             rec = sum(1 for s_, p_ in test_pres.values() if s_ >= thr and p_ >= (pmin or 0)) / len(images)
-            ff_rows.append([thr, "—" if pmin is None else pmin, f"{false / len(held_photos):.3f} ({false})",
-                            f"{100 * rec:.2f}%"])
+            ff_rows.append(
+                [thr, "—" if pmin is None else pmin, f"{false / len(held_photos):.3f} ({false})", f"{100 * rec:.2f}%"]
+            )
             res[f"false_per_image_{thr}_{pmin}"] = false / len(held_photos)
             res[f"recall_{thr}_{pmin}"] = rec
     return ff_rows
@@ -437,13 +472,27 @@ family, failure AUROC ≥ 0.85, Spearman ≥ 0.5.
 **Visibility**: AUROC of 1 − visibility for "hidden" over the points of faces with at least one hidden point.
 `{HELD_OUT_FAMILY}` is the held-out family: patches of real photos never seen in training.
 
-{table(["occluder family on test/", "faces with hidden points", "points hidden", "visibility AUROC",
-        "accuracy at 0.5"], vis_rows)}
+{
+        table(
+            [
+                "occluder family on test/",
+                "faces with hidden points",
+                "points hidden",
+                "visibility AUROC",
+                "accuracy at 0.5",
+            ],
+            vis_rows,
+        )
+    }
 
 **Occluded faces' NME** (inter-ocular, landmark boxes), on the faces with hidden points:
 
-{table(["family", "visible points, face not occluded", "visible points, occluded", "hidden points, occluded"],
-       occl_rows)}
+{
+        table(
+            ["family", "visible points, face not occluded", "visible points, occluded", "hidden points, occluded"],
+            occl_rows,
+        )
+    }
 
 **Failure prediction**: score = mean uncertainty (image px) / predicted inter-ocular distance; failure = NME > 8%.
 
@@ -479,8 +528,10 @@ Measured in {res["seconds"]:.0f} s."""
 def _ort_line(c: dict) -> str:
     if "ort_ms_base" not in c:
         return ""
-    return (f" In ONNX Runtime (fp32 graphs of both, 1 thread): {c['ort_ms_base']:.3f} ms → {c['ort_ms_full']:.3f} ms "
-            f"(+{100 * (c['ort_ms_full'] / c['ort_ms_base'] - 1):.1f}%).")
+    return (
+        f" In ONNX Runtime (fp32 graphs of both, 1 thread): {c['ort_ms_base']:.3f} ms → {c['ort_ms_full']:.3f} ms "
+        f"(+{100 * (c['ort_ms_full'] / c['ort_ms_base'] - 1):.1f}%)."
+    )
 
 
 if __name__ == "__main__":

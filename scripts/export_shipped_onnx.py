@@ -59,8 +59,10 @@ def main():
             path = PACKAGE_WEIGHTS / int8["file"]
             write_metadata(path, spec, calibrated=False)
             int8["sha256"] = sha256_file(path)
-        print(f"{name}: {dest.name} {size_mb:.1f} MB, max |onnx - torch| {diff:.2g} px"
-              + (f"; {int8['file']}: metadata set" if int8 else ""))
+        print(
+            f"{name}: {dest.name} {size_mb:.1f} MB, max |onnx - torch| {diff:.2g} px"
+            + (f"; {int8['file']}: metadata set" if int8 else "")
+        )
     (PACKAGE_WEIGHTS / "MODELS.json").write_text(json.dumps(index, indent=2) + "\n")
 
 

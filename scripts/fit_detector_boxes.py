@@ -45,9 +45,15 @@ def fit(detector, samples) -> dict:
         rel.append((dx, dy, max(x2 - x1, y2 - y1) / side))
     rel = np.asarray(rel)
     med = np.median(rel, axis=0)
-    return {"dx": round(float(med[0]), 4), "dy": round(float(med[1]), 4), "scale": round(float(med[2]), 4),
-            "spread_iqr": np.round(np.subtract(*np.percentile(rel, [75, 25], axis=0)), 4).tolist(),
-            "found": int(len(rel)), "faces": len(samples), "max_side": detector.max_side}
+    return {
+        "dx": round(float(med[0]), 4),
+        "dy": round(float(med[1]), 4),
+        "scale": round(float(med[2]), 4),
+        "spread_iqr": np.round(np.subtract(*np.percentile(rel, [75, 25], axis=0)), 4).tolist(),
+        "found": int(len(rel)),
+        "faces": len(samples),
+        "max_side": detector.max_side,
+    }
 
 
 def main():
@@ -62,8 +68,11 @@ def main():
         d.box_map = BoxMap()  # raw boxes
         maps[name] = fit(d, samples)
         print(name, maps[name])
-    maps["_source"] = {"data": args.data, "date": datetime.date.today().isoformat(),
-                       "command": "python scripts/fit_detector_boxes.py " + " ".join(["--detectors", *args.detectors])}
+    maps["_source"] = {
+        "data": args.data,
+        "date": datetime.date.today().isoformat(),
+        "command": "python scripts/fit_detector_boxes.py " + " ".join(["--detectors", *args.detectors]),
+    }
     maps = {k: maps[k] for k in [*DETECTORS, "_source"] if k in maps}
     atomic_write_text(BOX_MAPS_FILE, json.dumps(maps, indent=2) + "\n")
     print(f"-> {BOX_MAPS_FILE}")

@@ -49,8 +49,11 @@ def small(image, points, rng, frame=(720, 1280)):
     side = rng.uniform(40, 80)
     f = side / face_side(points)
     im = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-    noise = cv2.resize(rng.integers(0, 256, (frame[0] // 40, frame[1] // 40, 3), dtype=np.uint8), frame[::-1],
-                       interpolation=cv2.INTER_CUBIC)
+    noise = cv2.resize(
+        rng.integers(0, 256, (frame[0] // 40, frame[1] // 40, 3), dtype=np.uint8),
+        frame[::-1],
+        interpolation=cv2.INTER_CUBIC,
+    )
     canvas = cv2.GaussianBlur(noise, (0, 0), 8)
     h, w = im.shape[:2]
     y, x = int(rng.integers(0, frame[0] - h)), int(rng.integers(0, frame[1] - w))

@@ -34,7 +34,7 @@ def main():
         "sha256": sha256_file(dest),
         "command": f"python scripts/quantize_weights.py {args.name} --calibration {args.calibration}",
         "calibration": f"{len(calibration)} un-augmented crops of the model's training faces"
-                       + (" (not its held-out faces)" if cfg["val_fraction"] > 0 else ""),
+        + (" (not its held-out faces)" if cfg["val_fraction"] > 0 else ""),
         "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, Conv only",
     }
     (PACKAGE_WEIGHTS / "MODELS.json").write_text(json.dumps(index, indent=2) + "\n")

@@ -106,8 +106,10 @@ def main():
         if stale.exists():  # made from the weights this replaces: remove it so it cannot be shipped by mistake
             stale.unlink()
             print(f"removed {stale.name}; rebuild it with: python scripts/{remake} {args.name}")
-    print(f"the core install (no torch) runs {args.name} only once its ONNX graph ships: "
-          f"python scripts/export_shipped_onnx.py {args.name}")
+    print(
+        f"the core install (no torch) runs {args.name} only once its ONNX graph ships: "
+        f"python scripts/export_shipped_onnx.py {args.name}"
+    )
 
 
 if __name__ == "__main__":

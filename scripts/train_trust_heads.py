@@ -52,10 +52,20 @@ def main(argv=None) -> int:
 
     log(f"command: {' '.join(sys.argv)}")
     t = time.time()
-    result = train_trust_heads(args.model, out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                               data=args.data, resume=args.resume, workers=args.workers, seed=args.seed,
-                               max_minutes=args.max_minutes, log=log,
-                               hit_detector=create_detector("retinaface", threshold=HIT_THRESHOLD))
+    result = train_trust_heads(
+        args.model,
+        out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        data=args.data,
+        resume=args.resume,
+        workers=args.workers,
+        seed=args.seed,
+        max_minutes=args.max_minutes,
+        log=log,
+        hit_detector=create_detector("retinaface", threshold=HIT_THRESHOLD),
+    )
     minutes = (time.time() - t) / 60
     if not result["complete"]:
         log(f"not finished (epoch {result['epoch']} of {args.epochs}); rerun with --resume")
@@ -63,10 +73,15 @@ def main(argv=None) -> int:
     model, spec, sha = _base_weights(args.model)
     split = RunSplit.from_config(spec.train_config, args.data)
     cal = calibrate(model, result["head"], spec, split, log=log)
-    meta = {"command": f"python scripts/train_trust_heads.py {args.model} --epochs {args.epochs} --out {args.out}",
-            "epochs": args.epochs, "history": result["history"], "session_minutes": round(minutes, 1),
-            "machine": _machine(), "date": time.strftime("%Y-%m-%d"),
-            "data": "training faces of the model's run (its held-out 10% never trained on; used for calibration)"}
+    meta = {
+        "command": f"python scripts/train_trust_heads.py {args.model} --epochs {args.epochs} --out {args.out}",
+        "epochs": args.epochs,
+        "history": result["history"],
+        "session_minutes": round(minutes, 1),
+        "machine": _machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "data": "training faces of the model's run (its held-out 10% never trained on; used for calibration)",
+    }
     path = out / f"{args.model}.trust.pt"
     save_trust(path, result["head"], cal, args.model, sha, meta)
     log(f"wrote {path} sha256 {sha256_file(path)} ({path.stat().st_size} bytes)")

@@ -256,10 +256,15 @@ def test_detect_for_video_tracks_smooths_and_matches_the_cli_path(tiny_model, tm
     pts = template(80, (100, 100))
     frames = [painted_face(pts + [i * 0.5, 0], seed=0) for i in range(8)]
     _write_video(tmp_path / "v.mp4", frames)
+
     def make():
-        return Landmarker.from_pretrained(str(tiny_model / "model.pt"), backend="torch",
-                                          detector=FixedDetector(points_box(pts)), upright=False,
-                                          video=VideoOptions(redetect_every=3))
+        return Landmarker.from_pretrained(
+            str(tiny_model / "model.pt"),
+            backend="torch",
+            detector=FixedDetector(points_box(pts)),
+            upright=False,
+            video=VideoOptions(redetect_every=3),
+        )
 
     lm = make()
     process_video(lm, str(tmp_path / "v.mp4"), None, None, tmp_path / "o.jsonl", progress=False)
@@ -437,8 +442,11 @@ def test_evaluate_reads_a_landmarker_and_a_bare_predictor_alike(tiny_model, face
     from facepoints.evaluate import PointsOf, evaluate
 
     samples = read_pts_folder(face_folder)[:4]
-    lm = Landmarker(LandmarkerOptions(model=str(tiny_model / "model.pt"), backend="torch", detector="retinaface",
-                                      detector_threshold=0.02))
+    lm = Landmarker(
+        LandmarkerOptions(
+            model=str(tiny_model / "model.pt"), backend="torch", detector="retinaface", detector_threshold=0.02
+        )
+    )
     for boxes in ("landmarks", "detector"):
         a = evaluate(samples, lm, boxes, progress=False).nmes
         b = evaluate(samples, PointsOf(lm.predictor.predict, lm.detector), boxes, progress=False).nmes

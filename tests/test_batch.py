@@ -247,8 +247,9 @@ sys.exit(main(["batch", *sys.argv[2:]]))
 def killed_batch(where: str, *args) -> subprocess.CompletedProcess:
     """`facepoints batch ARGS` in a process killed (os._exit: no finally, no cleanup, as SIGKILL) at `where`."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", KILLED, where, *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", KILLED, where, *map(str, args)], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def copy_photos(photo_folder, folder, n: int, start: int = 0) -> list:
@@ -381,8 +382,9 @@ def test_an_unreadable_file_is_not_stored_and_a_rerun_retries_it(photo_folder, t
     stored, a non-zero exit naming it, and the rerun landmarks it once it is there."""
     files = copy_photos(photo_folder, tmp_path / "photos", 4)
     later = tmp_path / "later.jpg"
-    table = pa.table({"path": [f.name for f in files[:3]] + [str(later)],
-                      "bytes": [f.read_bytes() for f in files[:3]] + [None]})  # null bytes: read from path
+    table = pa.table(
+        {"path": [f.name for f in files[:3]] + [str(later)], "bytes": [f.read_bytes() for f in files[:3]] + [None]}
+    )  # null bytes: read from path
     pq.write_table(table, tmp_path / "images.parquet")
     out = tmp_path / "out.parquet"
     assert main(["batch", str(tmp_path / "images.parquet"), "-o", str(out)]) == 1

@@ -57,8 +57,13 @@ def ray_cluster():
 
     for attempt in range(3):  # a starved machine can miss the raylet's fixed 15 s wait for its agent (Ray #65983)
         try:
-            ray.init(num_cpus=2, object_store_memory=300 * 2**20, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING)
+            ray.init(
+                num_cpus=2,
+                object_store_memory=300 * 2**20,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
             break
         except Exception:
             ray.shutdown()
@@ -123,8 +128,14 @@ def facepoints_cli(*args, cwd=None, env=None, timeout=300) -> subprocess.Complet
     env = {**os.environ, **(env or {})}
     env = {k: v for k, v in env.items() if v is not None}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "facepoints", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "facepoints", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+    )
 
 
 def one_line(proc: subprocess.CompletedProcess) -> str:
@@ -162,12 +173,35 @@ def start_node(root: Path, name: str, args: list[str], env: dict) -> subprocess.
     """`ray start --block ARGS` in a process group of its own, with a temp dir and ports of its own; returns
     once the node is up."""
     ports = free_ports(17)
-    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats",
-           "--num-cpus", "1", "--object-store-memory", str(100 * 2**20), "--temp-dir", str(root / name),
-           "--node-manager-port", str(ports[0]), "--object-manager-port", str(ports[1]),
-           "--metrics-export-port", str(ports[2]), "--dashboard-agent-listen-port", str(ports[3]),
-           "--dashboard-agent-grpc-port", str(ports[4]), "--runtime-env-agent-port", str(ports[5]),
-           "--worker-port-list", ",".join(map(str, ports[6:])), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ray.scripts.scripts",
+        "start",
+        "--block",
+        "--disable-usage-stats",
+        "--num-cpus",
+        "1",
+        "--object-store-memory",
+        str(100 * 2**20),
+        "--temp-dir",
+        str(root / name),
+        "--node-manager-port",
+        str(ports[0]),
+        "--object-manager-port",
+        str(ports[1]),
+        "--metrics-export-port",
+        str(ports[2]),
+        "--dashboard-agent-listen-port",
+        str(ports[3]),
+        "--dashboard-agent-grpc-port",
+        str(ports[4]),
+        "--runtime-env-agent-port",
+        str(ports[5]),
+        "--worker-port-list",
+        ",".join(map(str, ports[6:])),
+        *args,
+    ]
     log = root / f"{name}.log"
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.monotonic() + 180
@@ -229,8 +263,14 @@ def started_cluster():
     gcs, dashboard = free_ports(2)
     nodes = []
     try:
-        nodes.append(start_node(root, "head", ["--head", "--port", str(gcs), "--include-dashboard", "false",
-                                               "--dashboard-port", str(dashboard)], env))
+        nodes.append(
+            start_node(
+                root,
+                "head",
+                ["--head", "--port", str(gcs), "--include-dashboard", "false", "--dashboard-port", str(dashboard)],
+                env,
+            )
+        )
         assert "Token authentication is enabled" in (root / "head.log").read_text()
         nodes.append(start_node(root, "node", ["--address", f"127.0.0.1:{gcs}"], {**env, "RAY_AUTH_MODE": "token"}))
         yield f"127.0.0.1:{gcs}", token, root
@@ -249,8 +289,12 @@ def test_started_cluster_from_another_folder(started_cluster, photo_folder, tmp_
     (work / "photos").mkdir(parents=True)
     for f in sorted((photo_folder / "a").glob("*.jpg"))[:6]:
         (work / "photos" / f.name).write_bytes(f.read_bytes())
-    client = {"RAY_AUTH_TOKEN": token, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": None, "RAY_ADDRESS": None,
-              "RAY_AUTH_MODE": None}
+    client = {
+        "RAY_AUTH_TOKEN": token,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": None,
+        "RAY_ADDRESS": None,
+        "RAY_AUTH_MODE": None,
+    }
     args = ["batch", "photos", "-o", "out.parquet", "--engine", "ray", "--address", address, "--workers", "2"]
     proc = facepoints_cli(*args, cwd=work, env=client)
     assert proc.returncode == 1

@@ -64,8 +64,10 @@ def test_empty_folder(tmp_path):
 def test_dlib_xml(tmp_path, face_folder):
     pts = template()
     parts = "".join(f"<part name='{i:02d}' x='{x:.0f}' y='{y:.0f}'/>" for i, (x, y) in enumerate(pts))
-    xml = (f"<dataset><images><image file='faces/a/face1.jpg'><box top='10' left='20' width='100' height='90'>"
-           f"{parts}</box></image></images></dataset>")
+    xml = (
+        f"<dataset><images><image file='faces/a/face1.jpg'><box top='10' left='20' width='100' height='90'>"
+        f"{parts}</box></image></images></dataset>"
+    )
     (tmp_path / "labels.xml").write_text(xml)
     [s] = read_dataset(tmp_path / "labels.xml")
     assert s.image_path == tmp_path / "faces/a/face1.jpg"

@@ -171,8 +171,23 @@ def test_haar_takes_a_threshold_in_detect_and_evaluate(tiny_model, face_folder, 
     image = next(face_folder.rglob("*.png"))
     model = ["--model", str(tiny_model / "model.pt"), "--backend", "torch", "--detector", "haar"]
     assert main(["detect", str(image), *model, "--det-threshold", "-100", "-o", str(tmp_path / "a")]) == 0
-    assert main(["evaluate", "--data", str(face_folder), *model, "--boxes", "detector", "--det-threshold", "1e9",
-                 "-o", str(tmp_path / "e.json")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(face_folder),
+                *model,
+                "--boxes",
+                "detector",
+                "--det-threshold",
+                "1e9",
+                "-o",
+                str(tmp_path / "e.json"),
+            ]
+        )
+        == 0
+    )
     assert "Traceback" not in capsys.readouterr().err
     rgb = load_image(Path(__file__).resolve().parents[1] / "examples" / "grace_hopper.jpg")
     every = create_detector("haar").detect(rgb)

@@ -36,8 +36,9 @@ def test_ranks_share_the_one_process_batches(n, batch):
     """N ranks' shares of each step are, together, the batch the one-process DataLoader of train.py draws."""
     for epoch in (1, 2):
         gen = torch.Generator().manual_seed(3 * 1000 + epoch)  # train.py's loader, seed 3
-        loader = torch.utils.data.DataLoader(range(n), batch_size=batch, shuffle=True, generator=gen,
-                                             drop_last=n > batch)
+        loader = torch.utils.data.DataLoader(
+            range(n), batch_size=batch, shuffle=True, generator=gen, drop_last=n > batch
+        )
         one = [b.tolist() for b in loader]
         assert [i for b in one for i in b][: len(one) * batch] == epoch_order(n, 3, epoch)[: len(one) * batch]
         for world in (1, 2, 4):
@@ -75,9 +76,21 @@ def test_rank_and_world_size_without_master_addr_is_one_line(face_folder, tmp_pa
 
 
 def _cfg(data, out, **kw) -> TrainConfig:
-    base = dict(data=str(data), out=str(out), arch="pipnet_small", model_kwargs=TINY, epochs=1, batch_size=8,
-                lr=1e-3, workers=0, val_fraction=0.0, annotation_offsets=False, precision="fp32",
-                progress_faces=2, augment=AugmentConfig(rotation=10))
+    base = dict(
+        data=str(data),
+        out=str(out),
+        arch="pipnet_small",
+        model_kwargs=TINY,
+        epochs=1,
+        batch_size=8,
+        lr=1e-3,
+        workers=0,
+        val_fraction=0.0,
+        annotation_offsets=False,
+        precision="fp32",
+        progress_faces=2,
+        augment=AugmentConfig(rotation=10),
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -87,8 +100,9 @@ def ghost_batch_reference(cfg: TrainConfig, world: int) -> dict:
     gradients averaged, one Adam step per global batch."""
     split = RunSplit.from_config(cfg)
     images, points = split.cache()
-    ds = LandmarkDataset(images[split.train_idx], points[split.train_idx], cfg.input_size, cfg.margin, cfg.augment,
-                         cfg.seed)
+    ds = LandmarkDataset(
+        images[split.train_idx], points[split.train_idx], cfg.input_size, cfg.margin, cfg.augment, cfg.seed
+    )
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, input_size=cfg.input_size, **cfg.model_kwargs).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -130,13 +144,28 @@ def test_torchrun_two_processes_against_one(sixteen_faces, tmp_path, monkeypatch
     dumps.mkdir()
     out2 = tmp_path / "two"
     cfg = _cfg(sixteen_faces, out2)
-    env = {**os.environ, "DDP_DUMP": str(dumps), "OMP_NUM_THREADS": "1", "FACEPOINTS_CACHE": str(cache),
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "DDP_DUMP": str(dumps),
+        "OMP_NUM_THREADS": "1",
+        "FACEPOINTS_CACHE": str(cache),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     # the tiny model's widths have no CLI option: the run's config.json holds them, and --resume starts from it
     out2.mkdir()
     (out2 / "config.json").write_text(json.dumps(asdict(cfg)))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(ROOT / "tests" / "ddp_worker.py"), "--resume", "--out", str(out2), "--distributed"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(ROOT / "tests" / "ddp_worker.py"),
+        "--resume",
+        "--out",
+        str(out2),
+        "--distributed",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TORCHRUN_TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "2 processes" in proc.stdout
@@ -170,5 +199,7 @@ def test_torchrun_two_processes_against_one(sixteen_faces, tmp_path, monkeypatch
     start = create_model("pipnet_small", input_size=128, **TINY).state_dict()
     moved = np.mean([(one[k] - start[k]).abs().mean().item() for k in params])
     differ = np.mean([(rank0[k] - one[k]).abs().mean().item() for k in params])
-    print(f"\n2 processes vs ghost-batch reference: max |dw| {ghost_diff:.2e}; vs 1 process: mean |dw| {differ:.2e} "
-          f"against a mean update of {moved:.2e} in one epoch")
+    print(
+        f"\n2 processes vs ghost-batch reference: max |dw| {ghost_diff:.2e}; vs 1 process: mean |dw| {differ:.2e} "
+        f"against a mean update of {moved:.2e} in one epoch"
+    )

@@ -20,8 +20,10 @@ def real_and_synthetic_crops(size: int, margin: float) -> np.ndarray:
     image = load_image(ROOT / "examples" / "grace_hopper.jpg")
     points = np.asarray(json.loads((ROOT / "docs" / "grace_hopper.json").read_text())["faces"][0]["points"], np.float32)
     box = np.asarray(points_box(points))
-    crops = [crop_face(image, tuple(box + d), size, margin, a).image
-             for d, a in [(0, 0.0), (4, 5.0), (-3, -8.0), (np.array([6, -2, 6, -2]), 0.0)]]
+    crops = [
+        crop_face(image, tuple(box + d), size, margin, a).image
+        for d, a in [(0, 0.0), (4, 5.0), (-3, -8.0), (np.array([6, -2, 6, -2]), 0.0)]
+    ]
     for i in range(3):
         pts = template(70 + 10 * i, (100, 100))
         crops.append(crop_face(painted_face(pts, seed=i), points_box(pts), size, margin).image)
@@ -140,8 +142,11 @@ def test_a_damaged_shipped_graph_is_one_line(tiny_model, tmp_path, monkeypatch):
 
     (tmp_path / "tiny.pt").write_bytes((tiny_model / "model.pt").read_bytes())
     (tmp_path / "tiny.onnx").write_bytes(b"not a graph")
-    entry = {"file": "tiny.pt", "sha256": mf.sha256_file(tmp_path / "tiny.pt"),
-             "onnx": {"file": "tiny.onnx", "sha256": "0" * 64}}
+    entry = {
+        "file": "tiny.pt",
+        "sha256": mf.sha256_file(tmp_path / "tiny.pt"),
+        "onnx": {"file": "tiny.onnx", "sha256": "0" * 64},
+    }
     (tmp_path / "MODELS.json").write_text(json.dumps({"tiny": entry}))
     monkeypatch.setattr(mf, "PACKAGE_WEIGHTS", tmp_path)
     with pytest.raises(FacepointsError, match="tiny.onnx: missing or checksum mismatch"):

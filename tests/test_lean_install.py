@@ -78,8 +78,9 @@ def test_lean_install_landmarks_without_the_training_stack(lean_venv, tmp_path):
     py, _ = lean_venv
     env = os.environ | {"FACEPOINTS_CACHE": str(tmp_path / "cache")}
     # the README's first command, through the installed console script
-    readme = _run([py.parent / "facepoints", "detect", PHOTO, "-o", tmp_path / "readme"], env=env, cwd=tmp_path,
-                  timeout=300)
+    readme = _run(
+        [py.parent / "facepoints", "detect", PHOTO, "-o", tmp_path / "readme"], env=env, cwd=tmp_path, timeout=300
+    )
     assert readme.returncode == 0, readme.stderr[-2000:]
     lean_json = json.loads((tmp_path / "readme" / "grace_hopper.json").read_text())
     assert main(["detect", str(PHOTO), "-o", str(tmp_path / "dev"), "--no-images"]) == 0  # this venv: torch present

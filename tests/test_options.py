@@ -39,16 +39,18 @@ def test_landmarker_options_refuse_what_the_cli_refuses(kwargs):
         LandmarkerOptions(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [{"redetect_every": 0}, {"redetect_every": -3}, {"min_overlap": math.nan},
-                                    {"min_overlap": 2.0}], ids=str)
+@pytest.mark.parametrize(
+    "kwargs", [{"redetect_every": 0}, {"redetect_every": -3}, {"min_overlap": math.nan}, {"min_overlap": 2.0}], ids=str
+)
 def test_video_options_are_checked_when_built(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):  # a UsageError is a ValueError too
         VideoOptions(**kwargs)
 
 
 def test_good_options_still_build():
-    LandmarkerOptions(threads=2, max_faces=3, detector_max_side=None, min_score=-1e9, detector="dlib",
-                      detector_threshold=-0.5)
+    LandmarkerOptions(
+        threads=2, max_faces=3, detector_max_side=None, min_score=-1e9, detector="dlib", detector_threshold=-0.5
+    )
     LandmarkerOptions(detector_max_side=0)  # 0 = never shrink, as on the CLI
     VideoOptions(redetect_every=1, min_overlap=0.0)
 
@@ -101,8 +103,15 @@ def test_json_to_a_folder_exits_2(tmp_path, capsys, monkeypatch):
     assert "is a folder" in _last_line(capsys)
 
 
-@pytest.mark.parametrize("argv", [["detect", "--threads", "0", "x.jpg"], ["nosuchverb"], ["train", "--bogus"],
-                                  ["detect", "x.jpg", "--detector", "haar", "--det-threshold", "nan"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["detect", "--threads", "0", "x.jpg"],
+        ["nosuchverb"],
+        ["train", "--bogus"],
+        ["detect", "x.jpg", "--detector", "haar", "--det-threshold", "nan"],
+    ],
+)
 def test_argparse_errors_are_one_line(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -129,8 +138,12 @@ def test_third_party_noise_stays_off_stderr(tmp_path):
 
     Image.new("L", (9990, 9990)).save(tmp_path / "huge.png")  # over Pillow's threshold: refused by name
     for argv in (["--camera", "99"], [str(tmp_path / "huge.png")]):
-        run = subprocess.run([sys.executable, "-m", "facepoints", "detect", *argv, "-o", str(tmp_path / "o")],
-                             capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            [sys.executable, "-m", "facepoints", "detect", *argv, "-o", str(tmp_path / "o")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode == 1
         lines = run.stderr.strip().splitlines()
         assert lines and all(x.startswith("facepoints: ") for x in lines), run.stderr

@@ -35,9 +35,7 @@ def test_frontal_is_zero():
     assert_close(estimate_pose(render(), SIZE), 0, 0, 0, 0.1)
 
 
-@pytest.mark.parametrize(
-    "yaw,pitch,roll", list(itertools.product([-30, 0, 30], [-15, 0, 15], [-20, 0, 20]))
-)
+@pytest.mark.parametrize("yaw,pitch,roll", list(itertools.product([-30, 0, 30], [-15, 0, 15], [-20, 0, 20])))
 def test_recovers_rendered_angles(yaw, pitch, roll):
     assert_close(estimate_pose(render(yaw, pitch, roll), SIZE), yaw, pitch, roll, 2.0)
 

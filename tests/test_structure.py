@@ -12,8 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "facepoints"
-MODULES = sorted(".".join(("facepoints", *p.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
-                 for p in PACKAGE.rglob("*.py"))
+MODULES = sorted(
+    ".".join(("facepoints", *p.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+    for p in PACKAGE.rglob("*.py")
+)
 
 
 def _resolve(module: str, node: ast.ImportFrom) -> list[str]:

@@ -16,8 +16,17 @@ TINY = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "head_chs": 16}
 
 
 def _cfg(data, out, **kw):
-    base = dict(data=str(data), out=str(out), arch="pipnet_small", epochs=1, batch_size=4, workers=0,
-                model_kwargs=TINY, progress_faces=2, precision="fp32")
+    base = dict(
+        data=str(data),
+        out=str(out),
+        arch="pipnet_small",
+        epochs=1,
+        batch_size=4,
+        workers=0,
+        model_kwargs=TINY,
+        progress_faces=2,
+        precision="fp32",
+    )
     return TrainConfig(**{**base, **kw})
 
 

@@ -156,10 +156,21 @@ def test_training_lowers_covered_points_visibility(tmp_path):
     """A few epochs of head training on painted faces with flat blobs: covered points end up less visible."""
     model = tiny_pipnet()
     imgs, pts = faces(16)
-    ds = TrustDataset(imgs, pts, np.zeros((16, 2)), S, 1.1, [], [], neg_fraction=0.25, occluded=1.0,
-                      families=("blob", "scarf", "sunglasses"))
-    train_trust_heads(out=tmp_path / "run", epochs=30, batch_size=4, lr=1e-2, workers=0, dataset=ds, model=model,
-                      log=lambda *a: None)
+    ds = TrustDataset(
+        imgs,
+        pts,
+        np.zeros((16, 2)),
+        S,
+        1.1,
+        [],
+        [],
+        neg_fraction=0.25,
+        occluded=1.0,
+        families=("blob", "scarf", "sunglasses"),
+    )
+    train_trust_heads(
+        out=tmp_path / "run", epochs=30, batch_size=4, lr=1e-2, workers=0, dataset=ds, model=model, log=lambda *a: None
+    )
     head = TrustHead(channels=16, detail_channels=8)
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     head.load_state_dict(state["head"])
@@ -178,8 +189,9 @@ def test_resume_continues_the_same_run(tmp_path):
 
     def run(out, **kw):
         ds = TrustDataset(imgs, pts, np.zeros((6, 2)), S, 1.1, [], [], neg_fraction=0.5)
-        return train_trust_heads(out=out, epochs=2, batch_size=4, workers=0, dataset=ds, model=tiny_pipnet(),
-                                 log=lambda *a: None, **kw)
+        return train_trust_heads(
+            out=out, epochs=2, batch_size=4, workers=0, dataset=ds, model=tiny_pipnet(), log=lambda *a: None, **kw
+        )
 
     whole = run(tmp_path / "a")
     cut = run(tmp_path / "b", max_minutes=0.0)  # stops after epoch 1, checkpointed

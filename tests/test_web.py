@@ -380,6 +380,7 @@ def test_a_missing_url_is_one_line_naming_it(page):
     page.wait_for_timeout(300)
     assert page.errors[errors:] == [], page.errors[errors:]
 
+
 def test_busy_state_while_a_big_photo_is_worked_on(page, images, tmp_path):
     """A 6000x4000 photo takes seconds: meanwhile the page says which file it is working on, the stage
     is aria-busy and the previous result is gone; afterwards the busy state is gone too."""

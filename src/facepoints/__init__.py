@@ -13,8 +13,15 @@ from importlib import import_module
 from .errors import FacepointsError, UsageError
 from .version import __version__
 
-_PUBLIC = {"Landmarker": "landmarker", "LandmarkerOptions": "config", "VideoOptions": "config",
-           "LandmarkResult": "results", "Face": "results", "Pose": "pose", "ModelSpec": "model_files"}
+_PUBLIC = {
+    "Landmarker": "landmarker",
+    "LandmarkerOptions": "config",
+    "VideoOptions": "config",
+    "LandmarkResult": "results",
+    "Face": "results",
+    "Pose": "pose",
+    "ModelSpec": "model_files",
+}
 __all__ = [*_PUBLIC, "FacepointsError", "UsageError", "__version__"]
 
 

@@ -175,8 +175,11 @@ def _job_error(error: Exception) -> str:
     ours = re.findall(r"^facepoints\.[\w.]*Error: (.+)$", text, re.MULTILINE)
     if ours:
         return ours[-1]
-    raised = [m for m in re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception): .+)$", text, re.MULTILINE)
-              if not m.startswith("ray.")]
+    raised = [
+        m
+        for m in re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception): .+)$", text, re.MULTILINE)
+        if not m.startswith("ray.")
+    ]
     return f"the Ray job failed: {raised[0] if raised else text.strip().splitlines()[-1]}"
 
 

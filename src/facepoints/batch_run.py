@@ -67,8 +67,15 @@ def require_pyarrow(engine: str = "local"):
 
 META_KEY = b"facepoints.batch"  # the Parquet metadata key of the settings record (see `run_record`)
 RESULT_OPTIONS = (  # LandmarkerOptions fields that change a row; threads and video do not
-    "detector", "detector_threshold", "detector_max_side", "upright", "backend", "flip_test", "min_score",
-    "max_faces", "pose",
+    "detector",
+    "detector_threshold",
+    "detector_max_side",
+    "upright",
+    "backend",
+    "flip_test",
+    "min_score",
+    "max_faces",
+    "pose",
 )
 
 
@@ -78,12 +85,19 @@ def run_record(options: dict) -> dict:
     options. Stored in every file of the output, so that a rerun with other settings cannot mix rows."""
     path, sha = resolve(options.get("model"))
     opts = LandmarkBatch(**options).options  # the defaults filled in, as the workers will see them
-    record = {"facepoints": __version__, "model": options.get("model") or DEFAULT_MODEL,
-              "model_sha256": sha or sha256_file(path)}
+    record = {
+        "facepoints": __version__,
+        "model": options.get("model") or DEFAULT_MODEL,
+        "model_sha256": sha or sha256_file(path),
+    }
     for name in RESULT_OPTIONS:
         value = getattr(opts, name)
-        record[name] = value if value is None or isinstance(value, (str, int, float, bool)) else (
-            f"{type(value).__module__}.{type(value).__qualname__}"  # a Detector object: its class
+        record[name] = (
+            value
+            if value is None or isinstance(value, (str, int, float, bool))
+            else (
+                f"{type(value).__module__}.{type(value).__qualname__}"  # a Detector object: its class
+            )
         )
     return record
 
@@ -316,4 +330,3 @@ def run_batch(
             f"{out}, a rerun retries them"
         )
     return summary
-

@@ -82,16 +82,32 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_detector_options(p, help_prefix: str = "") -> None:
-    p.add_argument("--detector", default=LANDMARKER["detector"], choices=DETECTOR_NAMES,
-                   help=help_prefix + "face detector: retinaface (CNN, default), dlib (HOG) or haar")
-    p.add_argument("--det-threshold", type=finite_float, default=None,
-                   help="the detector's own score threshold (retinaface: 0-1, default 0.5; dlib: SVM score, default 0)")
-    p.add_argument("--det-max-side", type=max_side, default=-1,
-                   help="shrink images to this long side for detection only (default 1280; landmarks still come from "
-                   "the full image). 0 = never shrink: the detector then needs ~50 bytes of memory a pixel, about "
-                   "5 GB and a minute for a 9400 x 9400 photo")
-    p.add_argument("--no-upright", dest="upright", action="store_false",
-                   help="do not turn faces upright by the detector's keypoints before the landmark model (retinaface)")
+    p.add_argument(
+        "--detector",
+        default=LANDMARKER["detector"],
+        choices=DETECTOR_NAMES,
+        help=help_prefix + "face detector: retinaface (CNN, default), dlib (HOG) or haar",
+    )
+    p.add_argument(
+        "--det-threshold",
+        type=finite_float,
+        default=None,
+        help="the detector's own score threshold (retinaface: 0-1, default 0.5; dlib: SVM score, default 0)",
+    )
+    p.add_argument(
+        "--det-max-side",
+        type=max_side,
+        default=-1,
+        help="shrink images to this long side for detection only (default 1280; landmarks still come from "
+        "the full image). 0 = never shrink: the detector then needs ~50 bytes of memory a pixel, about "
+        "5 GB and a minute for a 9400 x 9400 photo",
+    )
+    p.add_argument(
+        "--no-upright",
+        dest="upright",
+        action="store_false",
+        help="do not turn faces upright by the detector's keypoints before the landmark model (retinaface)",
+    )
 
 
 def _add_train(sub):
@@ -259,8 +275,9 @@ def _check_resume_options(args) -> None:
     asked["teacher"] = _teacher_path(asked["teacher"])  # the saved one is absolute (or a shipped name)
     state, saved_config = saved_run(args.out)
     saved = flat(config_from_dict(saved_config))
-    differ = [k for k in asked if k not in ("epochs", "out", "data") and asked[k] != default[k]
-              and asked[k] != saved.get(k)]
+    differ = [
+        k for k in asked if k not in ("epochs", "out", "data") and asked[k] != default[k] and asked[k] != saved.get(k)
+    ]
     if args.data and Path(saved["data"]).exists() and not same_dataset(args.data, saved["data"]):
         differ.insert(0, "data")
     known = (state or {}).get("data_fingerprint")
@@ -399,21 +416,33 @@ def _add_batch(sub):
     )
     p.add_argument("src", metavar="SRC", help="folder, glob, .parquet of image bytes, or s3:// / gs:// URI")
     p.add_argument("-o", "--out", required=True, help="output Parquet file (written atomically at the end)")
-    p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local: this process; ray: Ray Data actors (pip install -e '.[ray]')")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster to join (host:port, ray://host:port or auto); default: RAY_ADDRESS, "
-                   "else a cluster on this machine for the run")
-    p.add_argument("--workers", type=positive_int, default=None,
-                   help="Ray actors, one model each (default: the cluster's CPUs)")
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process; ray: Ray Data actors (pip install -e '.[ray]')",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join (host:port, ray://host:port or auto); default: RAY_ADDRESS, "
+        "else a cluster on this machine for the run",
+    )
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help="Ray actors, one model each (default: the cluster's CPUs)"
+    )
     p.add_argument("--model", default=None, help="shipped model name or .pt path")
     _add_detector_options(p)
     p.add_argument("--backend", default=LANDMARKER["backend"], choices=["auto", "onnxruntime", "torch"])
     p.add_argument(
         "--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this"
     )
-    p.add_argument("--max-faces", type=positive_int, default=LANDMARKER["max_faces"],
-                   help="at most this many faces per image (best first)")
+    p.add_argument(
+        "--max-faces",
+        type=positive_int,
+        default=LANDMARKER["max_faces"],
+        help="at most this many faces per image (best first)",
+    )
     p.add_argument("--no-pose", dest="pose", action="store_false", help="no head pose in the rows")
     p.add_argument("--flip-test", action="store_true")
     p.set_defaults(func=_run_batch)
@@ -423,21 +452,39 @@ def _run_batch(args):
     from .batch_run import run_batch  # the verb's own heavy imports: see the top of this file
 
     chosen = landmarker_options(args)
-    fields = ("model", "detector", "detector_max_side", "detector_threshold", "upright", "backend", "min_score",
-              "max_faces", "pose", "flip_test")  # what changes a row; threads and video are the workers' own
+    fields = (
+        "model",
+        "detector",
+        "detector_max_side",
+        "detector_threshold",
+        "upright",
+        "backend",
+        "min_score",
+        "max_faces",
+        "pose",
+        "flip_test",
+    )  # what changes a row; threads and video are the workers' own
     run_batch(args.src, args.out, args.engine, args.address, args.workers, {f: getattr(chosen, f) for f in fields})
 
 
 def landmarker_options(args) -> LandmarkerOptions:
     """The one map from a verb's options (detect, batch, evaluate) to LandmarkerOptions; a verb without an
     option keeps the dataclass's default. LandmarkerOptions checks the values (config.Rule)."""
-    value = {k: getattr(args, k, LANDMARKER[k]) for k in ("model", "detector", "backend", "flip_test", "upright",
-                                                           "threads", "min_score", "max_faces", "pose")}
+    value = {
+        k: getattr(args, k, LANDMARKER[k])
+        for k in ("model", "detector", "backend", "flip_test", "upright", "threads", "min_score", "max_faces", "pose")
+    }
     det_max_side = getattr(args, "det_max_side", -1)
-    video = VideoOptions(redetect_every=getattr(args, "redetect_every", VIDEO["redetect_every"]),
-                         smooth=not getattr(args, "no_smooth", False))
-    return LandmarkerOptions(**value, detector_max_side=None if det_max_side == 0 else det_max_side,
-                             detector_threshold=getattr(args, "det_threshold", None), video=video)
+    video = VideoOptions(
+        redetect_every=getattr(args, "redetect_every", VIDEO["redetect_every"]),
+        smooth=not getattr(args, "no_smooth", False),
+    )
+    return LandmarkerOptions(
+        **value,
+        detector_max_side=None if det_max_side == 0 else det_max_side,
+        detector_threshold=getattr(args, "det_threshold", None),
+        video=video,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -445,8 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        check_detector_threshold(getattr(args, "detector", None), getattr(args, "det_threshold", None),
-                                 "argument --det-threshold")
+        check_detector_threshold(
+            getattr(args, "detector", None), getattr(args, "det_threshold", None), "argument --det-threshold"
+        )
     except UsageError as e:
         parser.error(str(e))
     try:

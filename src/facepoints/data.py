@@ -196,8 +196,11 @@ def dataset_fingerprint(source: str | Path, samples: list[Sample] | None = None)
     base = root.parent if root.suffix.lower() == ".xml" else root
     h = hashlib.sha256()
     for s in read_dataset(root) if samples is None else samples:
-        name = s.image_path.resolve().relative_to(base.resolve()) if s.image_path.resolve().is_relative_to(
-            base.resolve()) else s.image_path.name
+        name = (
+            s.image_path.resolve().relative_to(base.resolve())
+            if s.image_path.resolve().is_relative_to(base.resolve())
+            else s.image_path.name
+        )
         h.update(f"{name} {s.image_path.stat().st_size} {s.offset}".encode())
         h.update(np.asarray(s.points, np.float32).tobytes())
     return h.hexdigest()

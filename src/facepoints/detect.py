@@ -42,8 +42,9 @@ def expand_inputs(inputs: list[str], skip: Path | None = None) -> list[tuple[Pat
                     subfolders[:] = []
                     continue
                 subfolders.sort()
-                found += [here / f for f in files if os.path.splitext(f)[1].lower() in suffixes
-                          and (here / f).is_file()]
+                found += [
+                    here / f for f in files if os.path.splitext(f)[1].lower() in suffixes and (here / f).is_file()
+                ]
             if not found:
                 raise FacepointsError(f"{p}: no images or videos in this folder")
             items += [(f, f.relative_to(p)) for f in sorted(found)]

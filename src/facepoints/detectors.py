@@ -87,8 +87,6 @@ def crop_boxes(detector: "Detector", det: "Detections", upright: bool = True) ->
     return detector.landmark_boxes(det.boxes, angles), angles
 
 
-
-
 class Detector:
     """Base: subclasses implement `_detect`; `detect` returns detections sorted by score.
 

@@ -7,8 +7,14 @@ import sys
 import warnings
 
 # a module an optional feature needs -> its name for users (the extra that installs it is the caller's to say)
-MODULE_NAMES = {"torch": "PyTorch", "dlib": "dlib", "matplotlib": "matplotlib", "onnx": "the onnx package",
-                "ray": "Ray", "pyarrow": "pyarrow"}
+MODULE_NAMES = {
+    "torch": "PyTorch",
+    "dlib": "dlib",
+    "matplotlib": "matplotlib",
+    "onnx": "the onnx package",
+    "ray": "Ray",
+    "pyarrow": "pyarrow",
+}
 
 
 class FacepointsError(Exception):

@@ -52,9 +52,13 @@ def _below(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def check_outputs(outputs: Iterable[str | Path | tuple[str | Path, str] | None], inputs: Iterable[str | Path] = (),
-                  read_folders: Iterable[str | Path] = (), read_suffixes: tuple[str, ...] = (),
-                  skip: str | Path | None = None) -> list[Path]:
+def check_outputs(
+    outputs: Iterable[str | Path | tuple[str | Path, str] | None],
+    inputs: Iterable[str | Path] = (),
+    read_folders: Iterable[str | Path] = (),
+    read_suffixes: tuple[str, ...] = (),
+    skip: str | Path | None = None,
+) -> list[Path]:
     """Decide, before any work starts, that every output of one run is safe to write; one line if not.
 
     Every verb calls this with all it will write and all it reads, so none can forget a case:
@@ -69,8 +73,11 @@ def check_outputs(outputs: Iterable[str | Path | tuple[str | Path, str] | None],
     Each path is resolved and stat'ed once and compared through dicts, so time grows linearly with the
     number of files (a pairwise comparison made 800 photos wait 54 s).
     Returns the output paths (None entries dropped)."""
-    outs = [(_path(o[0]), o[1]) if isinstance(o, tuple) else (_path(o), None) for o in outputs
-            if o is not None and not (isinstance(o, tuple) and o[0] is None)]
+    outs = [
+        (_path(o[0]), o[1]) if isinstance(o, tuple) else (_path(o), None)
+        for o in outputs
+        if o is not None and not (isinstance(o, tuple) and o[0] is None)
+    ]
     by_path: dict[str, Path] = {}
     by_inode: dict[tuple[int, int], Path] = {}
     parents: dict[str, str] = {}

@@ -28,13 +28,40 @@ from .errors import FacepointsError
 from .occluders import texture
 
 # face-free images in skimage/data (astronaut.png, camera.png and lfw_subset.npy hold human faces: never used)
-TRAIN_PHOTOS = ("gravel", "grass", "cell", "chessboard_RGB", "clock_motion", "coins", "color", "horse", "logo",
-                "microaneurysms", "moon", "page", "retina", "phantom", "immunohistochemistry")
+TRAIN_PHOTOS = (
+    "gravel",
+    "grass",
+    "cell",
+    "chessboard_RGB",
+    "clock_motion",
+    "coins",
+    "color",
+    "horse",
+    "logo",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "phantom",
+    "immunohistochemistry",
+)
 # an animal, objects, a motorcycle (both views), a scene, text, stars, a texture: what the issue's false faces were on
-HELD_OUT_PHOTOS = ("chelsea", "coffee", "motorcycle_left", "motorcycle_right", "rocket", "brick", "text",
-                   "hubble_deep_field")
-_FILES = {"immunohistochemistry": "ihc.png", "hubble_deep_field": "hubble_deep_field.jpg", "retina": "retina.jpg",
-          "rocket": "rocket.jpg"}
+HELD_OUT_PHOTOS = (
+    "chelsea",
+    "coffee",
+    "motorcycle_left",
+    "motorcycle_right",
+    "rocket",
+    "brick",
+    "text",
+    "hubble_deep_field",
+)
+_FILES = {
+    "immunohistochemistry": "ihc.png",
+    "hubble_deep_field": "hubble_deep_field.jpg",
+    "retina": "retina.jpg",
+    "rocket": "rocket.jpg",
+}
 FACES_IN_SKIMAGE = ("astronaut", "camera", "lfw_subset")
 
 # positive crops: the shipped fast's box jitter, a little wider (detector boxes err), turned up to 40 degrees
@@ -107,14 +134,16 @@ def texture_crop(out: int, rng: np.random.Generator) -> np.ndarray:
     for _ in range(int(rng.integers(0, 4))):
         mask = np.zeros((out, out), np.float32)
         c = tuple(int(v) for v in rng.integers(0, out, 2))
-        cv2.ellipse(mask, c, tuple(int(v) for v in rng.integers(4, out // 2, 2)), float(rng.uniform(0, 180)), 0, 360,
-                    1.0, -1)
+        cv2.ellipse(
+            mask, c, tuple(int(v) for v in rng.integers(4, out // 2, 2)), float(rng.uniform(0, 180)), 0, 360, 1.0, -1
+        )
         layer = layer * (1 - mask[..., None]) + texture((out, out), rng) * mask[..., None]
     return np.clip(layer, 0, 255).astype(np.uint8)
 
 
-def detector_hits(photos: list[np.ndarray], detector, scales=(1.0, 0.5),
-                  turns: int = 1) -> list[tuple[int, np.ndarray, float]]:
+def detector_hits(
+    photos: list[np.ndarray], detector, scales=(1.0, 0.5), turns: int = 1
+) -> list[tuple[int, np.ndarray, float]]:
     """What a face detector (RetinaFace at a low threshold: HIT_THRESHOLD) finds on face-free photos:
     (photo index, landmark box, roll degrees) for each hit, at each of `scales` of the photo and, with `turns` > 1,
     in its quarter turns. The detector is the caller's: training data sits below inference in the layers."""
@@ -147,8 +176,9 @@ def _unturn_box(box: np.ndarray, k: int, shape) -> np.ndarray:
     return np.array([cx - hw, cy - hh, cx + hw, cy + hh], np.float64)
 
 
-def hit_crop(photo: np.ndarray, box: np.ndarray, angle: float, out: int, margin: float,
-             rng: np.random.Generator | None = None) -> np.ndarray:
+def hit_crop(
+    photo: np.ndarray, box: np.ndarray, angle: float, out: int, margin: float, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """The crop the landmarker would take of a detection (landmark-convention box); jittered when rng is given."""
     box = np.asarray(box, np.float64)
     if rng is not None:

@@ -34,8 +34,10 @@ TRAIN_FAMILIES = ("hand", "object", "sunglasses", "scarf", "hair", "blob", "face
 HELD_OUT_FAMILY = "photo_patch"
 HIDDEN_ALPHA = 0.5  # a point is hidden where the occluders' combined alpha over it exceeds this
 
-SKIN = np.array([[255, 224, 196], [241, 194, 160], [224, 172, 125], [198, 134, 90], [161, 102, 62], [110, 70, 45],
-                 [80, 50, 35]], np.float32)
+SKIN = np.array(
+    [[255, 224, 196], [241, 194, 160], [224, 172, 125], [198, 134, 90], [161, 102, 62], [110, 70, 45], [80, 50, 35]],
+    np.float32,
+)
 
 
 @dataclass
@@ -56,8 +58,12 @@ def visibility_from_mask(alpha: np.ndarray, points: np.ndarray, threshold: float
     x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
     x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
     fx, fy = x - x0, y - y0
-    a = (alpha[y0, x0] * (1 - fx) * (1 - fy) + alpha[y0, x1] * fx * (1 - fy) + alpha[y1, x0] * (1 - fx) * fy
-         + alpha[y1, x1] * fx * fy)
+    a = (
+        alpha[y0, x0] * (1 - fx) * (1 - fy)
+        + alpha[y0, x1] * fx * (1 - fy)
+        + alpha[y1, x0] * (1 - fx) * fy
+        + alpha[y1, x1] * fx * fy
+    )
     return a <= threshold
 
 
@@ -126,8 +132,14 @@ def texture(shape, rng: np.random.Generator, base: np.ndarray | None = None) -> 
 
 
 def _capsule(mask: np.ndarray, p0, p1, radius: float) -> None:
-    cv2.line(mask, tuple(int(v) for v in np.round(p0)), tuple(int(v) for v in np.round(p1)), 1.0,
-             max(1, int(round(2 * radius))), cv2.LINE_AA)
+    cv2.line(
+        mask,
+        tuple(int(v) for v in np.round(p0)),
+        tuple(int(v) for v in np.round(p1)),
+        1.0,
+        max(1, int(round(2 * radius))),
+        cv2.LINE_AA,
+    )
 
 
 def _rounded_rect(shape, centre, size, angle: float, radius: float) -> np.ndarray:
@@ -162,8 +174,17 @@ def hand(rgb, points, rng, **_):
     d = np.array([np.cos(direction), np.sin(direction)])
     if rng.random() < 0.8:  # the arm, from the palm out of the crop
         _capsule(mask, palm, palm + d * 2 * s, palm_r * rng.uniform(0.6, 0.9))
-    cv2.ellipse(mask, (tuple(int(v) for v in np.round(palm)), (int(2 * palm_r), int(2 * palm_r * rng.uniform(1, 1.4))),
-                       float(np.rad2deg(direction)) + 90), 1.0, -1, cv2.LINE_AA)
+    cv2.ellipse(
+        mask,
+        (
+            tuple(int(v) for v in np.round(palm)),
+            (int(2 * palm_r), int(2 * palm_r * rng.uniform(1, 1.4))),
+            float(np.rad2deg(direction)) + 90,
+        ),
+        1.0,
+        -1,
+        cv2.LINE_AA,
+    )
     if rng.random() < 0.85:  # fingers, fanned away from the arm
         n = int(rng.integers(2, 5))
         spread = rng.uniform(0.4, 1.2)
@@ -196,8 +217,13 @@ def obj(rgb, points, rng, **_):
         side = 1 if rng.random() < 0.5 else -1
         t = np.deg2rad(angle)
         hc = centre + side * (w / 2) * np.array([np.cos(t), np.sin(t)])
-        cv2.ellipse(mask, (tuple(int(v) for v in np.round(hc)), (int(w * 0.5), int(h * 0.5)), angle), 1.0,
-                    max(1, int(w * 0.08)), cv2.LINE_AA)
+        cv2.ellipse(
+            mask,
+            (tuple(int(v) for v in np.round(hc)), (int(w * 0.5), int(h * 0.5)), angle),
+            1.0,
+            max(1, int(w * 0.08)),
+            cv2.LINE_AA,
+        )
     base = _colour(rng)
     if not cup and rng.random() < 0.5:
         base = rng.uniform(5, 50, 3).astype(np.float32)  # a phone's dark glass
@@ -228,12 +254,24 @@ def sunglasses(rgb, points, rng, **_):
         else:
             mask = np.maximum(mask, _rounded_rect(shape, cc, (2 * axes[0], 2 * axes[1]), tilt, axes[1] * 0.5))
     thick = max(1, int(widths[0] * 0.12))
-    cv2.line(mask, tuple(int(v) for v in np.round(eyes[0])), tuple(int(v) for v in np.round(eyes[1])), 1.0, thick,
-             cv2.LINE_AA)
+    cv2.line(
+        mask,
+        tuple(int(v) for v in np.round(eyes[0])),
+        tuple(int(v) for v in np.round(eyes[1])),
+        1.0,
+        thick,
+        cv2.LINE_AA,
+    )
     u = (eyes[1] - eyes[0]) / (np.linalg.norm(eyes[1] - eyes[0]) + 1e-6)
     for c, sgn in ((eyes[0], -1), (eyes[1], 1)):  # temples towards the ears
-        cv2.line(mask, tuple(int(v) for v in np.round(c)), tuple(int(v) for v in np.round(c + sgn * u * widths[0] * 3)),
-                 1.0, thick, cv2.LINE_AA)
+        cv2.line(
+            mask,
+            tuple(int(v) for v in np.round(c)),
+            tuple(int(v) for v in np.round(c + sgn * u * widths[0] * 3)),
+            1.0,
+            thick,
+            cv2.LINE_AA,
+        )
     tint = rng.uniform(0, 60, 3) if rng.random() < 0.7 else _colour(rng) * 0.5
     layer = np.broadcast_to(tint, (*shape, 3)) * _gradient(shape, rng, 0.4)[..., None]
     alpha = _soften(mask, rng, (0.3, 0.7)) * rng.uniform(0.88, 1.0)
@@ -254,7 +292,7 @@ def scarf(rgb, points, rng, **_):
     mask = np.zeros(shape, np.float32)
     cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1.0, cv2.LINE_AA)
     layer = texture(shape, rng)
-    folds = np.sin(np.mgrid[0:shape[0], 0:shape[1]][0] * rng.uniform(0.2, 0.6)) * rng.uniform(0, 0.15) + 1
+    folds = np.sin(np.mgrid[0 : shape[0], 0 : shape[1]][0] * rng.uniform(0.2, 0.6)) * rng.uniform(0, 0.15) + 1
     return np.clip(layer * folds[..., None], 0, 255).astype(np.float32), _soften(mask, rng)
 
 
@@ -273,8 +311,11 @@ def hair(rgb, points, rng, **_):
         t = np.linspace(0, 1, 24)[:, None]
         curve = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
         cv2.polylines(mask, [np.round(curve).astype(np.int32)], False, 1.0, int(rng.integers(1, 3)), cv2.LINE_AA)
-    colour = rng.uniform(5, 60, 3) if rng.random() < 0.7 else np.array(rng.choice([[120, 80, 40], [200, 170, 110],
-                                                                                  [90, 40, 20]]), np.float32)
+    colour = (
+        rng.uniform(5, 60, 3)
+        if rng.random() < 0.7
+        else np.array(rng.choice([[120, 80, 40], [200, 170, 110], [90, 40, 20]]), np.float32)
+    )
     layer = np.broadcast_to(colour, (*shape, 3)).astype(np.float32)
     return layer, np.clip(mask, 0, 1)
 
@@ -287,8 +328,17 @@ def blob(rgb, points, rng, **_):
     r = size * rng.uniform(0.08, 0.4)
     if rng.random() < 0.5:
         axes = (int(max(r, 1)), int(max(r * rng.uniform(0.3, 1.0), 1)))
-        cv2.ellipse(mask, tuple(int(v) for v in np.round(centre)), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1,
-                    cv2.LINE_AA)
+        cv2.ellipse(
+            mask,
+            tuple(int(v) for v in np.round(centre)),
+            axes,
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            1.0,
+            -1,
+            cv2.LINE_AA,
+        )
     else:
         k = int(rng.integers(3, 9))
         ang = np.sort(rng.uniform(0, 2 * np.pi, k))
@@ -316,8 +366,9 @@ def face_patch(rgb, points, rng, donors: Sequence[np.ndarray] | None = None, **_
     mask = np.zeros(shape, np.float32)
     _, size = _face_geometry(points)
     axes = (int(size * rng.uniform(0.15, 0.4)), int(size * rng.uniform(0.15, 0.4)))
-    cv2.ellipse(mask, tuple(int(v) for v in np.round(dst)), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1,
-                cv2.LINE_AA)
+    cv2.ellipse(
+        mask, tuple(int(v) for v in np.round(dst)), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA
+    )
     return layer.astype(np.float32), _soften(mask, rng, (0.5, 2.0))
 
 
@@ -337,8 +388,17 @@ def photo_patch(rgb, points, rng, photos: Sequence[np.ndarray] | None = None, **
     mask = np.zeros(shape, np.float32)
     r = size * rng.uniform(0.12, 0.4)
     if rng.random() < 0.5:
-        cv2.ellipse(mask, tuple(int(v) for v in np.round(centre)), (int(r), int(r * rng.uniform(0.4, 1))),
-                    float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            mask,
+            tuple(int(v) for v in np.round(centre)),
+            (int(r), int(r * rng.uniform(0.4, 1))),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            1.0,
+            -1,
+            cv2.LINE_AA,
+        )
     else:
         k = int(rng.integers(3, 8))
         ang = np.sort(rng.uniform(0, 2 * np.pi, k))

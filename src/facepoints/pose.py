@@ -163,8 +163,14 @@ def estimate_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose:
     best = None
     for rvec0, tvec0 in starts:
         ok, rvec, tvec = cv2.solvePnP(
-            MODEL_POINTS, pts, cam, dist, rvec0.reshape(3, 1).copy(), tvec0.reshape(3, 1).copy(),
-            useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE,
+            MODEL_POINTS,
+            pts,
+            cam,
+            dist,
+            rvec0.reshape(3, 1).copy(),
+            tvec0.reshape(3, 1).copy(),
+            useExtrinsicGuess=True,
+            flags=cv2.SOLVEPNP_ITERATIVE,
         )
         if not ok or tvec[2, 0] <= 0:
             continue

@@ -90,7 +90,7 @@ def _list_uri(spec: str) -> list[str]:
     cut = min((spec.index(c) for c in GLOB_CHARS if c in spec), default=None)
     base = spec if cut is None else spec[: spec.rindex("/", 0, cut)]
     filesystem, root = _filesystem(base)
-    pattern = None if cut is None else root + spec[len(base):]
+    pattern = None if cut is None else root + spec[len(base) :]
     try:
         info = filesystem.get_file_info(root)
         if info.type == fs.FileType.NotFound:
@@ -145,8 +145,7 @@ def _parquet_source(spec: str) -> Source:
     if column.null_count:
         first = pc.index(pc.is_null(column), True).as_py()
         raise FacepointsError(
-            f"{spec}: {column.null_count} rows have no path (null), the first is row {first}; "
-            "every image needs a key"
+            f"{spec}: {column.null_count} rows have no path (null), the first is row {first}; every image needs a key"
         )
     paths = [str(p) for p in column.to_pylist()]
     if len(set(paths)) != len(paths):

@@ -153,13 +153,17 @@ def prepare_run(
         if main:
             print(f"resuming {out} after epoch {done} of {cfg.epochs}")
     elif last_path.exists() or best_path.exists():
-        raise UsageError(
-            f"{out}: already holds a training run; pass --resume to continue it or choose another --out"
-        )
+        raise UsageError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
     cfg = replace(cfg, data=str(Path(cfg.data).resolve()) if cfg.data else cfg.data, teacher=_teacher_path(cfg.teacher))
     check_outputs(
-        [last_path, best_path, out / "model.pt", out / "config.json", out / "curves.png",
-         out / "progress" / "epoch_001.png"],
+        [
+            last_path,
+            best_path,
+            out / "model.pt",
+            out / "config.json",
+            out / "curves.png",
+            out / "progress" / "epoch_001.png",
+        ],
         inputs=[resolve(cfg.teacher)[0]] if cfg.teacher else [],
         read_folders=[cfg.data] if cfg.data and Path(cfg.data).is_dir() else [],
         read_suffixes=IMAGE_SUFFIXES + (".pts",),
@@ -426,7 +430,15 @@ def fit(trainee: Trainee, data: RunData, cfg: TrainConfig, callbacks, ctx: RunCo
         loader = epoch_loader(cfg, data, trainee, ctx.ranks, epoch)
         t0 = time.perf_counter()
         train_loss, seen, recent = train_one_epoch(
-            trainee.trained, trainee.ema, trainee.optimizer, loader, cfg, epoch, ctx.device, ctx.bf16, ctx.last_path,
+            trainee.trained,
+            trainee.ema,
+            trainee.optimizer,
+            loader,
+            cfg,
+            epoch,
+            ctx.device,
+            ctx.bf16,
+            ctx.last_path,
             main,
         )
         if ctx.ranks.active:
@@ -479,8 +491,14 @@ def _train(cfg: TrainConfig, resume: bool, epochs: int | None, callbacks, ranks:
     cfg, state = prepare_run(cfg, resume, epochs, ranks.main)
     torch.manual_seed(cfg.seed)
     device = choose_device(ranks.local_rank)
-    ctx = RunContext(ranks, device, use_bf16(cfg.precision, device), Path(cfg.out), started,
-                     float(state.get("wall_s", 0.0)) if state else 0.0)
+    ctx = RunContext(
+        ranks,
+        device,
+        use_bf16(cfg.precision, device),
+        Path(cfg.out),
+        started,
+        float(state.get("wall_s", 0.0)) if state else 0.0,
+    )
     data = load_run_data(cfg, ranks)
     trainee = build_trainee(cfg, state, ctx, len(data.train_set))
     if not ranks.main:

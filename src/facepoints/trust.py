@@ -63,9 +63,21 @@ class TrustDataset(torch.utils.data.Dataset):
     (crop (1, S, S), target points (68, 2) crop px, visible (68,), presence label, presence weight), seeded by
     (seed, epoch, index) so an epoch is the same after a resume."""
 
-    def __init__(self, images, points, offsets, input_size: int, margin: float, photos, hits,
-                 neg_fraction: float = 0.4, occluded: float = 0.6, families=TRAIN_FAMILIES, seed: int = 0,
-                 geometry=POSITIVE_GEOMETRY):
+    def __init__(
+        self,
+        images,
+        points,
+        offsets,
+        input_size: int,
+        margin: float,
+        photos,
+        hits,
+        neg_fraction: float = 0.4,
+        occluded: float = 0.6,
+        families=TRAIN_FAMILIES,
+        seed: int = 0,
+        geometry=POSITIVE_GEOMETRY,
+    ):
         self.images, self.points, self.offsets = images, points, offsets
         self.input_size, self.margin = input_size, margin
         self.photos, self.hits = photos, hits
@@ -108,8 +120,13 @@ class TrustDataset(torch.utils.data.Dataset):
                 rgb = texture_crop(s, rng)
             label, weight = 0.0, 1.0
         gray = degrade(to_gray(photometric(rgb, self.geometry, rng)), self.geometry, rng)
-        return to_tensor(gray), torch.from_numpy(np.asarray(target, np.float32)), torch.from_numpy(visible), \
-            torch.tensor(label), torch.tensor(weight)
+        return (
+            to_tensor(gray),
+            torch.from_numpy(np.asarray(target, np.float32)),
+            torch.from_numpy(visible),
+            torch.tensor(label),
+            torch.tensor(weight),
+        )
 
 
 def head_for(model) -> TrustHead:
@@ -137,8 +154,10 @@ def losses(head: TrustHead, model, shift: torch.Tensor, batch) -> dict[str, torc
     points, inputs = run_trunk(model, x)
     presence, vis, log_b = head(*inputs)
     face = label > 0.5
-    out = {"presence": (F.binary_cross_entropy_with_logits(presence, label, reduction="none") * weight).sum()
-           / weight.sum().clamp(min=1)}
+    out = {
+        "presence": (F.binary_cross_entropy_with_logits(presence, label, reduction="none") * weight).sum()
+        / weight.sum().clamp(min=1)
+    }
     if face.any():
         out["visibility"] = F.binary_cross_entropy_with_logits(vis[face], visible[face])
         err = (points - shift - target)[face]
@@ -171,17 +190,39 @@ def build_training_set(spec, data: str | Path | None, seed: int = 0, log=print, 
     t = time.time()
     hits = detector_hits(photos, hit_detector, turns=4) if hit_detector is not None else []
     log(f"{len(photos)} face-free training photos, {len(hits)} RetinaFace hits at 0.05 ({time.time() - t:.0f} s)")
-    ds = TrustDataset(images[idx], points[idx], None if offsets is None else offsets[idx], spec.input_size,
-                      spec.margin, photos, hits, seed=seed, **kwargs)
+    ds = TrustDataset(
+        images[idx],
+        points[idx],
+        None if offsets is None else offsets[idx],
+        spec.input_size,
+        spec.margin,
+        photos,
+        hits,
+        seed=seed,
+        **kwargs,
+    )
     if ds.offsets is None:
         ds.offsets = np.zeros((len(idx), 2))
     return split, ds
 
 
-def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", epochs: int = 40,
-                      batch_size: int = 64, lr: float = 3e-3, data: str | Path | None = None, resume: bool = False,
-                      workers: int = 1, seed: int = 0, threads: int = 1, max_minutes: float | None = None,
-                      dataset: TrustDataset | None = None, model=None, log=print, hit_detector=None) -> dict:
+def train_trust_heads(
+    model_name: str = "fast",
+    out: str | Path = "runs/trust",
+    epochs: int = 40,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    data: str | Path | None = None,
+    resume: bool = False,
+    workers: int = 1,
+    seed: int = 0,
+    threads: int = 1,
+    max_minutes: float | None = None,
+    dataset: TrustDataset | None = None,
+    model=None,
+    log=print,
+    hit_detector=None,
+) -> dict:
     """Train a TrustHead on `model_name`'s frozen trunk; checkpoints `out/last.pt` every epoch (atomic), `--resume`
     continues from it. Returns the trained head's state and its training record (the caller calibrates and saves)."""
     torch.set_num_threads(threads)
@@ -204,7 +245,8 @@ def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", 
     total = epochs * steps_per_epoch
     warmup = min(50, max(1, total // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: min(1.0, (k + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(k, total) / total)))
+        opt, lambda k: min(1.0, (k + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(k, total) / total))
+    )
     start, history = 0, []
     ckpt = out / "last.pt"
     if resume:
@@ -228,9 +270,15 @@ def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", 
     for epoch in range(start + 1, epochs + 1):
         dataset.epoch = epoch
         g = torch.Generator().manual_seed(seed * 1000 + epoch)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=g,
-                                             num_workers=workers, drop_last=len(dataset) > batch_size,
-                                             persistent_workers=False)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=True,
+            generator=g,
+            num_workers=workers,
+            drop_last=len(dataset) > batch_size,
+            persistent_workers=False,
+        )
         head.train()
         sums, count, te = {}, 0, time.time()
         for batch in loader:
@@ -244,21 +292,38 @@ def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", 
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(batch[0])
             count += len(batch[0])
-        record = {"epoch": epoch, **{k: round(v / max(count, 1), 4) for k, v in sums.items()},
-                  "seconds": round(time.time() - te, 1)}
+        record = {
+            "epoch": epoch,
+            **{k: round(v / max(count, 1), 4) for k, v in sums.items()},
+            "seconds": round(time.time() - te, 1),
+        }
         history.append(record)
         log(json.dumps(record))
-        state = {"format": CHECKPOINT_FORMAT, "base": model_name, "base_sha256": sha, "epoch": epoch,
-                 "epochs": epochs, "head": head.state_dict(), "optimizer": opt.state_dict(),
-                 "scheduler": sched.state_dict(), "history": history}
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "base": model_name,
+            "base_sha256": sha,
+            "epoch": epoch,
+            "epochs": epochs,
+            "head": head.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "history": history,
+        }
         with atomic_path(ckpt) as tmp, open(tmp, "wb") as f:
             torch.save(state, f)
         if max_minutes is not None and (time.time() - t0) / 60 > max_minutes and epoch < epochs:
             log(f"stopping after epoch {epoch}: {max_minutes} min budget spent (--resume continues)")
             break
     head.eval()
-    return {"head": head, "history": history, "base": model_name, "base_sha256": sha, "epoch": history[-1]["epoch"]
-            if history else start, "complete": bool(history) and history[-1]["epoch"] >= epochs}
+    return {
+        "head": head,
+        "history": history,
+        "base": model_name,
+        "base_sha256": sha,
+        "epoch": history[-1]["epoch"] if history else start,
+        "complete": bool(history) and history[-1]["epoch"] >= epochs,
+    }
 
 
 # --- calibration ---------------------------------------------------------------------------------------------
@@ -329,8 +394,17 @@ def calibrate(model, head, spec, split: RunSplit, log=print, views: int = 2) -> 
     images, points = split.cache()
     idx = split.val_idx
     offsets = cache_offsets(split.samples, split.config.cache_side) if split.config.annotation_offsets else None
-    ds = TrustDataset(images[idx], points[idx], np.zeros((len(idx), 2)) if offsets is None else offsets[idx],
-                      spec.input_size, spec.margin, [], [], neg_fraction=0.0, seed=12345)
+    ds = TrustDataset(
+        images[idx],
+        points[idx],
+        np.zeros((len(idx), 2)) if offsets is None else offsets[idx],
+        spec.input_size,
+        spec.margin,
+        [],
+        [],
+        neg_fraction=0.0,
+        seed=12345,
+    )
     xa, ta, _ = augmented_crops(ds, views, 1000)
     x = torch.cat([x0, xa])
     t = np.concatenate([t0, ta])
@@ -339,11 +413,16 @@ def calibrate(model, head, spec, split: RunSplit, log=print, views: int = 2) -> 
     lb = r["log_b"].ravel()
     kx, ky = isotonic(lb, err)
     scale = float(err.sum() / np.exp(lb).sum())
-    cal = {"kind": "isotonic", "log_b": [round(float(v), 5) for v in kx], "error_px": [round(float(v), 5) for v in ky],
-           "scale": round(scale, 5), "units": "crop pixels (multiply by crop side / input_size for image pixels)",
-           "fitted_on": f"{len(idx)} held-out faces of the model's run (val_fraction {split.config.val_fraction}, "
-           f"seed {split.config.seed}): landmark-box crops and {views} augmented views each",
-           "mean_error_px": round(float(err.mean()), 4)}
+    cal = {
+        "kind": "isotonic",
+        "log_b": [round(float(v), 5) for v in kx],
+        "error_px": [round(float(v), 5) for v in ky],
+        "scale": round(scale, 5),
+        "units": "crop pixels (multiply by crop side / input_size for image pixels)",
+        "fitted_on": f"{len(idx)} held-out faces of the model's run (val_fraction {split.config.val_fraction}, "
+        f"seed {split.config.seed}): landmark-box crops and {views} augmented views each",
+        "mean_error_px": round(float(err.mean()), 4),
+    }
     log(f"calibration: {len(kx)} knots, single scale {scale:.3f}, mean point error {err.mean():.3f} crop px")
     return cal
 
@@ -351,11 +430,18 @@ def calibrate(model, head, spec, split: RunSplit, log=print, views: int = 2) -> 
 # --- the file ------------------------------------------------------------------------------------------------
 
 
-def save_trust(path: str | Path, head: TrustHead, calibration: dict, base: str, base_sha256: str,
-               meta: dict | None = None) -> None:
-    payload = {"format": TRUST_FORMAT, "base": base, "base_sha256": base_sha256, "head_kwargs": head.kwargs(),
-               "head": {k: v.detach().float().cpu() for k, v in head.state_dict().items()},
-               "calibration": json.dumps(calibration), "train": json.dumps(meta or {})}
+def save_trust(
+    path: str | Path, head: TrustHead, calibration: dict, base: str, base_sha256: str, meta: dict | None = None
+) -> None:
+    payload = {
+        "format": TRUST_FORMAT,
+        "base": base,
+        "base_sha256": base_sha256,
+        "head_kwargs": head.kwargs(),
+        "head": {k: v.detach().float().cpu() for k, v in head.state_dict().items()},
+        "calibration": json.dumps(calibration),
+        "train": json.dumps(meta or {}),
+    }
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         torch.save(payload, f)
 
@@ -399,6 +485,9 @@ def predict_trust(model, head: TrustHead, calibration: dict, x, output_shift=(0.
     point error in crop pixels. For image pixels multiply uncertainty by the crop's side / input_size."""
     x = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
     r = collect(model, head, x, output_shift)
-    return {"points": r["points"].astype(np.float32), "presence": r["presence"].astype(np.float32),
-            "visibility": r["visibility"].astype(np.float32),
-            "uncertainty": expected_error(r["log_b"], calibration).astype(np.float32)}
+    return {
+        "points": r["points"].astype(np.float32),
+        "presence": r["presence"].astype(np.float32),
+        "visibility": r["visibility"].astype(np.float32),
+        "uncertainty": expected_error(r["log_b"], calibration).astype(np.float32),
+    }

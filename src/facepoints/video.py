@@ -229,8 +229,10 @@ def process_video(
                 ok, bgr = cap.read()
                 if not ok:
                     if expected and n < expected - 1:
-                        error = (f"{source}: video stopped decoding at frame {n} of {expected}; "
-                                 f"kept the {n} frames processed")
+                        error = (
+                            f"{source}: video stopped decoding at frame {n} of {expected}; "
+                            f"kept the {n} frames processed"
+                        )
                     break
                 outputs.write(n, landmarker.detect_for_video(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), 1000 * n / fps))
                 n += 1

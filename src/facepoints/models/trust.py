@@ -66,8 +66,9 @@ def decode_with_stats(model, out: torch.Tensor):
     var = (px * centres**2).sum(2, keepdim=True) - mx**2 + (py * centres**2).sum(2, keepdim=True) - my**2
     spread = torch.log(var.clamp(min=0).sqrt() + 0.1)
     mass = torch.logsumexp(score + (~inside).float() * -1e4, dim=2, keepdim=True) - lse
-    disagree = torch.log((w * ((vx - x.unsqueeze(2)) ** 2 + (vy - y.unsqueeze(2)) ** 2)).sum(2, keepdim=True).sqrt()
-                         + 0.05)
+    disagree = torch.log(
+        (w * ((vx - x.unsqueeze(2)) ** 2 + (vy - y.unsqueeze(2)) ** 2)).sum(2, keepdim=True).sqrt() + 0.05
+    )
     off_mean = torch.log(((x.unsqueeze(2) - mx) ** 2 + (y.unsqueeze(2) - my) ** 2).sqrt() + 0.1)
     stats = torch.cat([log_peak, entropy, spread, mass, disagree, off_mean, peak / 10], dim=2)
     return points, stats, flat, w
@@ -76,8 +77,9 @@ def decode_with_stats(model, out: torch.Tensor):
 class TrustHead(nn.Module):
     """(fused features (B, C, g, g), head output (B, 3N, g, g)) of a PIPNet -> trust logits; see the module doc."""
 
-    def __init__(self, channels: int = 64, num_points: int = 68, hidden: int = 48, ctx: int = 32,
-                 detail_channels: int = 24):
+    def __init__(
+        self, channels: int = 64, num_points: int = 68, hidden: int = 48, ctx: int = 32, detail_channels: int = 24
+    ):
         super().__init__()
         self.channels, self.num_points, self.hidden, self.ctx = channels, num_points, hidden, ctx
         self.detail_channels = detail_channels
@@ -94,8 +96,13 @@ class TrustHead(nn.Module):
         self.out_bias = nn.Parameter(torch.zeros(num_points, 2))
 
     def kwargs(self) -> dict:
-        return {"channels": self.channels, "num_points": self.num_points, "hidden": self.hidden, "ctx": self.ctx,
-                "detail_channels": self.detail_channels}
+        return {
+            "channels": self.channels,
+            "num_points": self.num_points,
+            "hidden": self.hidden,
+            "ctx": self.ctx,
+            "detail_channels": self.detail_channels,
+        }
 
     @torch.no_grad()
     def fit_normaliser(self, stats: torch.Tensor) -> None:
