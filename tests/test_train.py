@@ -211,7 +211,8 @@ def test_cli_resume_needs_no_data_and_train_needs_it(face_folder, tmp_path, monk
 
 
 def test_cli_train_options_map_onto_the_config():
-    from facepoints.cli import build_parser, train_config
+    from facepoints.cli import build_parser
+    from facepoints.commands.train import train_config
 
     parse = build_parser().parse_args
     assert train_config(parse(["train", "--data", "d"])) == TrainConfig(data="d")  # no option: the dataclass defaults

@@ -1,0 +1,32 @@
+"""`facepoints export`: a model -> an ONNX file (export.export_onnx)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UsageError, require
+from ..io_utils import check_outputs
+
+
+def add(sub):
+    p = sub.add_parser("export", help="export a model to ONNX (dynamic batch)")
+    p.add_argument("--model", default=None, help="shipped model name or .pt path")
+    p.add_argument("-o", "--output", required=True, help="output .onnx path")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    require("torch", "export", "train")
+    require("onnx", "export", "train")
+    from ..export import export_onnx  # the verb's own heavy imports: commands/__init__.py
+    from ..weights import load_model, resolve
+
+    if Path(args.output).suffix.lower() != ".onnx":
+        raise UsageError(f"-o {args.output}: an ONNX file needs the .onnx suffix")
+    check_outputs([args.output], inputs=[resolve(args.model)[0]])
+    model, spec = load_model(args.model)
+    path = export_onnx(model, spec, args.output)
+    print(
+        f"{spec.arch} -> {path} (input crops: batch x 1 x {spec.input_size} x {spec.input_size}, gray in [0, 1]; "
+        f"output points: batch x 68 x 2, crop pixels, output_shift applied; settings in the ONNX metadata)"
+    )
