@@ -11,6 +11,77 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from facepoints.data import write_pts  # noqa: E402
 from facepoints.pose import MODEL_POINTS  # noqa: E402
 
+# the tiny PIPNet every training test trains: a few thousand parameters, a second an epoch
+TINY = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "head_chs": 16}
+
+
+def tiny_config(data, out, **overrides):
+    """The TrainConfig of a tiny training run on `data` into `out`; `overrides` change any field."""
+    from facepoints.config import TrainConfig
+
+    base = dict(
+        data=str(data),
+        out=str(out),
+        arch="pipnet_small",
+        epochs=1,
+        batch_size=4,
+        workers=0,
+        model_kwargs=TINY,
+        progress_faces=2,
+        precision="fp32",
+    )
+    return TrainConfig(**{**base, **overrides})
+
+
+def image_file(path, seed: int = 0):
+    """A painted face written to `path` (folders made): an input for the CLI."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(painted_face(template(), seed=seed), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def video_file(path, n: int = 3):
+    """A short MP4 of painted faces written to `path`."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (200, 200))
+    for i in range(n):
+        vw.write(cv2.cvtColor(painted_face(template(), seed=i), cv2.COLOR_RGB2BGR))
+    vw.release()
+    return path
+
+
+def files_in(folder) -> dict:
+    """Every file under folder (hidden ones too) -> its bytes: what a refused run must leave unchanged."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def one_line_error(capsys, *needles) -> str:
+    """The run's one message (progress bars aside), and no traceback."""
+    full = capsys.readouterr().err
+    lines = [x for x in full.replace("\r", "\n").splitlines() if x.startswith("facepoints:")]
+    assert "Traceback" not in full and len(lines) == 1, full
+    err = lines[0]
+    assert err.startswith("facepoints: error: "), err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+def read_rows(path) -> dict:
+    """A batch output's rows by path; a path that landed twice fails the test."""
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(path).to_pylist()
+    by_path = {r["path"]: r for r in rows}
+    assert len(by_path) == len(rows), "a path landed twice"
+    return by_path
+
 
 def template(size: float = 80.0, centre=(100.0, 100.0)) -> np.ndarray:
     """A frontal 68-point face shape of `size` px (jaw width) at `centre`."""
@@ -76,7 +147,7 @@ def tiny_model(tmp_path_factory):
         batch_size=4,
         lr=1e-3,
         workers=0,
-        model_kwargs={"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "head_chs": 16},
+        model_kwargs=TINY,
         augment=AugmentConfig(rotation=10),
         progress_faces=2,
         precision="fp32",

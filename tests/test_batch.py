@@ -33,15 +33,10 @@ from facepoints.cli import main  # noqa: E402
 from facepoints.config import LandmarkerOptions  # noqa: E402
 from facepoints.landmarker import Landmarker  # noqa: E402
 
+from .conftest import read_rows  # noqa: E402
+
 pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def read_rows(path) -> dict[str, dict]:
-    rows = pq.read_table(path).to_pylist()
-    by_path = {r["path"]: r for r in rows}
-    assert len(by_path) == len(rows), "a path landed twice"
-    return by_path
 
 
 def assert_rows_equal_detect(rows: dict[str, dict], landmarker: Landmarker, key=lambda p: p) -> int:

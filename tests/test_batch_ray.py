@@ -36,7 +36,7 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from facepoints.cli import main  # noqa: E402
 
-from .test_batch import read_rows  # noqa: E402
+from .conftest import read_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from facepoints.distill import blend_targets, teacher_points
 from facepoints.predictor import LandmarkPredictor
 from facepoints.train import train
 
-from .test_train import _cfg
+from .conftest import tiny_config
 
 
 def _weights(out):
@@ -32,15 +32,15 @@ def test_teacher_points_are_its_flip_tested_predictions_in_the_cached_crops(tiny
 def test_teacher_weight_moves_the_training(tiny_model, face_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     teacher = str(tiny_model / "model.pt")
-    train(_cfg(face_folder, tmp_path / "plain", seed=3))
-    train(_cfg(face_folder, tmp_path / "w0", seed=3, teacher=teacher, teacher_weight=0.0))
-    train(_cfg(face_folder, tmp_path / "w1", seed=3, teacher=teacher, teacher_weight=1.0))
+    train(tiny_config(face_folder, tmp_path / "plain", seed=3))
+    train(tiny_config(face_folder, tmp_path / "w0", seed=3, teacher=teacher, teacher_weight=0.0))
+    train(tiny_config(face_folder, tmp_path / "w1", seed=3, teacher=teacher, teacher_weight=1.0))
     plain, w0, w1 = (_weights(tmp_path / name) for name in ("plain", "w0", "w1"))
     assert all(torch.equal(plain[k], w0[k]) for k in plain)  # weight 0: the labels, exactly
     assert any(not torch.allclose(plain[k].float(), w1[k].float()) for k in plain)  # weight 1: other targets
     saved = load_checkpoint(tmp_path / "w1" / "last.pt")["config"]
     assert (saved["teacher"], saved["teacher_weight"]) == (teacher, 1.0)
-    train(_cfg(face_folder, tmp_path / "w1"), resume=True, epochs=2)  # the teacher is read again on resume
+    train(tiny_config(face_folder, tmp_path / "w1"), resume=True, epochs=2)  # the teacher is read again on resume
     assert load_checkpoint(tmp_path / "w1" / "last.pt")["epoch"] == 2
 
 

@@ -26,8 +26,9 @@ from facepoints.errors import FacepointsError
 from facepoints.models import create_model
 from facepoints.train import train
 
+from .conftest import TINY, tiny_config
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "head_chs": 16}
 TORCHRUN_TIMEOUT_S = 420
 
 
@@ -76,22 +77,9 @@ def test_rank_and_world_size_without_master_addr_is_one_line(face_folder, tmp_pa
 
 
 def _cfg(data, out, **kw) -> TrainConfig:
-    base = dict(
-        data=str(data),
-        out=str(out),
-        arch="pipnet_small",
-        model_kwargs=TINY,
-        epochs=1,
-        batch_size=8,
-        lr=1e-3,
-        workers=0,
-        val_fraction=0.0,
-        annotation_offsets=False,
-        precision="fp32",
-        progress_faces=2,
-        augment=AugmentConfig(rotation=10),
-    )
-    return TrainConfig(**{**base, **kw})
+    """conftest's tiny run, as the data-parallel comparisons need it: every face trains, one batch of 8."""
+    ddp = dict(batch_size=8, lr=1e-3, val_fraction=0.0, annotation_offsets=False, augment=AugmentConfig(rotation=10))
+    return tiny_config(data, out, **{**ddp, **kw})
 
 
 def ghost_batch_reference(cfg: TrainConfig, world: int) -> dict:

@@ -1,4 +1,4 @@
-"""Issue 15, bug 1: an exported ONNX reproduces the API (output_shift in the graph, settings in the metadata)."""
+"""An exported ONNX reproduces the API (output_shift in the graph, settings in the metadata)."""
 
 import json
 from pathlib import Path

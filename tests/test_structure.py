@@ -1,4 +1,4 @@
-"""Issue 15: the package's structure. No import cycles (each module imports alone), function-level imports
+"""The package's structure. No import cycles (each module imports alone), function-level imports
 only where they are explained, nothing outside src/ leans on train.py's helpers, and lists kept for a fast
 `--help` agree with the registries they stand for."""
 

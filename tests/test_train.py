@@ -1,33 +1,21 @@
 """Training path on tiny synthetic data: checkpoints, resume, NaN stop, progress outputs, weight-file errors."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from facepoints.checkpoint import load_checkpoint
+from facepoints.cli import main
 from facepoints.config import TrainConfig
 from facepoints.errors import FacepointsError
 from facepoints.train import train
 from facepoints.weights import load_model
 
-TINY = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "head_chs": 16}
-
-
-def _cfg(data, out, **kw):
-    base = dict(
-        data=str(data),
-        out=str(out),
-        arch="pipnet_small",
-        epochs=1,
-        batch_size=4,
-        workers=0,
-        model_kwargs=TINY,
-        progress_faces=2,
-        precision="fp32",
-    )
-    return TrainConfig(**{**base, **kw})
+from .conftest import one_line_error, tiny_config
 
 
 def test_tiny_training_writes_everything(tiny_model):
@@ -45,28 +33,28 @@ def test_tiny_training_writes_everything(tiny_model):
 def test_resume_continues_and_refuses_to_clobber(face_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    train(_cfg(face_folder, out, epochs=1))
+    train(tiny_config(face_folder, out, epochs=1))
     with pytest.raises(FacepointsError, match="already holds a training run"):
-        train(_cfg(face_folder, out, epochs=2))
+        train(tiny_config(face_folder, out, epochs=2))
     first = load_checkpoint(out / "last.pt")
     # resume takes the stored config; ask for more epochs by editing it as a user would via a new run
     state = dict(first)
     state["config"] = {**first["config"], "epochs": 2}
     torch.save(state, out / "last.pt")
-    train(_cfg(face_folder, out), resume=True)
+    train(tiny_config(face_folder, out), resume=True)
     after = load_checkpoint(out / "last.pt")
     assert after["epoch"] == 2 and [h["epoch"] for h in after["history"]] == [1, 2]
 
 
 def test_resume_without_checkpoint(tmp_path, face_folder):
     with pytest.raises(FacepointsError, match="nothing to resume"):
-        train(_cfg(face_folder, tmp_path / "none"), resume=True)
+        train(tiny_config(face_folder, tmp_path / "none"), resume=True)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(face_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    train(_cfg(face_folder, out, epochs=1))
+    train(tiny_config(face_folder, out, epochs=1))
     good = (out / "last.pt").read_bytes()
     from facepoints.models.pipnet import PIPNet
 
@@ -76,14 +64,14 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(face_folder, tmp_path, mo
     torch.save(state, out / "last.pt")
     good = (out / "last.pt").read_bytes()
     with pytest.raises(FacepointsError, match=r"epoch 2 step 0: loss is nan; stopping \(last good checkpoint kept"):
-        train(_cfg(face_folder, out), resume=True)
+        train(tiny_config(face_folder, out), resume=True)
     assert (out / "last.pt").read_bytes() == good
 
 
 def test_interrupt_leaves_resumable_checkpoint(face_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    train(_cfg(face_folder, out, epochs=1))
+    train(tiny_config(face_folder, out, epochs=1))
     state = load_checkpoint(out / "last.pt")
     state["config"] = {**state["config"], "epochs": 3}
     torch.save(state, out / "last.pt")
@@ -100,10 +88,10 @@ def test_interrupt_leaves_resumable_checkpoint(face_folder, tmp_path, monkeypatc
 
     monkeypatch.setattr(PIPNet, "loss", interrupt)
     with pytest.raises(FacepointsError, match="interrupted.*holds epoch 1.*--resume"):
-        train(_cfg(face_folder, out), resume=True)
+        train(tiny_config(face_folder, out), resume=True)
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
     monkeypatch.setattr(PIPNet, "loss", real)
-    train(_cfg(face_folder, out), resume=True)
+    train(tiny_config(face_folder, out), resume=True)
     assert load_checkpoint(out / "last.pt")["epoch"] == 3
 
 
@@ -162,14 +150,14 @@ def test_learning_rate_schedules():
 def test_ema_weights_are_saved_selected_and_resumed(face_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    train(_cfg(face_folder, out, epochs=1, ema=0.5))
+    train(tiny_config(face_folder, out, epochs=1, ema=0.5))
     first = load_checkpoint(out / "last.pt")
     steps = int(first["ema"]["n_averaged"])
     assert steps > 0 and "val_nme_raw" in first["history"][0]
     state = dict(first)
     state["config"] = {**first["config"], "epochs": 2}
     torch.save(state, out / "last.pt")
-    train(_cfg(face_folder, out), resume=True)
+    train(tiny_config(face_folder, out), resume=True)
     assert (
         int(load_checkpoint(out / "last.pt")["ema"]["n_averaged"]) == 2 * steps
     )  # the average continued, not restarted
@@ -204,7 +192,7 @@ def test_cli_resume_needs_no_data_and_train_needs_it(face_folder, tmp_path, monk
 
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    train(_cfg(face_folder, out, epochs=1))
+    train(tiny_config(face_folder, out, epochs=1))
     assert main(["train", "--out", str(out), "--resume"]) == 0  # the settings, data included, come from the checkpoint
     assert main(["train", "--out", str(tmp_path / "other")]) == 2  # a missing option: argparse's exit code
     assert "needs --data" in capsys.readouterr().err
@@ -283,7 +271,7 @@ def test_cli_margin_reaches_the_weights_the_predictor_reads(face_folder, tmp_pat
 def test_val_fraction_zero_trains_on_every_face_and_keeps_the_last_epoch(face_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    train(_cfg(face_folder, out, epochs=2, val_fraction=0.0, ema=0.5))
+    train(tiny_config(face_folder, out, epochs=2, val_fraction=0.0, ema=0.5))
     state = load_checkpoint(out / "last.pt")
     assert all("val_nme" not in h and np.isfinite(h["fit_nme"]) and "fit_nme_raw" in h for h in state["history"])
     payload = torch.load(out / "model.pt", weights_only=True)
@@ -415,7 +403,7 @@ def test_a_killed_cache_write_leaves_nothing_for_good(face_folder, tmp_path, mon
     live = cache / f".crops-fedcba9876543210.npz.{os.getpid()}.abcd1234.tmp.npz"
     for f in (dead, legacy, live):
         f.write_bytes(b"half a cache")
-    train(_cfg(face_folder, tmp_path / "run"))
+    train(tiny_config(face_folder, tmp_path / "run"))
     assert not dead.exists() and not legacy.exists() and live.exists()
     assert len(list(cache.glob("crops-*.npz"))) == 1
 
@@ -425,10 +413,88 @@ def test_checkpoints_record_the_runs_wall_clock_across_resumes(face_folder, tmp_
     clock came out shorter than its epochs. The checkpoint now carries it."""
     monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    train(_cfg(face_folder, out, epochs=1))
+    train(tiny_config(face_folder, out, epochs=1))
     first = load_checkpoint(out / "last.pt")
-    train(_cfg(face_folder, out, epochs=2), resume=True, epochs=2)
+    train(tiny_config(face_folder, out, epochs=2), resume=True, epochs=2)
     second = load_checkpoint(out / "last.pt")
     epochs = sum(h["epoch_s"] for h in second["history"])
     assert first["wall_s"] > 0 and second["wall_s"] >= first["wall_s"] + second["history"][-1]["epoch_s"]
     assert second["wall_s"] >= epochs
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing catches it."""
+
+
+def test_resume_works_from_every_kill_point_and_removes_stale_temp_files(face_folder, tmp_path, monkeypatch):
+    import shutil
+
+    from facepoints.checkpoint import load_checkpoint
+    from facepoints.train import train
+
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    real_replace = os.replace
+    writes = []
+
+    def count(src, dst):
+        writes.append(Path(dst).name)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", count)
+    train(tiny_config(face_folder, tmp_path / "full", batch_size=6))
+    n = len([w for w in writes if not w.startswith("crops-")])
+    assert n >= 7  # config.json, best.pt, last.pt, model.pt, the progress frame, gif, curves, final model.pt
+    for k in range(1, n + 1):
+        out, calls = tmp_path / f"kill{k}", []
+
+        def killed(src, dst):
+            calls.append(dst)
+            if len(calls) == k:
+                shutil.copy(src, str(src) + "x")  # what SIGKILL leaves: the temporary file
+                raise Killed
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", killed)
+        with pytest.raises(Killed):
+            train(tiny_config(face_folder, out, batch_size=6))
+        assert list(out.rglob(".*.tmp*")), k
+        monkeypatch.setattr(os, "replace", real_replace)
+        train(
+            tiny_config(face_folder, out, batch_size=6), resume=True
+        )  # killed before config.json (k=1): resumes from the start
+        assert load_checkpoint(out / "last.pt")["epoch"] == 1, k
+        assert load_model(str(out / "model.pt"))[1].output_shift is not None, k
+        assert "output_shift" in torch.load(out / "model.pt", weights_only=True)["train"], k
+        assert not list(out.rglob(".*.tmp*")), k
+
+
+def test_resume_with_epochs_extends_the_run_and_other_options_are_refused(face_folder, tmp_path, monkeypatch, capsys):
+    from facepoints.checkpoint import load_checkpoint
+
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    base = [
+        "train",
+        "--data",
+        str(face_folder),
+        "--out",
+        str(out),
+        "--model",
+        "pipnet_small",
+        "--batch-size",
+        "6",
+        "--workers",
+        "0",
+        "--precision",
+        "fp32",
+    ]
+    assert main([*base, "--epochs", "1"]) == 0
+    assert main([*base, "--epochs", "2", "--resume"]) == 0  # the same command line, plus --resume: extends
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2
+    assert load_checkpoint(out / "last.pt")["config"]["epochs"] == 2
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "3", "--lr", "0.5"]) == 2
+    one_line_error(capsys, "--lr differ")
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "1"]) == 2
+    one_line_error(capsys, "already trained 2 epochs")
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2

@@ -1,4 +1,4 @@
-"""Trust heads (issue 23, phase 1): occluder labels, negatives' labels, the head's outputs, its training and resume.
+"""Trust heads: occluder labels, negatives' labels, the head's outputs, its training and resume.
 
 Tiny fixtures only: painted faces (conftest), a tiny random PIPNet; nothing reads 300-W or scikit-image."""
 
