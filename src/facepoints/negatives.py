@@ -1,4 +1,4 @@
-"""Crops without a usable face, for the presence head (issue 23), and the rules that label a crop.
+"""Crops without a usable face, for the presence head, and the rules that label a crop.
 
 Sources of negatives:
 - boxes on a training face that miss it: shifted by half a crop or more, or zoomed onto one part of it

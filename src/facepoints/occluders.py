@@ -1,4 +1,4 @@
-"""Synthetic occluders with known masks: what a point's visibility label is learned from (issue 23).
+"""Synthetic occluders with known masks: what a point's visibility label is learned from.
 
 Each family paints one occluder on an RGB face crop and returns its layer and its alpha mask (float
 in [0, 1], the crop's size); `occlude` pastes one or more of them and labels each of the 68 points

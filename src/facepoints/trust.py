@@ -1,4 +1,4 @@
-"""Presence, visibility and expected error for a shipped landmark model (issue 23, phase 1): the heads'
+"""Presence, visibility and expected error for a shipped landmark model: the heads'
 training data, their training on the frozen trunk, their calibration, their file, and inference on crops.
 
 Training (`train_trust_heads`, `scripts/train_trust_heads.py`): the trunk is the shipped model, frozen;

@@ -34,7 +34,7 @@ def add(sub):
         default=TRAIN["arch"],
         choices=ARCHITECTURES,
         metavar="ARCH",
-        help=f"architecture: {', '.join(ARCHITECTURES)} (--model is the old name of this option)",
+        help=f"architecture: {', '.join(ARCHITECTURES)} (--model: the same option, another name)",
     )
     p.add_argument(
         "--epochs",

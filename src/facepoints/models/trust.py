@@ -1,4 +1,4 @@
-"""How far to trust a PIPNet's answer (issue 23): per face a presence logit, per point a visibility logit and
+"""How far to trust a PIPNet's answer: per face a presence logit, per point a visibility logit and
 the log of a Laplace scale, from a small head on the network's own fused features and score maps.
 
 Everything is read at the point's predicted place, with the same 3x3 window and softmax weights as
