@@ -19,7 +19,7 @@ import json
 import numpy as np
 
 from common import DATA, RESULTS, CachedDetector, DlibShapePredictor, table, write_readme_models, write_section
-from facepoints.data import read_pts_folder
+from facepoints.annotations import read_pts_folder
 from facepoints.detectors import BoxMap, create_detector
 from facepoints.drawing import plot_ced
 from facepoints.evaluate import PointsOf, evaluate

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from common import DATA, held_out_weights, table, write_section
+from facepoints.annotations import read_dataset
 from facepoints.checkpoint import RunSplit
-from facepoints.data import read_dataset
 from facepoints.landmarks import FLIP
 from facepoints.metrics import nme
 from facepoints.models import predict_batches

@@ -32,10 +32,11 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from facepoints.annotations import read_pts_folder
 from facepoints.crop import points_box
-from facepoints.data import load_image, read_pts_folder
 from facepoints.detectors import DETECTOR_WEIGHTS
 from facepoints.evaluate import PointsOf, evaluate
+from facepoints.images import load_image
 from facepoints.metrics import nme
 from facepoints.predictor import LandmarkPredictor
 from facepoints.provenance import data_hash, git_commit, machine

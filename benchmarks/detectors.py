@@ -27,10 +27,11 @@ from tqdm import tqdm
 
 from common import DATA, ROOT, make_640x480, on_canvas, table, write_section
 from facepoints import Landmarker
+from facepoints.annotations import read_pts_folder
 from facepoints.crop import points_box
-from facepoints.data import load_image, read_pts_folder
 from facepoints.detectors import DETECTORS, roll_degrees
 from facepoints.evaluate import match_detection
+from facepoints.images import load_image
 from facepoints.metrics import nme
 from facepoints.predictor import LandmarkPredictor
 from facepoints.video import FaceTracker, VideoOptions

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from common import DATA, CachedDetector, held_out_and_test, int8_cost, table, write_section
+from facepoints.annotations import read_dataset
 from facepoints.checkpoint import RunSplit, load_checkpoint
-from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
 from facepoints.distill import teacher_points
 from facepoints.weights import load_model, resolve, sha256_file, shipped_models

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from common import DATA, CachedDetector, held_out_and_test, int8_cost, table, write_section
+from facepoints.annotations import read_dataset
 from facepoints.checkpoint import RunSplit, load_checkpoint
 from facepoints.config import config_from_dict
-from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
 from facepoints.weights import sha256_file
 

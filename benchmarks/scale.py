@@ -18,12 +18,13 @@ from pathlib import Path
 
 from common import DATA, table, write_section
 from facepoints import Landmarker, LandmarkerOptions
+from facepoints.annotations import read_dataset
 from facepoints.batch_ray import connect
 from facepoints.batch_run import run_batch
 from facepoints.checkpoint import load_checkpoint
-from facepoints.data import IMAGE_SUFFIXES, read_dataset
-from facepoints.dataset import build_cache
+from facepoints.images import IMAGE_SUFFIXES
 from facepoints.models import create_model
+from facepoints.training_data import build_cache
 
 
 def pick(folder: Path, n: int, dest: Path, with_pts: bool = False) -> Path:

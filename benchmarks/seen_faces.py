@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from common import DATA, RESULTS, CachedDetector, DlibShapePredictor, held_out_weights, table, write_section
+from facepoints.annotations import read_dataset
 from facepoints.checkpoint import RunSplit
-from facepoints.data import read_dataset
 from facepoints.detectors import create_detector
 from facepoints.evaluate import PointsOf, evaluate
 from facepoints.predictor import LandmarkPredictor

@@ -27,8 +27,8 @@ from common import (
 )
 from facepoints import Landmarker
 from facepoints.crop import crop_face, points_box, to_gray
-from facepoints.data import load_image
 from facepoints.detectors import create_detector
+from facepoints.images import load_image
 from facepoints.predictor import LandmarkPredictor
 from facepoints.smoothing import jitter
 from facepoints.video import FaceTracker, VideoOptions

@@ -28,10 +28,11 @@ import numpy as np
 import torch
 
 from common import DATA, ROOT, table, write_section
+from facepoints.annotations import read_pts_folder
 from facepoints.crop import crop_face, points_box, preprocess, to_gray
-from facepoints.data import load_image, read_pts_folder
 from facepoints.detectors import create_detector, roll_degrees
 from facepoints.evaluate import match_detection
+from facepoints.images import load_image
 from facepoints.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 from facepoints.metrics import auroc, nme, spearman
 from facepoints.negatives import (

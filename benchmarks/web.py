@@ -37,7 +37,7 @@ EXAMPLE = ROOT / "examples" / "grace_hopper.jpg"
 
 def frames():
     """name -> RGB: the example photo (512 x 600) and a 640 x 480 webcam-sized frame of it."""
-    from facepoints.data import load_image
+    from facepoints.images import load_image
 
     g = load_image(EXAMPLE)
     h, w = g.shape[:2]

@@ -18,10 +18,11 @@ import json
 import numpy as np
 from tqdm import tqdm
 
+from facepoints.annotations import read_pts_folder
 from facepoints.crop import points_box, upright_box
-from facepoints.data import load_image, read_pts_folder
 from facepoints.detectors import BOX_MAPS_FILE, DETECTORS, BoxMap, roll_degrees
 from facepoints.evaluate import match_detection
+from facepoints.images import load_image
 from facepoints.io_utils import atomic_write_text
 
 

@@ -22,8 +22,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from facepoints.annotations import read_pts_folder, write_pts
 from facepoints.crop import points_box, transform_points
-from facepoints.data import load_image, read_pts_folder, write_pts
+from facepoints.images import load_image
 
 SETS = ("blur", "occluded", "small", "rolled15", "rolled30", "rolled45", "rolled60")
 

@@ -8,7 +8,7 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from facepoints.data import write_pts  # noqa: E402
+from facepoints.annotations import write_pts  # noqa: E402
 from facepoints.pose import MODEL_POINTS  # noqa: E402
 
 # the tiny PIPNet every training test trains: a few thousand parameters, a second an epoch

@@ -438,7 +438,7 @@ def test_evaluate_reads_a_landmarker_and_a_bare_predictor_alike(tiny_model, face
     """evaluate goes through Landmarker.landmarks_for, the path images and video take; PointsOf gives a bare
     predict function (benchmarks' dlib reference) the same crop rule."""
     from facepoints import LandmarkerOptions
-    from facepoints.data import read_pts_folder
+    from facepoints.annotations import read_pts_folder
     from facepoints.evaluate import PointsOf, evaluate
 
     samples = read_pts_folder(face_folder)[:4]

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facepoints.data import load_image, read_dataset, read_dlib_xml, read_pts, read_pts_folder, to_rgb, write_pts
+from facepoints.annotations import read_dataset, read_dlib_xml, read_pts, read_pts_folder, write_pts
 from facepoints.errors import FacepointsError
+from facepoints.images import load_image, to_rgb
 
 from .conftest import template
 
@@ -105,7 +106,7 @@ def test_bad_images(tmp_path):
 
 
 def test_decompression_bomb_guard(tmp_path, monkeypatch):
-    import facepoints.data as data
+    import facepoints.images as data
 
     Image.new("L", (50, 50)).save(tmp_path / "big.png")
     monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 100)

@@ -9,8 +9,8 @@ import pytest
 
 from facepoints import FacepointsError, Landmarker
 from facepoints.crop import points_box, transform_points, upright_box
-from facepoints.data import load_image
 from facepoints.detectors import BoxMap, Detections, Detector, RetinaFaceDetector, create_detector, roll_degrees
+from facepoints.images import load_image
 from facepoints.landmarks import five_points
 from facepoints.metrics import nme
 from facepoints.video import FaceTracker, VideoOptions

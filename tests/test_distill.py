@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from facepoints.annotations import read_dataset
 from facepoints.checkpoint import load_checkpoint
 from facepoints.crop import points_box
-from facepoints.data import read_dataset
-from facepoints.dataset import build_cache
 from facepoints.distill import blend_targets, teacher_points
 from facepoints.predictor import LandmarkPredictor
 from facepoints.train import train
+from facepoints.training_data import build_cache
 
 from .conftest import tiny_config
 

@@ -20,11 +20,11 @@ import torch
 from facepoints.checkpoint import RunSplit, load_checkpoint
 from facepoints.cli import main
 from facepoints.config import AugmentConfig, TrainConfig
-from facepoints.dataset import LandmarkDataset
 from facepoints.distributed import GlobalBatchSampler, epoch_order
 from facepoints.errors import FacepointsError
 from facepoints.models import create_model
 from facepoints.train import train
+from facepoints.training_data import LandmarkDataset
 
 from .conftest import TINY, tiny_config
 

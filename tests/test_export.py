@@ -8,7 +8,7 @@ import pytest
 
 from facepoints.cli import main
 from facepoints.crop import crop_face, mirror_points, points_box, preprocess, to_gray
-from facepoints.data import load_image
+from facepoints.images import load_image
 
 from .conftest import painted_face, template
 

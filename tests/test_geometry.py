@@ -130,8 +130,8 @@ def test_mirroring_keeps_the_annotation_offset_on_the_same_side():
 
 def test_cache_shrinks_big_faces_without_aliasing(tmp_path):
     """1-px stripes shrunk 6x blur towards grey, as in inference crops; plain bilinear sampling keeps them."""
-    from facepoints.data import Sample
-    from facepoints.dataset import CACHE_CONTEXT, CACHE_SIDE, build_cache
+    from facepoints.annotations import Sample
+    from facepoints.training_data import CACHE_CONTEXT, CACHE_SIDE, build_cache
 
     stripes = np.zeros((2400, 2400, 3), np.uint8)
     stripes[:, ::2] = 255

@@ -10,7 +10,7 @@ from PIL import Image
 
 from facepoints import FacepointsError, Landmarker
 from facepoints.crop import points_box
-from facepoints.data import load_image
+from facepoints.images import load_image
 
 from .conftest import painted_face, template
 
@@ -69,7 +69,7 @@ def test_sideways_phone_photo_finds_its_face(tmp_path):
 
 
 def test_big_images_decode_without_a_second_full_copy_and_huge_ones_are_refused(tmp_path, monkeypatch):
-    import facepoints.data as data
+    import facepoints.images as data
 
     big = np.random.default_rng(0).integers(0, 255, (2000, 3000, 3), dtype=np.uint8)
     Image.fromarray(big).save(tmp_path / "big.bmp")  # uncompressed: the decode itself needs no buffers

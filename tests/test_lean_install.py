@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
+from facepoints.annotations import write_pts
 from facepoints.cli import main
-from facepoints.data import write_pts
 
 pytestmark = pytest.mark.timeout(1800)  # builds a wheel and a venv: ~1-2 min, more on a busy machine
 ROOT = Path(__file__).resolve().parents[1]

@@ -68,7 +68,7 @@ def call(page, body: str, arg=None, timeout_s: float = JS_TIMEOUT_S):
 def images():
     """name -> RGB image, all copied into the site: the example photo, a rolled copy, two faces,
     and a big copy (the detector shrinks it to 1280 px; the crop pre-shrinks the face)."""
-    from facepoints.data import load_image
+    from facepoints.images import load_image
 
     g = load_image(EXAMPLE)
     h, w = g.shape[:2]
@@ -338,8 +338,8 @@ def test_an_input_that_cannot_be_decoded_clears_the_result_and_names_the_file(pa
     """After a good photo, a file that cannot be decoded (or an empty one): one red line naming the file,
     and nothing left of the previous result (no image, no timing, no Download JSON of the other file),
     and no uncaught promise rejection in the console."""
-    from facepoints.data import decode_image
     from facepoints.errors import FacepointsError
+    from facepoints.images import decode_image
 
     data = BAD_INPUTS[name]
     with pytest.raises(FacepointsError):  # the Python loader refuses each of them too
@@ -514,7 +514,7 @@ def test_png_with_transparency_decodes_to_the_python_loaders_pixels(page, site, 
     """Every PNG kind with transparency (alpha channel, tRNS, 16-bit, low bit depths, palette, interlace,
     eXIf orientation): the page's pixels equal data.load_image's exactly. Python drops the alpha and keeps
     the colours stored under it; the browser's own decoders premultiply, so transparent pixels turn black."""
-    from facepoints.data import load_image
+    from facepoints.images import load_image
 
     path = site / "test" / f"alpha_{kind}.png"
     path.write_bytes(PNG_CASES[kind])
@@ -535,7 +535,7 @@ def test_transparent_png_points_equal_python(page, site, images, reference):
     editor leaves them) and a soft alpha ramp below: the page's points equal the CLI's (0.1 px mean)."""
     from PIL import Image
 
-    from facepoints.data import load_image
+    from facepoints.images import load_image
 
     g = images["grace_hopper.jpg"]
     h, w = g.shape[:2]

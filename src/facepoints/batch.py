@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from .config import LandmarkerOptions
-from .data import decode_image
 from .errors import FacepointsError, quiet_third_party
+from .images import decode_image
 
 COLUMNS = ("path", "n_faces", "boxes", "scores", "points", "pose", "error")
 BATCH_ROWS = 16  # images per call in `facepoints batch`: small, so a slow image holds up few others

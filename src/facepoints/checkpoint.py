@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .annotations import Sample, read_dataset
 from .config import TrainConfig, config_from_dict
-from .data import Sample, read_dataset
-from .dataset import LandmarkDataset, build_cache
 from .errors import FacepointsError
 from .io_utils import atomic_path
+from .training_data import LandmarkDataset, build_cache
 from .weights import ema_weights, selected_state  # noqa: F401  (re-exported: weights.py reads checkpoints too)
 
 CHECKPOINT_FORMAT = "facepoints-checkpoint/1"

@@ -114,7 +114,7 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
 
 def preprocess(gray: np.ndarray) -> np.ndarray:
     """Gray uint8 crops, (S, S) or (N, S, S) -> the model's input, (1, S, S) or (N, 1, S, S) float32 in [0, 1].
-    The one normalisation of training (dataset.py) and inference (predictor.py)."""
+    The one normalisation of training (training_data.py) and inference (predictor.py)."""
     return (np.asarray(gray).astype(np.float32) / np.float32(255.0))[..., None, :, :]
 
 

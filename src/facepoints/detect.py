@@ -12,9 +12,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from .crop import crop_face, points_box
-from .data import IMAGE_SUFFIXES
 from .drawing import grid
 from .errors import FacepointsError, UsageError
+from .images import IMAGE_SUFFIXES
 from .io_utils import atomic_path, atomic_write_text, check_output_folder, check_outputs
 from .landmarker import Landmarker, LandmarkerOptions
 from .results import LandmarkResult

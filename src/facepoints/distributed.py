@@ -7,7 +7,7 @@ wrapped in DistributedDataParallel, and rank 0 alone writes checkpoints, logs an
 `--batch-size` stays the global batch: each of N ranks takes a contiguous 1/N of every batch the
 one-process loop would draw (`GlobalBatchSampler`), so N processes train on the same batches as one,
 the saved TrainConfig means the same thing whatever N, and `--resume` may change N. Augmentation is
-seeded per face and epoch (dataset.py), not per process, so a face is augmented the same on any rank.
+seeded per face and epoch (training_data.py), not per process, so a face is augmented the same on any rank.
 
 On CPU, BatchNorm normalises each rank's share with that share's own statistics (torch's SyncBatchNorm
 is GPU-only); with N ranks that is ghost batch norm over batch/N faces, a small difference from one

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .annotations import Sample, find_manifest, read_pts_folder
 from .config import LandmarkerOptions
 from .crop import points_box
-from .data import IMAGE_SUFFIXES, Sample, find_manifest, load_image, read_pts_folder
 from .detectors import Detections, Detector, crop_boxes
 from .drawing import CED_SUFFIXES, can_plot, plot_ced
 from .errors import UsageError
+from .images import IMAGE_SUFFIXES, load_image
 from .io_utils import atomic_write_text, check_outputs
 from .landmarker import Landmarker
 from .metrics import nme, summary

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import LandmarkerOptions, VideoOptions
-from .data import load_image, to_rgb
 from .detectors import DETECTORS, Detections, Detector, GivenBoxes, create_detector, crop_boxes
 from .errors import FacepointsError, UsageError
+from .images import load_image, to_rgb
 from .predictor import LandmarkPredictor
 from .results import LandmarkResult, build_faces
 from .video import FaceTracker

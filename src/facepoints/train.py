@@ -34,17 +34,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .annotations import MANIFEST, dataset_fingerprint
 from .checkpoint import CHECKPOINT_FORMAT, RunSplit, load_checkpoint, save_checkpoint, saved_run, selected_state
 from .config import TrainConfig, config_from_dict
-from .data import IMAGE_SUFFIXES, MANIFEST, dataset_fingerprint
-from .dataset import LandmarkDataset, cache_offsets
 from .distill import blend_targets, teacher_points, teacher_report
 from .distributed import GlobalBatchSampler, Ranks, barrier, setup, sum_over_ranks, sync_buffers, teardown, wrap
 from .drawing import ProgressFrames
 from .errors import FacepointsError, UsageError
+from .images import IMAGE_SUFFIXES
 from .io_utils import atomic_write_text, check_outputs, remove_stale_temps
 from .metrics import nme
 from .models import create_model, predict_batches
+from .training_data import LandmarkDataset, cache_offsets
 from .weights import load_model, resolve, save_weights, shipped_models
 
 BN_BATCHES = 8  # augmented batches that re-estimate the moving average's BatchNorm statistics
@@ -138,7 +139,7 @@ def prepare_run(
         state, saved = saved_run(out)
         given_data = cfg.data
         cfg = replace(config_from_dict(saved), out=str(out))
-        if given_data:  # the CLI has checked it is the run's dataset (data.same_dataset); it may have moved
+        if given_data:  # the CLI has checked it is the run's dataset (annotations.same_dataset); it may have moved
             cfg = replace(cfg, data=given_data)
         elif not Path(cfg.data).exists():
             raise UsageError(f"{out}: the run's data {cfg.data} is gone; pass --data where it is now")
@@ -249,7 +250,7 @@ class RunData:
     held_out: bool
     n_val: int
     annotation_offset: list[float]
-    fingerprint: str  # data.dataset_fingerprint: lets a resume accept the data after a move
+    fingerprint: str  # annotations.dataset_fingerprint: lets a resume accept the data after a move
 
     @property
     def nme_key(self) -> str:

@@ -36,7 +36,6 @@ import torch.nn.functional as F
 from .augment import degrade, geometric, photometric
 from .checkpoint import RunSplit
 from .crop import crop_matrix, points_box, square_from_box, to_gray, warp
-from .dataset import cache_offsets, to_tensor
 from .errors import FacepointsError
 from .io_utils import atomic_path
 from .models.trust import TrustHead, decode_with_stats
@@ -51,6 +50,7 @@ from .negatives import (
     wrong_box,
 )
 from .occluders import TRAIN_FAMILIES, occlude
+from .training_data import cache_offsets, to_tensor
 from .weights import PACKAGE_WEIGHTS, load_model, resolve, sha256_file, shipped_models
 
 TRUST_FORMAT = "facepoints-trust/1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from ..annotations import dataset_fingerprint, same_dataset
 from ..config import ARCHITECTURES, AugmentConfig, TrainConfig, config_from_dict
 from ..errors import FacepointsError, UsageError, require
 from .options import (
@@ -145,9 +146,8 @@ OPTION_NAMES = {
 def _check_resume_options(args) -> None:
     """--resume takes the run's saved settings; an option set to something else is refused, not ignored.
     --epochs is the exception: it extends (or shortens, if not yet reached) the run. --data may name the
-    run's dataset by another path, or where it was moved (data.same_dataset)."""
+    run's dataset by another path, or where it was moved (annotations.same_dataset)."""
     from ..checkpoint import saved_run  # torch: commands/__init__.py
-    from ..data import dataset_fingerprint, same_dataset
 
     out = Path(args.out)
     if not any((out / name).exists() for name in ("last.pt", "best.pt", "config.json")):

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .annotations import Sample
 from .augment import degrade, geometric, photometric
 from .config import CACHE_SIDE, AugmentConfig
 from .crop import crop_matrix, crop_square, points_box, preprocess, square_from_box, to_gray, transform_points, warp
-from .data import Sample, load_image
+from .images import load_image
 from .io_utils import atomic_path, default_cache_dir, remove_stale_temps
 
 CACHE_CONTEXT = 2.2
