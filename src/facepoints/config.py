@@ -105,7 +105,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "constant"  # constant (the seed) or cosine
     warmup_epochs: float = 0.0
-    annotation_offsets: bool = True  # mirror about what the points mark, where the dataset says (annotations.Sample.offset)
+    annotation_offsets: bool = True  # mirror about what the points mark, where the data says (Sample.offset)
     ema: float = 0.0  # per-step decay of an exponential moving average of the weights; 0 = off
     input_size: int = 128
     margin: float = 1.25  # crop side = margin x the longer side of the face box
