@@ -19,8 +19,8 @@ from pathlib import Path
 from common import DATA, table, write_section
 from facepoints import Landmarker, LandmarkerOptions
 from facepoints.annotations import read_dataset
-from facepoints.batch_ray import connect
-from facepoints.batch_run import run_batch
+from facepoints.batch.ray_engine import connect
+from facepoints.batch.run import run_batch
 from facepoints.checkpoint import load_checkpoint
 from facepoints.images import IMAGE_SUFFIXES
 from facepoints.models import create_model

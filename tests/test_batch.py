@@ -27,8 +27,8 @@ if importlib.util.find_spec("pyarrow") is None:
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from facepoints import batch_run  # noqa: E402
 from facepoints.batch import COLUMNS, LandmarkBatch, rows_to_arrays  # noqa: E402
+from facepoints.batch import run as batch_run  # noqa: E402
 from facepoints.cli import main  # noqa: E402
 from facepoints.config import LandmarkerOptions  # noqa: E402
 from facepoints.landmarker import Landmarker  # noqa: E402
@@ -211,7 +211,7 @@ def test_one_line_errors(args, message, code, photo_folder, tmp_path, capsys):
 KILLED = """
 import os, sys, types
 import pyarrow.parquet as pq
-from facepoints import batch_run
+from facepoints.batch import run as batch_run
 from facepoints.cli import main
 
 batch_run.PART_ROWS = batch_run.BATCH_ROWS = 2

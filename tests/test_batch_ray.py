@@ -111,7 +111,7 @@ def _fails_like_a_misconfigured_detector(batch):
 def test_a_worker_error_is_one_line_as_raised(ray_cluster):
     """Ray Data keeps a worker's exception only as text: the line the driver prints is still ours, as raised
     (it used to be Ray's advice on retries), so that a run stopped by a RunError says why."""
-    from facepoints.batch_ray import _job_error
+    from facepoints.batch.ray_engine import _job_error
 
     ds = ray_cluster.data.from_items([{"path": "photos/a.jpg"}]).map_batches(
         _fails_like_a_misconfigured_detector, batch_format="pyarrow"

@@ -1,4 +1,4 @@
-"""`facepoints batch`: options -> LandmarkerOptions -> batch_run.run_batch (a dataset into one Parquet file)."""
+"""`facepoints batch`: options -> LandmarkerOptions -> batch.run.run_batch (a dataset into one Parquet file)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def add(sub):
 
 
 def run(args):
-    from ..batch_run import run_batch  # the verb's own heavy imports: commands/__init__.py
+    from ..batch.run import run_batch  # the verb's own heavy imports: commands/__init__.py
 
     chosen = landmarker_options(args)
     fields = (

@@ -12,8 +12,8 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import FacepointsError
-from .images import IMAGE_SUFFIXES
+from ..errors import FacepointsError
+from ..images import IMAGE_SUFFIXES
 
 GLOB_CHARS = "*?["
 PARQUET_COLUMNS = ("path", "bytes")  # what ray.data.read_binary_files(..., include_paths=True) writes

@@ -21,10 +21,10 @@ import socket
 import warnings
 from collections.abc import Iterator
 
-from .batch import BATCH_ROWS, LandmarkBatch
-from .errors import FacepointsError
+from ..errors import FacepointsError
+from ..version import __version__
+from .rows import BATCH_ROWS, LandmarkBatch
 from .sources import Source, is_uri
-from .version import __version__
 
 LOCAL_OBJECT_STORE = 512 * 2**20  # bytes; batches of rows and (Parquet sources) encoded images, spilled beyond
 CONNECT_TIMEOUT_S = 5.0

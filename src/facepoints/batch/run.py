@@ -25,12 +25,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .batch import BATCH_ROWS, COLUMNS, LandmarkBatch, schema
-from .errors import FacepointsError, UsageError
-from .io_utils import atomic_path, check_outputs
-from .model_files import DEFAULT_MODEL, resolve, sha256_file
+from ..errors import FacepointsError, UsageError
+from ..io_utils import atomic_path, check_outputs
+from ..model_files import DEFAULT_MODEL, resolve, sha256_file
+from ..version import __version__
+from .rows import BATCH_ROWS, COLUMNS, LandmarkBatch, schema
 from .sources import Source, is_uri, list_source
-from .version import __version__
 
 PART_ROWS = 512  # rows per part file: what a kill can lose at most, and the resume granularity
 
@@ -270,7 +270,7 @@ def run_batch(
     if not is_uri(src) and (Path(src).resolve() == out.resolve() or (out.exists() and out.samefile(src))):
         raise FacepointsError(f"-o {out}: output would overwrite the input {src}; choose another output path")
     options = dict(options or {})
-    from .predictor import LandmarkPredictor  # ONNX Runtime: loaded only when a batch runs
+    from ..predictor import LandmarkPredictor  # ONNX Runtime: loaded only when a batch runs
 
     # on the driver: a bad --model (or a .pt without torch) is one line before any cluster starts
     LandmarkPredictor(options.get("model"), backend=options.get("backend", "auto"), threads=1)
@@ -284,7 +284,7 @@ def run_batch(
     done = done_paths(out)
     todo = [p for p in source.paths if p not in done]
     if engine == "ray":
-        from .batch_ray import ray_results  # optional: pip install -e ".[ray]"
+        from .ray_engine import ray_results  # optional: pip install -e ".[ray]"
 
         results = ray_results(source, todo, done, options, workers, address) if todo else iter(())
     else:

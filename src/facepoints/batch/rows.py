@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import LandmarkerOptions
-from .errors import FacepointsError, quiet_third_party
-from .images import decode_image
+from ..config import LandmarkerOptions
+from ..errors import FacepointsError, quiet_third_party
+from ..images import decode_image
 
 COLUMNS = ("path", "n_faces", "boxes", "scores", "points", "pose", "error")
 BATCH_ROWS = 16  # images per call in `facepoints batch`: small, so a slow image holds up few others
@@ -125,8 +125,8 @@ class LandmarkBatch:
     @property
     def landmarker(self):
         if self._landmarker is None:  # once per worker process, on its first batch
-            from .landmarker import Landmarker  # the models: in the worker, on its first batch
-            from .version import __version__
+            from ..landmarker import Landmarker  # the models: in the worker, on its first batch
+            from ..version import __version__
 
             quiet_third_party()  # a worker's stderr reaches the driver's: facepoints' lines only
             if self.version is not None and self.version != __version__:
