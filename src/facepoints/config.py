@@ -35,14 +35,14 @@ class Rule:
     ok: Callable[[float], bool]
     what: str
 
-    def valid(self, value) -> bool:
+    def valid(self, value: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         if self.kind is int and not float(value).is_integer():
             return False
         return math.isfinite(value) and self.ok(value)
 
-    def check(self, name: str, value, allow_none: bool = False) -> None:
+    def check(self, name: str, value: object, allow_none: bool = False) -> None:
         if value is None and allow_none:
             return
         if not self.valid(value):
@@ -63,7 +63,7 @@ RETINAFACE_SCORE = Rule(float, lambda v: 0 < v < 1, "a retinaface score in (0, 1
 BACKENDS = ("auto", "onnxruntime", "torch")
 
 
-def check_detector_threshold(detector, threshold, name: str = "detector_threshold") -> None:
+def check_detector_threshold(detector: object, threshold: float | None, name: str = "detector_threshold") -> None:
     """The detector's own score bar: any finite number (dlib's SVM margin, haar's level weight); retinaface's is
     a probability strictly between 0 and 1."""
     if threshold is None:
@@ -136,7 +136,7 @@ class VideoOptions:
     smooth: bool = True  # One Euro filter per face (smoothing.py)
     min_overlap: float = 0.3  # IoU between a track's old and new box below which it is lost (and the detector runs)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         POSITIVE_INT.check("redetect_every", self.redetect_every)
         PROBABILITY.check("min_overlap", self.min_overlap)
 
@@ -158,7 +158,7 @@ class LandmarkerOptions:
     pose: bool = True  # head pose (yaw, pitch, roll) from the points
     video: VideoOptions = field(default_factory=VideoOptions)  # detect_for_video: redetection, smoothing
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         """The CLI's rules (config.Rule), so a bad value fails here, by name, not frames later."""
         if isinstance(self.detector, str) and self.detector not in DETECTOR_NAMES:
             raise UsageError(f"detector: unknown detector {self.detector!r}; choose from {', '.join(DETECTOR_NAMES)}")

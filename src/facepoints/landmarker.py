@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+from PIL import Image
 
 from .config import LandmarkerOptions, VideoOptions
 from .detectors import DETECTORS, Detections, Detector, GivenBoxes, create_detector, crop_boxes
@@ -21,10 +24,13 @@ from .predictor import LandmarkPredictor
 from .results import LandmarkResult, build_faces
 from .video import FaceTracker
 
+# what `detect` and `detect_for_video` take: a path, a PIL image or an RGB array
+ImageInput = str | Path | np.ndarray | Image.Image
+
 __all__ = ["Landmarker", "LandmarkerOptions", "VideoOptions", "as_rgb"]
 
 
-def as_rgb(image) -> tuple[np.ndarray, str | None]:
+def as_rgb(image: ImageInput) -> tuple[np.ndarray, str | None]:
     """Path, numpy array (gray/RGB/RGBA, any dtype) or PIL image -> uint8 RGB, and the path if any.
 
     Arrays are taken as RGB. OpenCV's `cv2.imread` and video frames are BGR: pass
@@ -55,7 +61,7 @@ class Landmarker:
         self._last_timestamp_ms: float | None = None
 
     @classmethod
-    def from_pretrained(cls, model: str | None = None, **options) -> "Landmarker":
+    def from_pretrained(cls, model: str | None = None, **options: Any) -> "Landmarker":
         return cls(LandmarkerOptions(model=model, **options))
 
     @property
@@ -81,7 +87,7 @@ class Landmarker:
         boxes, angles = crop_boxes(self.detector, det, self.options.upright)
         return self.predictor.predict(rgb, boxes, angles)
 
-    def detect(self, image, boxes=None) -> LandmarkResult:
+    def detect(self, image: ImageInput, boxes: ArrayLike | None = None) -> LandmarkResult:
         """Find faces (or use `boxes`, (N, 4) x1 y1 x2 y2 tight face boxes) and put 68 points on each.
         `image`: a path, a PIL image or an RGB numpy array (not OpenCV's BGR: see `as_rgb`)."""
         rgb, source = as_rgb(image)
@@ -96,7 +102,7 @@ class Landmarker:
             build_faces(det.boxes, det.scores, points, rgb.shape[1::-1], self.options.pose), rgb, source
         )
 
-    def detect_for_video(self, frame, timestamp_ms: float) -> LandmarkResult:
+    def detect_for_video(self, frame: ImageInput, timestamp_ms: float) -> LandmarkResult:
         """Landmarks of one video frame, tracked from the previous frames of the same stream and smoothed.
 
         `timestamp_ms` must grow from frame to frame (the smoothing filters need the time between
@@ -130,9 +136,9 @@ class Landmarker:
         """The current stream's tracker (e.g. its `detector_runs`), None before the first video frame."""
         return self._tracker
 
-    def landmarks(self, rgb: np.ndarray, landmark_boxes: np.ndarray, angles=None) -> np.ndarray:
+    def landmarks(self, rgb: np.ndarray, landmark_boxes: np.ndarray, angles: np.ndarray | None = None) -> np.ndarray:
         """Points for faces whose tight boxes are already known (tracking)."""
         return self.predictor.predict(rgb, landmark_boxes, angles)
 
-    def with_options(self, **changes) -> "Landmarker":
+    def with_options(self, **changes: Any) -> "Landmarker":
         return Landmarker(replace(self.options, **changes))

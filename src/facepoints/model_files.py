@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import FacepointsError
 from .version import __version__
@@ -101,7 +103,7 @@ def spec_from_onnx_metadata(meta: dict[str, str], path: str | Path) -> ModelSpec
         ) from None
 
 
-def shift_in_graph(session) -> bool:
+def shift_in_graph(session: Any) -> bool:
     """Whether an ONNX Runtime session's graph subtracts output_shift itself (a graph without the
     metadata gives raw points)."""
     return session.get_modelmeta().custom_metadata_map.get(SHIFT_IN_GRAPH) == "true"
@@ -124,7 +126,7 @@ def shipped_graphs(name: str) -> tuple[OnnxFile | None, OnnxFile | None]:
     return graph(fp32), graph(int8)
 
 
-def _pair(values) -> tuple[float, float]:
+def _pair(values: Iterable[float]) -> tuple[float, float]:
     x, y = (float(v) for v in values)
     return x, y
 

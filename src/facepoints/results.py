@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +62,13 @@ class Face:
         ]
 
 
-def build_faces(boxes, scores, points, image_size: tuple[int, int], with_pose: bool) -> list[Face]:
+def build_faces(
+    boxes: Sequence | np.ndarray,
+    scores: Sequence | np.ndarray,
+    points: Sequence | np.ndarray,
+    image_size: tuple[int, int],
+    with_pose: bool,
+) -> list[Face]:
     """Face records; pose from the points (None where no rigid fit exists)."""
     return [
         Face(
@@ -110,7 +117,7 @@ class LandmarkResult:
             draw_face(canvas, f.points, f.box if boxes else None, lines=lines, numbers=numbers)
         return canvas
 
-    def save(self, path: str | Path, **plot_kwargs) -> Path:
+    def save(self, path: str | Path, **plot_kwargs: bool) -> Path:
         """Write the annotated image (format from the suffix), atomically; never over the input image."""
         path = Path(path)
         if self.source and Path(self.source).exists() and path.exists() and path.samefile(self.source):
