@@ -410,5 +410,33 @@ def int8_cost(weights: Path, run_split: RunSplit) -> tuple[float, float]:
     return f32, q8
 
 
+STAMP = re.compile(r"`([\w.-]+)` = ([\w.-]+) sha256 ([0-9a-f]{8,64})")
+
+
+def stale_stamps(text: str) -> list[str]:
+    """One line per section of BENCHMARKS.md whose stamp names a weights file that is no longer shipped, or whose
+    shipped file's sha256 no longer starts as the stamp says: figures of weights that are gone."""
+    from facepoints.model_files import PACKAGE_WEIGHTS, sha256_file  # no torch: CI runs this in the lean layer
+
+    sections = re.findall(r"<!-- ([\w-]+):start -->(.*?)<!-- \1:end -->", text, re.S)
+    actual: dict[str, str] = {}
+    problems = []
+    for name, body in sections:
+        for model, file, prefix in STAMP.findall(body.split("Weights:")[-1] if "Weights:" in body else ""):
+            path = PACKAGE_WEIGHTS / file
+            if file not in actual:
+                actual[file] = sha256_file(path) if path.exists() else ""
+            if not actual[file].startswith(prefix):
+                now = actual[file][: len(prefix)] or "no such file"
+                problems.append(f"BENCHMARKS.md [{name}]: `{model}` = {file} sha256 {prefix}…, shipped now: {now}")
+    return problems
+
+
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--check"]:  # CI: every figure was made with the weights that ship
+        stale = stale_stamps(REPORT.read_text())
+        print("\n".join(stale) or f"{REPORT.name}: every section's weights are the shipped ones")
+        sys.exit(1 if stale else 0)
     write_readme_models()  # from the stored results: no measuring

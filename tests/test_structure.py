@@ -178,3 +178,27 @@ def test_readme_documents_each_public_name_with_an_example():
 
     for name in ["Landmarker", "LandmarkerOptions", "LandmarkResult", "Face", "ModelSpec", "Pose", "VideoOptions"]:
         assert getattr(facepoints, name).__name__ == name
+
+
+def test_benchmark_stamps_are_checked_against_the_shipped_weights():
+    """`python benchmarks/common.py --check` (in CI) names a section whose figures came from weights that no
+    longer ship: a stamp's sha256 that the file does not have, or a file that is gone."""
+    import importlib.util
+
+    from facepoints.model_files import PACKAGE_WEIGHTS, sha256_file
+
+    spec = importlib.util.spec_from_file_location("bench_common", ROOT / "benchmarks" / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    real = sha256_file(PACKAGE_WEIGHTS / "fast.pt")[:16]
+
+    def section(name, stamp):
+        return f"<!-- {name}:start -->\nfigures\n\n_Written by x. Weights: {stamp}._\n<!-- {name}:end -->\n"
+
+    good = section("a", f"`fast` = fast.pt sha256 {real}…")
+    stale = section("b", "`fast` = fast.pt sha256 0123456789abcdef…")
+    gone = section("c", "`old` = old.pt sha256 0123456789abcdef…")
+    assert common.stale_stamps(good) == []
+    problems = common.stale_stamps(good + stale + gone)
+    assert len(problems) == 2 and "[b]" in problems[0] and real in problems[0] and "no such file" in problems[1]
+    assert common.stale_stamps((ROOT / "BENCHMARKS.md").read_text()) == []  # what ships now matches its figures
