@@ -63,7 +63,7 @@ class Trusted:
         with torch.no_grad():
             for i in range(0, len(gray), 128):
                 x = torch.from_numpy(preprocess(gray[i : i + 128]))
-                points, inputs = run_trunk(self.model, x)
+                points, inputs = run_trunk(self.model, x, self.head)
                 p, v, lb = self.head(*inputs)
                 outs["points"].append((points - self.shift).numpy())
                 outs["presence"].append(torch.sigmoid(p).numpy())

@@ -39,7 +39,7 @@ from .crop import crop_matrix, points_box, square_from_box, to_gray, warp
 from .dataset import cache_offsets, to_tensor
 from .errors import FacepointsError
 from .io_utils import atomic_path
-from .models.trust import TrustHead, decode_with_stats
+from .models.trust import GridTrustHead, TrustHead, decode_with_stats, decode_with_trust
 from .negatives import (
     POSITIVE_GEOMETRY,
     TRAIN_PHOTOS,
@@ -112,15 +112,27 @@ class TrustDataset(torch.utils.data.Dataset):
             torch.tensor(label), torch.tensor(weight)
 
 
-def head_for(model) -> TrustHead:
-    detail = next(m for m in model.stage3.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
-    return TrustHead(channels=model.head.in_channels, num_points=model.num_points, detail_channels=detail)
+HEADS = {"TrustHead": TrustHead, "GridTrustHead": GridTrustHead}
 
 
-def run_trunk(model, x: torch.Tensor):
-    """Frozen trunk -> points (raw decode, crop px) and the head's inputs, in the order TrustHead.forward takes them:
-    (points, (features, detail, x, points, stats, flat, w))."""
+def head_for(model, kind: str = "GridTrustHead") -> TrustHead | GridTrustHead:
+    """A fresh trust head for `model`'s trunk: GridTrustHead (phase 2, the shipped kind: few ONNX nodes) or the
+    phase-1 TrustHead (window features, stride-4 detail, pixels, seven statistics: 9x the cost in ONNX Runtime)."""
+    if kind == "TrustHead":
+        detail = next(m for m in model.stage3.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+        return TrustHead(channels=model.head.in_channels, num_points=model.num_points, detail_channels=detail)
+    return GridTrustHead(channels=model.head.in_channels, num_points=model.num_points)
+
+
+def run_trunk(model, x: torch.Tensor, head=None):
+    """Frozen trunk -> points (raw decode, crop px) and the head's inputs, in the order its forward takes them:
+    GridTrustHead (the default when `head` is None) (features, argmax cells, log peak); TrustHead (features,
+    detail, x, points, stats, flat, w)."""
     with torch.no_grad():
+        if head is None or isinstance(head, GridTrustHead):
+            feats = model.forward_features(x)
+            points, k, log_peak = decode_with_trust(model, model.forward_head(feats))
+            return points, (feats, k, log_peak)
         feats, detail = model.forward_features_detail(x)
         out = model.forward_head(feats)
         points, stats, flat, w = decode_with_stats(model, out)
@@ -132,9 +144,9 @@ def laplace_nll(err: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
     return 2 * log_b + err.abs().sum(-1) * torch.exp(-log_b)
 
 
-def losses(head: TrustHead, model, shift: torch.Tensor, batch) -> dict[str, torch.Tensor]:
+def losses(head, model, shift: torch.Tensor, batch) -> dict[str, torch.Tensor]:
     x, target, visible, label, weight = batch
-    points, inputs = run_trunk(model, x)
+    points, inputs = run_trunk(model, x, head)
     presence, vis, log_b = head(*inputs)
     face = label > 0.5
     out = {"presence": (F.binary_cross_entropy_with_logits(presence, label, reduction="none") * weight).sum()
@@ -218,12 +230,12 @@ def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", 
         sched.load_state_dict(state["scheduler"])
         start, history = state["epoch"], list(state["history"])
         log(f"resuming {out} after epoch {start} of {epochs}")
-    else:  # standardise the statistics on a few training batches (epoch 0's first items)
+    elif isinstance(head, TrustHead):  # standardise the statistics on a few training batches (epoch 0's first items)
         dataset.epoch = 0
         n = min(len(dataset), 512)
         pick = np.random.default_rng(seed).choice(len(dataset), n, replace=False)
         x = torch.stack([dataset[int(i)][0] for i in pick])
-        head.fit_normaliser(run_trunk(model, x)[1][4])
+        head.fit_normaliser(run_trunk(model, x, head)[1][4])
     t0 = time.time()
     for epoch in range(start + 1, epochs + 1):
         dataset.epoch = epoch
@@ -301,7 +313,7 @@ def collect(model, head, x: torch.Tensor, shift, batch: int = 256) -> dict[str, 
     head.eval()
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            points, inputs = run_trunk(model, x[i : i + batch])
+            points, inputs = run_trunk(model, x[i : i + batch], head)
             p, v, lb = head(*inputs)
             outs["points"].append((points - torch.as_tensor(shift, dtype=torch.float32)).numpy())
             outs["presence"].append(torch.sigmoid(p).numpy())
@@ -351,9 +363,9 @@ def calibrate(model, head, spec, split: RunSplit, log=print, views: int = 2) -> 
 # --- the file ------------------------------------------------------------------------------------------------
 
 
-def save_trust(path: str | Path, head: TrustHead, calibration: dict, base: str, base_sha256: str,
+def save_trust(path: str | Path, head: TrustHead | GridTrustHead, calibration: dict, base: str, base_sha256: str,
                meta: dict | None = None) -> None:
-    payload = {"format": TRUST_FORMAT, "base": base, "base_sha256": base_sha256, "head_kwargs": head.kwargs(),
+    payload = {"format": TRUST_FORMAT, "base": base, "base_sha256": base_sha256, "head_class": type(head).__name__, "head_kwargs": head.kwargs(),
                "head": {k: v.detach().float().cpu() for k, v in head.state_dict().items()},
                "calibration": json.dumps(calibration), "train": json.dumps(meta or {})}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -367,7 +379,7 @@ def trust_path(model_name: str) -> Path:
     return PACKAGE_WEIGHTS / entry["file"]
 
 
-def load_trust(path_or_model: str | Path, base_sha256: str | None = None) -> tuple[TrustHead, dict, dict]:
+def load_trust(path_or_model: str | Path, base_sha256: str | None = None) -> tuple[TrustHead | GridTrustHead, dict, dict]:
     """A trust file (or a shipped model's name) -> (TrustHead in eval mode, calibration, header). With
     `base_sha256` (the landmark weights' sha256) a head trained on another trunk is refused."""
     path = Path(path_or_model)
@@ -386,14 +398,14 @@ def load_trust(path_or_model: str | Path, base_sha256: str | None = None) -> tup
         raise FacepointsError(f"{path}: not a facepoints trust-head file")
     if base_sha256 is not None and payload["base_sha256"] != base_sha256:
         raise FacepointsError(f"{path}: trained on another landmark model's trunk ({payload['base']})")
-    head = TrustHead(**payload["head_kwargs"])
+    head = HEADS[payload.get("head_class", "TrustHead")](**payload["head_kwargs"])
     head.load_state_dict(payload["head"])
     head.eval()
     header = {k: payload[k] for k in ("base", "base_sha256")} | {"train": json.loads(payload["train"])}
     return head, json.loads(payload["calibration"]), header
 
 
-def predict_trust(model, head: TrustHead, calibration: dict, x, output_shift=(0.0, 0.0)) -> dict[str, np.ndarray]:
+def predict_trust(model, head: TrustHead | GridTrustHead, calibration: dict, x, output_shift=(0.0, 0.0)) -> dict[str, np.ndarray]:
     """Model inputs (N, 1, S, S) float32 (crop.preprocess) -> points (N, 68, 2) crop px with output_shift removed
     (the predictor's answer in torch), presence (N,), visibility (N, 68) in [0, 1], uncertainty (N, 68): expected
     point error in crop pixels. For image pixels multiply uncertainty by the crop's side / input_size."""

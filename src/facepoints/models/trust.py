@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["TrustHead", "TrustOutputs", "NUM_STATS", "decode_with_stats"]
+__all__ = ["TrustHead", "GridTrustHead", "TrustOutputs", "NUM_STATS", "decode_with_stats", "decode_with_trust"]
 
 NUM_STATS = 7
 # crop-px offsets at which the input's gray values around each point are read (a 3x3 grid, 3 px apart)
@@ -128,15 +128,75 @@ class TrustHead(nn.Module):
         return self.presence(ctx).squeeze(1), o[..., 0], o[..., 1] + 1.0  # log b starts near e px
 
 
-class TrustOutputs(nn.Module):
-    """A PIPNet and its TrustHead as one module: crop (B, 1, S, S) -> points (raw decode, crop px), presence
-    logit, visibility logit, log b. The trunk's own output is unchanged (decode_with_stats == decode)."""
+def decode_with_trust(model, out: torch.Tensor):
+    """`model.decode(out)` (the same points, bit for bit in fp32: the same ops on the same values) plus what a
+    GridTrustHead reads: the argmax cells' flat indices (B, N) and the log peak probability (B, N) of each score
+    map (peak logit minus the map's logsumexp, written as log-sum of exp(scores - peak), cheaper in ONNX Runtime)."""
+    g, n = model.grid, model.num_points
+    maps = out.float().view(-1, 3, n, g, g)
+    scores = maps[:, 0].flatten(2)  # (B, N, g*g)
+    k = scores.argmax(dim=2, keepdim=True)
+    row, col = torch.div(k, g, rounding_mode="floor"), k % g
+    padded = F.pad(maps, (1, 1, 1, 1), value=0.0).flatten(3)
+    dy = torch.tensor([-1, -1, -1, 0, 0, 0, 1, 1, 1], device=out.device)
+    dx = torch.tensor([-1, 0, 1, -1, 0, 1, -1, 0, 1], device=out.device)
+    r, c = row + dy, col + dx
+    idx = ((r + 1) * (g + 2) + (c + 1)).unsqueeze(1).expand(-1, 3, -1, -1)
+    score, ox, oy = padded.gather(3, idx).unbind(1)
+    inside = (r >= 0) & (r < g) & (c >= 0) & (c < g)
+    w = torch.softmax(score / model.temperature + (~inside).float() * -1e4, dim=2)
+    x = ((c.float() + 0.5 + ox) * w).sum(2)
+    y = ((r.float() + 0.5 + oy) * w).sum(2)
+    points = torch.stack([x, y], dim=2) * model.stride - 0.5
+    log_peak = -torch.log(torch.exp(scores - score[..., 4:5]).sum(2))  # the window's centre is the argmax
+    return points, k.squeeze(2), log_peak
 
-    def __init__(self, model, head: TrustHead):
+
+class GridTrustHead(nn.Module):
+    """The lean trust head (issue 23, phase 2), built for few ONNX nodes (what costs at batch 1) and few
+    multiply-adds: the fused feature vector at each point's argmax cell (one gather) and the point's log peak
+    probability go through a shared 1x1 layer with a learnt embedding per point, ReLU, and a shared 1x1 readout
+    to (visibility logit, log Laplace b); presence is a small MLP on the fused map's mean and max pools and the hidden units'
+    mean over the points. ~0.15M multiply-adds."""
+
+    def __init__(self, channels: int = 64, num_points: int = 68, hidden: int = 32, ctx: int = 32):
+        super().__init__()
+        self.channels, self.num_points, self.hidden, self.ctx = channels, num_points, hidden, ctx
+        self.point_in = nn.Conv1d(channels + 1, hidden, 1)
+        self.point_embed = nn.Parameter(torch.zeros(hidden, num_points))  # which point this is
+        self.point_out = nn.Conv1d(hidden, 2, 1)
+        with torch.no_grad():
+            self.point_out.bias.copy_(torch.tensor([0.0, 1.0]))  # log b starts near e px
+        self.context = nn.Sequential(nn.Linear(2 * channels + hidden, ctx), nn.ReLU(inplace=True), nn.Linear(ctx, 1))
+
+    def kwargs(self) -> dict:
+        return {"channels": self.channels, "num_points": self.num_points, "hidden": self.hidden, "ctx": self.ctx}
+
+    def forward(self, features, k, log_peak):
+        """fused map (B, C, g, g), argmax cells (B, N), log peak probability (B, N) -> presence logit (B,),
+        visibility logit (B, N), log b (B, N)."""
+        flat = features.float().flatten(2)  # (B, C, g*g)
+        local = flat.gather(2, k.unsqueeze(1).expand(-1, self.channels, -1))  # (B, C, N)
+        h = F.relu(self.point_in(torch.cat([local, log_peak.unsqueeze(1)], 1)) + self.point_embed)  # (B, H, N)
+        o = self.point_out(h)  # (B, 2, N)
+        pooled = torch.cat([features.float().mean((2, 3)), features.float().amax((2, 3)), h.mean(2)], 1)
+        return self.context(pooled).squeeze(1), o[:, 0], o[:, 1]
+
+
+class TrustOutputs(nn.Module):
+    """A PIPNet and its trust head (TrustHead or GridTrustHead) as one module: crop (B, 1, S, S) -> points (raw
+    decode, crop px), presence logit, visibility logit, log b. The trunk's own points are unchanged."""
+
+    def __init__(self, model, head):
         super().__init__()
         self.model, self.head = model, head
 
     def forward(self, x):
+        if isinstance(self.head, GridTrustHead):
+            feats = self.model.forward_features(x)
+            points, k, log_peak = decode_with_trust(self.model, self.model.forward_head(feats))
+            presence, vis, log_b = self.head(feats, k, log_peak)
+            return points, presence, vis, log_b
         feats, detail = self.model.forward_features_detail(x)
         out = self.model.forward_head(feats)
         points, stats, flat, w = decode_with_stats(self.model, out)
