@@ -323,23 +323,37 @@ def _add_export(sub):
     p = sub.add_parser("export", help="export a model to ONNX (dynamic batch)")
     p.add_argument("--model", default=None, help="shipped model name or .pt path")
     p.add_argument("-o", "--output", required=True, help="output .onnx path")
+    p.add_argument("--no-trust", action="store_true",
+                   help="points only, without the trust outputs (presence, visibility, log_b) of a model that has them")
     p.set_defaults(func=_run_export)
 
 
 def _run_export(args):
     require("torch", "export", "train")
     require("onnx", "export", "train")
-    from .export import export_onnx  # the verb's own heavy imports: see the top of this file
+    from .export import export_onnx, export_trust_onnx  # the verb's own heavy imports: see the top of this file
+    from .model_files import DEFAULT_MODEL, shipped_models
+    from .trust import load_trust
     from .weights import load_model, resolve
 
     if Path(args.output).suffix.lower() != ".onnx":
         raise UsageError(f"-o {args.output}: an ONNX file needs the .onnx suffix")
     check_outputs([args.output], inputs=[resolve(args.model)[0]])
     model, spec = load_model(args.model)
-    path = export_onnx(model, spec, args.output)
+    name = args.model or DEFAULT_MODEL
+    trust = not getattr(args, "no_trust", False) and "trust" in shipped_models().get(name, {})
+    if trust:
+        head, calibration, _ = load_trust(name)
+        path = export_trust_onnx(model, head, calibration, spec, args.output)
+        outputs = ("points: batch x 68 x 2, crop pixels, output_shift applied; presence: batch, visibility: "
+                   "batch x 68 (probabilities); log_b: batch x 68, expected error in crop pixels by the knots in "
+                   "the metadata")
+    else:
+        path = export_onnx(model, spec, args.output)
+        outputs = "points: batch x 68 x 2, crop pixels, output_shift applied"
     print(
         f"{spec.arch} -> {path} (input crops: batch x 1 x {spec.input_size} x {spec.input_size}, gray in [0, 1]; "
-        f"output points: batch x 68 x 2, crop pixels, output_shift applied; settings in the ONNX metadata)"
+        f"outputs {outputs}; settings in the ONNX metadata)"
     )
 
 
@@ -356,6 +370,11 @@ def _add_detect(sub):
     )
     p.add_argument(
         "--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this"
+    )
+    p.add_argument(
+        "--min-presence", type=probability, default=LANDMARKER["min_presence"],
+        help="drop faces whose presence (the landmark model's probability that the crop holds a usable face; "
+        f"models with trust heads) is below this (default {LANDMARKER['min_presence']}; 0 keeps every face)",
     )
     p.add_argument(
         "--max-faces",
@@ -377,6 +396,8 @@ def _add_detect(sub):
     p.add_argument("--no-lines", action="store_true", help="draw points only")
     p.add_argument("--no-boxes", action="store_true")
     p.add_argument("--numbers", action="store_true", help="draw point indices")
+    p.add_argument("--hide-hidden", action="store_true",
+                   help="leave out points the model thinks covered (visibility < 0.5; drawn hollow by default)")
     p.add_argument("--grid", default=None, help="also write one picture tiling every annotated face")
     p.add_argument("--no-images", action="store_true", help="write JSON only")
     p.add_argument("--flip-test", action="store_true")
@@ -412,6 +433,11 @@ def _add_batch(sub):
     p.add_argument(
         "--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this"
     )
+    p.add_argument(
+        "--min-presence", type=probability, default=LANDMARKER["min_presence"],
+        help="drop faces whose presence (the landmark model's probability that the crop holds a usable face; "
+        f"models with trust heads) is below this (default {LANDMARKER['min_presence']}; 0 keeps every face)",
+    )
     p.add_argument("--max-faces", type=positive_int, default=LANDMARKER["max_faces"],
                    help="at most this many faces per image (best first)")
     p.add_argument("--no-pose", dest="pose", action="store_false", help="no head pose in the rows")
@@ -424,7 +450,7 @@ def _run_batch(args):
 
     chosen = landmarker_options(args)
     fields = ("model", "detector", "detector_max_side", "detector_threshold", "upright", "backend", "min_score",
-              "max_faces", "pose", "flip_test")  # what changes a row; threads and video are the workers' own
+              "min_presence", "max_faces", "pose", "flip_test")  # what changes a row (threads, video: the workers')
     run_batch(args.src, args.out, args.engine, args.address, args.workers, {f: getattr(chosen, f) for f in fields})
 
 
@@ -432,7 +458,8 @@ def landmarker_options(args) -> LandmarkerOptions:
     """The one map from a verb's options (detect, batch, evaluate) to LandmarkerOptions; a verb without an
     option keeps the dataclass's default. LandmarkerOptions checks the values (config.Rule)."""
     value = {k: getattr(args, k, LANDMARKER[k]) for k in ("model", "detector", "backend", "flip_test", "upright",
-                                                           "threads", "min_score", "max_faces", "pose")}
+                                                           "threads", "min_score", "min_presence", "max_faces",
+                                                           "pose")}
     det_max_side = getattr(args, "det_max_side", -1)
     video = VideoOptions(redetect_every=getattr(args, "redetect_every", VIDEO["redetect_every"]),
                          smooth=not getattr(args, "no_smooth", False))

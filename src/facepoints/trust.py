@@ -39,6 +39,7 @@ from .crop import crop_matrix, points_box, square_from_box, to_gray, warp
 from .dataset import cache_offsets, to_tensor
 from .errors import FacepointsError
 from .io_utils import atomic_path
+from .metrics import expected_error
 from .models.trust import GridTrustHead, TrustHead, decode_with_stats, decode_with_trust
 from .negatives import (
     POSITIVE_GEOMETRY,
@@ -295,18 +296,6 @@ def isotonic(x: np.ndarray, y: np.ndarray, bins: int = 24) -> tuple[np.ndarray, 
     return np.array([np.mean(a) for a in xs]), np.array(vals)
 
 
-def expected_error(log_b, calibration: dict) -> np.ndarray:
-    """Log Laplace scales (any shape) -> expected point error in crop pixels, by the calibration's monotone knots
-    (linear in log b between them; beyond them the end knots' error/b ratio)."""
-    log_b = np.asarray(log_b, np.float64)
-    kx, ky = np.asarray(calibration["log_b"]), np.asarray(calibration["error_px"])
-    b = np.exp(log_b)
-    inside = np.interp(log_b, kx, ky)
-    lo = ky[0] / np.exp(kx[0]) * b
-    hi = ky[-1] / np.exp(kx[-1]) * b
-    return np.where(log_b < kx[0], np.minimum(lo, ky[0]), np.where(log_b > kx[-1], np.maximum(hi, ky[-1]), inside))
-
-
 def collect(model, head, x: torch.Tensor, shift, batch: int = 256) -> dict[str, np.ndarray]:
     """Run trunk + head on model inputs (N, 1, S, S): calibrated points, presence/visibility probabilities, log b."""
     outs = {"points": [], "presence": [], "visibility": [], "log_b": []}
@@ -363,9 +352,10 @@ def calibrate(model, head, spec, split: RunSplit, log=print, views: int = 2) -> 
 # --- the file ------------------------------------------------------------------------------------------------
 
 
-def save_trust(path: str | Path, head: TrustHead | GridTrustHead, calibration: dict, base: str, base_sha256: str,
-               meta: dict | None = None) -> None:
-    payload = {"format": TRUST_FORMAT, "base": base, "base_sha256": base_sha256, "head_class": type(head).__name__, "head_kwargs": head.kwargs(),
+def save_trust(path: str | Path, head: TrustHead | GridTrustHead, calibration: dict, base: str,
+               base_sha256: str, meta: dict | None = None) -> None:
+    payload = {"format": TRUST_FORMAT, "base": base, "base_sha256": base_sha256, "head_class": type(head).__name__,
+               "head_kwargs": head.kwargs(),
                "head": {k: v.detach().float().cpu() for k, v in head.state_dict().items()},
                "calibration": json.dumps(calibration), "train": json.dumps(meta or {})}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -379,7 +369,8 @@ def trust_path(model_name: str) -> Path:
     return PACKAGE_WEIGHTS / entry["file"]
 
 
-def load_trust(path_or_model: str | Path, base_sha256: str | None = None) -> tuple[TrustHead | GridTrustHead, dict, dict]:
+def load_trust(path_or_model: str | Path,
+               base_sha256: str | None = None) -> tuple[TrustHead | GridTrustHead, dict, dict]:
     """A trust file (or a shipped model's name) -> (TrustHead in eval mode, calibration, header). With
     `base_sha256` (the landmark weights' sha256) a head trained on another trunk is refused."""
     path = Path(path_or_model)
@@ -405,7 +396,8 @@ def load_trust(path_or_model: str | Path, base_sha256: str | None = None) -> tup
     return head, json.loads(payload["calibration"]), header
 
 
-def predict_trust(model, head: TrustHead | GridTrustHead, calibration: dict, x, output_shift=(0.0, 0.0)) -> dict[str, np.ndarray]:
+def predict_trust(model, head: TrustHead | GridTrustHead, calibration: dict, x,
+                  output_shift=(0.0, 0.0)) -> dict[str, np.ndarray]:
     """Model inputs (N, 1, S, S) float32 (crop.preprocess) -> points (N, 68, 2) crop px with output_shift removed
     (the predictor's answer in torch), presence (N,), visibility (N, 68) in [0, 1], uncertainty (N, 68): expected
     point error in crop pixels. For image pixels multiply uncertainty by the crop's side / input_size."""

@@ -156,8 +156,8 @@ class GridTrustHead(nn.Module):
     """The lean trust head (issue 23, phase 2), built for few ONNX nodes (what costs at batch 1) and few
     multiply-adds: the fused feature vector at each point's argmax cell (one gather) and the point's log peak
     probability go through a shared 1x1 layer with a learnt embedding per point, ReLU, and a shared 1x1 readout
-    to (visibility logit, log Laplace b); presence is a small MLP on the fused map's mean and max pools and the hidden units'
-    mean over the points. ~0.15M multiply-adds."""
+    to (visibility logit, log Laplace b); presence is a small MLP on the fused map's mean and max pools and the
+    hidden units' mean over the points. ~0.15M multiply-adds."""
 
     def __init__(self, channels: int = 64, num_points: int = 68, hidden: int = 32, ctx: int = 32):
         super().__init__()
