@@ -13,8 +13,8 @@ so that `facepoints batch` does not store it as done, the second stops the job (
 
 Rows keep the faces as nested lists of plain floats (`boxes`, `points`, `pose`, `visibility`, `uncertainty`
 one inner list per face; `presence` one value per face), not JSON strings: Parquet stores them as typed
-columns that pyarrow, pandas, Spark and DuckDB read without parsing, and float32 points round-trip bit for bit. `rows_to_arrays` turns one row back
-into the arrays `Landmarker.detect` gives.
+columns that pyarrow, pandas, Spark and DuckDB read without parsing, and float32 points round-trip bit for
+bit. `rows_to_arrays` turns one row back into the arrays `Landmarker.detect` gives.
 """
 
 from __future__ import annotations
@@ -106,17 +106,19 @@ def rows_to_arrays(row: dict) -> dict[str, np.ndarray]:
     n = int(row["n_faces"])
     pose = [[np.nan] * 3 if p is None else list(p) for p in row["pose"]]
 
+    def per_face(key) -> list:
+        values = row.get(key)
+        return [None] * n if values is None or len(values) == 0 else list(values)
+
     def per_point(key):
-        return np.asarray([[np.nan] * 68 if v is None else list(v) for v in row.get(key) or [None] * n],
-                          np.float32).reshape(n, 68)
+        return np.asarray([[np.nan] * 68 if v is None else list(v) for v in per_face(key)], np.float32).reshape(n, 68)
 
     return {
         "boxes": np.asarray([list(b) for b in row["boxes"]], np.float32).reshape(n, 4),
         "scores": np.asarray(list(row["scores"]), np.float64).reshape(n),
         "points": np.asarray([list(p) for p in row["points"]], np.float32).reshape(n, 68, 2),
         "pose": np.asarray(pose, np.float64).reshape(n, 3),
-        "presence": np.asarray([np.nan if v is None else v for v in row.get("presence") or [None] * n],
-                               np.float32).reshape(n),
+        "presence": np.asarray([np.nan if v is None else v for v in per_face("presence")], np.float32).reshape(n),
         "visibility": per_point("visibility"),
         "uncertainty": per_point("uncertainty"),
     }

@@ -54,7 +54,7 @@ class TrustGraph(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, head: torch.nn.Module, output_shift=None):
         super().__init__()
-        from .models.trust import TrustOutputs
+        from .models.trust import TrustOutputs  # the trust heads' module: only graphs with them need it
 
         self.net = TrustOutputs(model, head)
         shift = torch.zeros(2) if output_shift is None else torch.tensor([float(v) for v in output_shift])
@@ -196,7 +196,7 @@ def quantize_int8(model: torch.nn.Module, spec: ModelSpec, calibration: np.ndarr
         else:
             export_trust_onnx(model, trust[0], trust[1], spec, f32, calibrated=False)
         quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True)
-        import onnx
+        import onnx  # the exporter's, like write_metadata's
 
         nodes = onnx.load(str(pre)).graph.node
         exclude = [n.name for n in nodes if n.op_type == "Conv" and n.name.startswith("/net/head/")]  # trust head

@@ -26,6 +26,7 @@ from .model_files import (
     resolve,
     shift_in_graph,
     shipped_graphs,
+    shipped_models,
     shipped_trust_graphs,
     spec_from_onnx_metadata,
 )
@@ -110,10 +111,9 @@ class LandmarkPredictor:
 
     def _torch_trust(self, name: str) -> None:
         """The shipped trust heads on the torch model (same outputs as the trust graph)."""
-        from .model_files import shipped_models
-
         if "trust" not in shipped_models().get(name, {}):
             return
+        # torch: the torch backend's only, loaded with its model
         from .models.trust import TrustOutputs
         from .trust import load_trust
 
@@ -257,14 +257,14 @@ class _torch_threads:
         self.threads = threads
 
     def __enter__(self):
-        import torch
+        import torch  # the torch backend's: loaded with its model
 
         self.previous = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
 
     def __exit__(self, *exc):
-        import torch
+        import torch  # the torch backend's: loaded with its model
 
         torch.set_num_threads(self.previous)
         return False
