@@ -194,7 +194,8 @@ def build_training_set(spec, data: str | Path | None, seed: int = 0, log=print, 
 def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", epochs: int = 40,
                       batch_size: int = 64, lr: float = 3e-3, data: str | Path | None = None, resume: bool = False,
                       workers: int = 1, seed: int = 0, threads: int = 1, max_minutes: float | None = None,
-                      dataset: TrustDataset | None = None, model=None, log=print, hit_detector=None) -> dict:
+                      dataset: TrustDataset | None = None, model=None, log=print, hit_detector=None,
+                      head_kind: str = "GridTrustHead") -> dict:
     """Train a TrustHead on `model_name`'s frozen trunk; checkpoints `out/last.pt` every epoch (atomic), `--resume`
     continues from it. Returns the trained head's state and its training record (the caller calibrates and saves)."""
     torch.set_num_threads(threads)
@@ -211,7 +212,7 @@ def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", 
         p.requires_grad_(False)
     if dataset is None:
         _, dataset = build_training_set(spec, data, seed=seed, log=log, hit_detector=hit_detector)
-    head = head_for(model)
+    head = head_for(model, head_kind)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(dataset) / batch_size)
     total = epochs * steps_per_epoch
