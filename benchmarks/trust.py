@@ -437,6 +437,7 @@ def main():
     rel_pred = [lm.predicted, held_out[0], hard.predicted, rf.predicted]
     rel_err = [lm.observed, held_out[1], hard.observed, rf.observed]
     rel_rows = reliability_table(rel_pred, rel_err, res)
+    res["head_class"] = type(T.head).__name__
     res["cost"] = cost(T)
     res["seconds"] = round(time.time() - t0, 1)
     print(json.dumps({k: v for k, v in res.items() if k != "reliability"}, indent=1))
@@ -468,10 +469,14 @@ def _plot(bx, by, pred, err):
 
 
 def _body(vis_rows, occl_rows, fail_rows, pres_rows, ff_rows, rel_rows, res) -> str:
-    return f"""## How far to trust each output (issue 23, phase 1): `fast`'s trust heads, in torch
+    return f"""## How far to trust each output (issue 23): `fast`'s trust heads
 
 Heads on the frozen trunk of `fast` (weights unchanged, so its points and NME are too), trained by
 `scripts/train_trust_heads.py` on the run's training faces only; uncertainty calibrated on its held-out 10%.
+The head is `{res["head_class"]}` (models/trust.py; `GridTrustHead` is phase 2's lean head, built for ONNX
+Runtime's cost per node: phase 1's `TrustHead` read window-weighted features, stride-4 detail, pixels and seven
+score-map statistics, and cost +44% of `fast`'s ONNX time). The figures are from torch; the shipped graphs
+(`fast.trust.onnx`, `fast.int8.trust.onnx`) give the same outputs (tests/test_trust_outputs.py).
 Everything below is on 300-W common test/ faces and on face-free photos held out of training
 (skimage: {", ".join(HELD_OUT_PHOTOS)}). Targets (issue 23): visibility AUROC ≥ 0.90 on the held-out
 family, failure AUROC ≥ 0.85, Spearman ≥ 0.5.

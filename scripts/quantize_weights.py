@@ -29,32 +29,39 @@ def main():
     ap.add_argument("name")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "300w" / "train"))
     ap.add_argument("--calibration", type=int, default=200)
+    ap.add_argument("--trust-only", action="store_true",
+                    help="keep NAME.int8.onnx as it is; build only NAME.int8.trust.onnx (points checked against it)")
     args = ap.parse_args()
     model, spec = load_model(args.name)
     cfg = spec.train_config
     x_train, _ = RunSplit.from_config(cfg, args.data).train_crops()
     calibration = x_train[: args.calibration].numpy()
-    dest = quantize_int8(model, spec, calibration, PACKAGE_WEIGHTS / f"{args.name}.int8.onnx")
     index = shipped_models()
-    index[args.name]["int8_onnx"] = {
-        "file": dest.name,
-        "sha256": sha256_file(dest),
-        "command": f"python scripts/quantize_weights.py {args.name} --calibration {args.calibration}",
-        "calibration": f"{len(calibration)} un-augmented crops of the model's training faces"
-                       + (" (not its held-out faces)" if cfg["val_fraction"] > 0 else ""),
-        "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, Conv only",
-    }
+    if args.trust_only:
+        dest = PACKAGE_WEIGHTS / index[args.name]["int8_onnx"]["file"]
+    else:
+        dest = quantize_int8(model, spec, calibration, PACKAGE_WEIGHTS / f"{args.name}.int8.onnx")
+        index[args.name]["int8_onnx"] = {
+            "file": dest.name,
+            "sha256": sha256_file(dest),
+            "command": f"python scripts/quantize_weights.py {args.name} --calibration {args.calibration}",
+            "calibration": f"{len(calibration)} un-augmented crops of the model's training faces"
+                           + (" (not its held-out faces)" if cfg["val_fraction"] > 0 else ""),
+            "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, Conv only",
+        }
     if "trust" in index[args.name]:
         head, cal, _ = load_trust(args.name)
         tdest = quantize_int8(model, spec, calibration, PACKAGE_WEIGHTS / f"{args.name}.int8.trust.onnx", (head, cal))
-        x = np.random.default_rng(0).random((8, 1, spec.input_size, spec.input_size), dtype=np.float32)
+        noise = np.random.default_rng(0).random((8, 1, spec.input_size, spec.input_size), dtype=np.float32)
+        x = np.concatenate([x_train[args.calibration : args.calibration + 8].numpy(), noise])  # real crops and noise
         plain, with_trust = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"crops": x})[0]
                              for p in (dest, tdest))
         diff = float(np.abs(plain - with_trust).max())
         index[args.name]["trust"]["int8_onnx"] = {
             "file": tdest.name,
             "sha256": sha256_file(tdest),
-            "command": f"python scripts/quantize_weights.py {args.name} --calibration {args.calibration}",
+            "command": f"python scripts/quantize_weights.py {args.name} --calibration {args.calibration}"
+                       + (" --trust-only" if args.trust_only else ""),
             "method": "as int8_onnx, on the trust graph (export_trust_onnx, raw points): the trunk's Conv quantized "
                       "with the same calibration crops, the trust head's own convolutions left fp32",
             "points_max_abs_diff_to_int8_onnx_px": float(f"{diff:.2g}"),
