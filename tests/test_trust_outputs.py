@@ -231,3 +231,18 @@ def test_video_redetects_when_presence_falls(hopper):
     assert lm.video_tracker.detector_runs == runs + 1 and len(gone) == 0
     line = json.loads(json.dumps(lm.detect_for_video(hopper, 80).summary()))
     assert {"presence", "visibility", "uncertainty"} <= set(line["faces"][0])
+
+
+def test_cli_export_writes_the_trust_outputs(tmp_path):
+    from facepoints.cli import main
+
+    assert main(["export", "--model", "fast", "-o", str(tmp_path / "t.onnx")]) == 0
+    sess = ort.InferenceSession(str(tmp_path / "t.onnx"), providers=["CPUExecutionProvider"])
+    assert tuple(o.name for o in sess.get_outputs()) == TRUST_OUTPUTS
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert TRUST_CALIBRATION in meta and meta["facepoints.outputs"] == "points, presence, visibility, log_b"
+    assert main(["export", "--model", "fast", "--no-trust", "-o", str(tmp_path / "p.onnx")]) == 0
+    plain = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in plain.get_outputs()] == ["points"]
+    x = np.random.default_rng(0).random((2, 1, 128, 128), dtype=np.float32)
+    np.testing.assert_allclose(sess.run(None, {"crops": x})[0], plain.run(None, {"crops": x})[0], atol=1e-5)

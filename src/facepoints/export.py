@@ -199,7 +199,8 @@ def quantize_int8(model: torch.nn.Module, spec: ModelSpec, calibration: np.ndarr
         import onnx  # the exporter's, like write_metadata's
 
         nodes = onnx.load(str(pre)).graph.node
-        exclude = [n.name for n in nodes if n.op_type == "Conv" and n.name.startswith("/net/head/")]  # trust head
+        # the trust head's own convolutions stay fp32: named by their weights (node names mix the two heads)
+        exclude = [n.name for n in nodes if n.op_type == "Conv" and n.input[1].startswith("net.head.")]
         with atomic_path(path) as tmp:
             quantize_static(
                 str(pre),
