@@ -36,11 +36,16 @@ def tiny_pipnet(seed: int = 0) -> PIPNet:
     return PIPNet(input_size=S, widths=(8, 8, 16, 16), depths=(1, 1, 1, 1), head_chs=16).eval()
 
 
-def tiny_head(seed: int = 1) -> GridTrustHead:
+OPTIONS = {"lean": {}, "all options": {"mass": True, "detail_channels": 8, "patch": True, "mix": True}}
+
+
+def tiny_head(seed: int = 1, **kwargs) -> GridTrustHead:
     torch.manual_seed(seed)
-    head = GridTrustHead(channels=16)
+    head = GridTrustHead(channels=16, **kwargs)
     with torch.no_grad():  # not the zero init: every input should matter in the parity check
         head.point_embed.normal_()
+        if head.mix is not None:
+            head.mix.normal_(0, 0.1)
     return head.eval()
 
 
@@ -59,21 +64,23 @@ def hopper():
     return load_image(ROOT / "examples" / "grace_hopper.jpg")
 
 
-def test_lean_head_keeps_the_points_and_gives_shaped_outputs():
-    model, head = tiny_pipnet(), tiny_head()
+@pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
+def test_lean_head_keeps_the_points_and_gives_shaped_outputs(options):
+    model, head = tiny_pipnet(), tiny_head(**options)
     x = torch.rand(3, 1, S, S)
     out = model(x)
-    points, k, log_peak = decode_with_trust(model, out)
+    points, k, stats = decode_with_trust(model, out, mass=True)
     torch.testing.assert_close(points, model.decode(out), rtol=0, atol=0)  # the trunk's answer, bit for bit
-    assert k.shape == (3, 68) and (log_peak <= 0).all()
+    assert k.shape == (3, 68) and stats.shape == (3, 2, 68) and (stats <= 1e-6).all()  # log probabilities
     p2, presence, vis, log_b = TrustOutputs(model, head)(x)
     torch.testing.assert_close(p2, points, rtol=0, atol=0)
     assert presence.shape == (3,) and vis.shape == log_b.shape == (3, 68)
     assert torch.isfinite(presence).all() and torch.isfinite(vis).all() and torch.isfinite(log_b).all()
 
 
-def test_lean_head_gradients_reach_the_head_only():
-    model, head = tiny_pipnet(), tiny_head().train()
+@pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
+def test_lean_head_gradients_reach_the_head_only(options):
+    model, head = tiny_pipnet(), tiny_head(**options).train()
     for p in model.parameters():
         p.requires_grad_(False)
     x = torch.rand(4, 1, S, S)
@@ -84,8 +91,9 @@ def test_lean_head_gradients_reach_the_head_only():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in head.parameters())
 
 
-def test_trust_graph_matches_torch_and_names_its_outputs(tmp_path):
-    model, head, spec = tiny_pipnet(), tiny_head(), tiny_spec()
+@pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
+def test_trust_graph_matches_torch_and_names_its_outputs(tmp_path, options):
+    model, head, spec = tiny_pipnet(), tiny_head(**options), tiny_spec()
     path = export_trust_onnx(model, head, CAL, spec, tmp_path / "t.onnx")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert tuple(o.name for o in sess.get_outputs()) == TRUST_OUTPUTS

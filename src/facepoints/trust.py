@@ -40,7 +40,7 @@ from .dataset import cache_offsets, to_tensor
 from .errors import FacepointsError
 from .io_utils import atomic_path
 from .metrics import expected_error
-from .models.trust import GridTrustHead, TrustHead, decode_with_stats, decode_with_trust
+from .models.trust import GridTrustHead, TrustHead, decode_with_stats, grid_head_inputs
 from .negatives import (
     POSITIVE_GEOMETRY,
     TRAIN_PHOTOS,
@@ -116,13 +116,16 @@ class TrustDataset(torch.utils.data.Dataset):
 HEADS = {"TrustHead": TrustHead, "GridTrustHead": GridTrustHead}
 
 
-def head_for(model, kind: str = "GridTrustHead") -> TrustHead | GridTrustHead:
+def head_for(model, kind: str = "GridTrustHead", **kwargs) -> TrustHead | GridTrustHead:
     """A fresh trust head for `model`'s trunk: GridTrustHead (phase 2, the shipped kind: few ONNX nodes) or the
     phase-1 TrustHead (window features, stride-4 detail, pixels, seven statistics: 9x the cost in ONNX Runtime)."""
     if kind == "TrustHead":
         detail = next(m for m in model.stage3.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
         return TrustHead(channels=model.head.in_channels, num_points=model.num_points, detail_channels=detail)
-    return GridTrustHead(channels=model.head.in_channels, num_points=model.num_points)
+    if kwargs.get("detail_channels") == -1:  # the stage-2 map's width
+        stage3 = next(m for m in model.stage3.modules() if isinstance(m, torch.nn.Conv2d))
+        kwargs["detail_channels"] = stage3.in_channels
+    return GridTrustHead(channels=model.head.in_channels, num_points=model.num_points, **kwargs)
 
 
 def run_trunk(model, x: torch.Tensor, head=None):
@@ -131,9 +134,7 @@ def run_trunk(model, x: torch.Tensor, head=None):
     detail, x, points, stats, flat, w)."""
     with torch.no_grad():
         if head is None or isinstance(head, GridTrustHead):
-            feats = model.forward_features(x)
-            points, k, log_peak = decode_with_trust(model, model.forward_head(feats))
-            return points, (feats, k, log_peak)
+            return grid_head_inputs(model, head or GridTrustHead(), x)
         feats, detail = model.forward_features_detail(x)
         out = model.forward_head(feats)
         points, stats, flat, w = decode_with_stats(model, out)
@@ -195,7 +196,7 @@ def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", 
                       batch_size: int = 64, lr: float = 3e-3, data: str | Path | None = None, resume: bool = False,
                       workers: int = 1, seed: int = 0, threads: int = 1, max_minutes: float | None = None,
                       dataset: TrustDataset | None = None, model=None, log=print, hit_detector=None,
-                      head_kind: str = "GridTrustHead") -> dict:
+                      head_kind: str = "GridTrustHead", head_kwargs: dict | None = None) -> dict:
     """Train a TrustHead on `model_name`'s frozen trunk; checkpoints `out/last.pt` every epoch (atomic), `--resume`
     continues from it. Returns the trained head's state and its training record (the caller calibrates and saves)."""
     torch.set_num_threads(threads)
@@ -212,7 +213,7 @@ def train_trust_heads(model_name: str = "fast", out: str | Path = "runs/trust", 
         p.requires_grad_(False)
     if dataset is None:
         _, dataset = build_training_set(spec, data, seed=seed, log=log, hit_detector=hit_detector)
-    head = head_for(model, head_kind)
+    head = head_for(model, head_kind, **(head_kwargs or {}))
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(dataset) / batch_size)
     total = epochs * steps_per_epoch
