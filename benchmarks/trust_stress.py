@@ -20,7 +20,7 @@ from facepoints import Landmarker
 from facepoints.data import load_image, read_pts_folder
 from facepoints.evaluate import match_detection
 
-THRESHOLDS = (0.5, 0.9, 0.95, 0.98, 0.99)
+THRESHOLDS = (0.01, 0.05, 0.1, 0.2, 0.5, 0.9, 0.95, 0.98)
 
 
 def main():
@@ -38,7 +38,7 @@ def main():
         samples = read_pts_folder(folder)[: args.limit]
         presence = []  # of the matched detection; nan: not found
         for s in samples:
-            rgb = load_image(s.image)
+            rgb = load_image(s.image_path)
             result = lm.detect(rgb)
             boxes = np.array([f.box for f in result.faces]).reshape(-1, 4)
             j = match_detection(boxes, s.points)

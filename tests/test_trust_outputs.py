@@ -14,7 +14,7 @@ import torch
 
 from facepoints import Landmarker
 from facepoints.batch import COLUMNS, face_row, rows_to_arrays, schema
-from facepoints.config import LandmarkerOptions
+from facepoints.config import RECOMMENDED_MIN_PRESENCE, LandmarkerOptions
 from facepoints.data import load_image
 from facepoints.errors import UsageError
 from facepoints.export import TrustGraph, export_trust_onnx
@@ -158,13 +158,12 @@ def test_min_presence_drops_a_face_free_box(hopper):
     wall = np.full((240, 240, 3), 180, np.uint8)
     wall[:, 120:] = 90
     box = [[60, 60, 180, 180]]
-    default = Landmarker.from_pretrained("fast", threads=1)
-    assert default.options.min_presence == LandmarkerOptions().min_presence
+    strict = Landmarker.from_pretrained("fast", threads=1, min_presence=RECOMMENDED_MIN_PRESENCE)
     for image in (noise, wall):
-        assert len(default.detect(image, boxes=box)) == 0
-        kept = default.with_options(min_presence=0.0).detect(image, boxes=box)
-        assert len(kept) == 1 and kept.faces[0].presence < default.options.min_presence
-    assert len(default.detect(hopper)) == 1  # and the real face stays
+        assert len(strict.detect(image, boxes=box)) == 0
+        kept = strict.with_options(min_presence=LandmarkerOptions().min_presence).detect(image, boxes=box)
+        assert len(kept) == 1 and kept.faces[0].presence < 0.5  # the default keeps every face, marked absent
+    assert len(strict.detect(hopper)) == 1  # and the real face stays
 
 
 def test_min_presence_is_checked():
@@ -230,7 +229,7 @@ def test_json_csv_parquet_and_drawing_carry_trust(shipped, hopper, tmp_path):
 
 
 def test_video_redetects_when_presence_falls(hopper):
-    lm = Landmarker.from_pretrained("fast", threads=1)
+    lm = Landmarker.from_pretrained("fast", threads=1)  # min_presence 0: the track is lost by lost_presence
     first = lm.detect_for_video(hopper, 0)
     assert len(first) == 1 and first.faces[0].presence is not None
     runs = lm.video_tracker.detector_runs

@@ -61,7 +61,12 @@ DEGREES = Rule(float, lambda v: 0 <= v <= 180, "an angle in [0, 180] degrees")
 MAX_SIDE = Rule(int, lambda v: v == 0 or v >= 32, "0 (never shrink) or a side of at least 32 px")
 RETINAFACE_SCORE = Rule(float, lambda v: 0 < v < 1, "a retinaface score in (0, 1)")
 BACKENDS = ("auto", "onnxruntime", "torch")
-DEFAULT_MIN_PRESENCE = 0.98
+# off by default, by measurement (BENCHMARKS.md, "Trust heads: cost against quality"): 0.98 removes every false
+# face RetinaFace reports on the held-out face-free photos and keeps every test/ face, but with RetinaFace boxes it
+# keeps only 44% of the faces of the blur stress set (0.01 keeps 92%); pass 0.98 where faces are sharp and false
+# faces matter
+DEFAULT_MIN_PRESENCE = 0.0
+RECOMMENDED_MIN_PRESENCE = 0.98
 
 
 def check_detector_threshold(detector, threshold, name: str = "detector_threshold") -> None:
@@ -136,12 +141,14 @@ class VideoOptions:
     redetect_every: int = 15  # frames between detector runs; in between each face's crop comes from its last points
     smooth: bool = True  # One Euro filter per face (smoothing.py)
     min_overlap: float = 0.3  # IoU between a track's old and new box below which it is lost (and the detector runs)
-    # with trust heads, a tracked face whose presence falls below the Landmarker's min_presence is lost (the detector
-    # runs), as MediaPipe's face landmarker does; the box overlap stays as a second test
+    # with trust heads, a tracked face whose presence falls below this (or below the Landmarker's min_presence, if
+    # higher) is lost and the detector runs, as MediaPipe's face landmarker does; the box overlap stays as a second test
+    lost_presence: float = 0.5
 
     def __post_init__(self):
         POSITIVE_INT.check("redetect_every", self.redetect_every)
         PROBABILITY.check("min_overlap", self.min_overlap)
+        PROBABILITY.check("lost_presence", self.lost_presence)
 
 
 @dataclass(frozen=True)
@@ -158,7 +165,7 @@ class LandmarkerOptions:
     flip_test: bool = False  # average with the mirrored crop: a little more accurate, half the speed
     min_score: float = -1e9  # drop detections scored below this
     # drop faces whose presence (the landmark model's own probability that the crop holds a usable face; models with
-    # trust heads) is below this; chosen by measurement (BENCHMARKS.md, trust: false faces per image)
+    # trust heads) is below this; 0 = keep every face (the default: see DEFAULT_MIN_PRESENCE)
     min_presence: float = DEFAULT_MIN_PRESENCE
     max_faces: int | None = None
     pose: bool = True  # head pose (yaw, pitch, roll) from the points

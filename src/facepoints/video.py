@@ -1,8 +1,9 @@
 """Video and webcam: tracking (previous landmarks place the next crop), smoothing, and streamed outputs.
 
 `Landmarker.detect_for_video` runs a FaceTracker: the detector runs on the first frame, every
-`redetect_every` frames, and whenever a track is lost (with trust heads: its presence falls below the
-Landmarker's min_presence; and its box overlap with the last frame's falls below min_overlap); in between
+`redetect_every` frames, and whenever a track is lost (with trust heads: its presence falls below
+VideoOptions.lost_presence or the Landmarker's min_presence; and its box overlap with the last frame's falls
+below min_overlap); in between
 each face's crop comes from its previous landmarks, which is both faster and steadier. A One Euro filter per
 face removes jitter.
 """
@@ -103,7 +104,8 @@ class FaceTracker:
             boxes, angles = self._track_boxes()
             found = self.landmarker.landmarks_and_trust(rgb, boxes, angles)
             new_boxes = np.array([points_box(p) for p in found.points]).reshape(-1, 4)
-            if not self.landmarker.present(found).all():
+            bar = max(o.lost_presence, self.landmarker.options.min_presence)
+            if found.presence is not None and (found.presence < bar).any():
                 need_detect = True  # the landmark model no longer sees a face in a track's crop: lost
             elif any(iou(a, b) < o.min_overlap for a, b in zip(old_boxes, new_boxes)):
                 need_detect = True  # a track drifted off its face
