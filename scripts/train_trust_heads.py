@@ -33,6 +33,11 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--head", default="GridTrustHead", choices=["GridTrustHead", "TrustHead"])
+    ap.add_argument("--mass", action="store_true", help="GridTrustHead: the window's mass as a second statistic")
+    ap.add_argument("--detail", action="store_true", help="GridTrustHead: the stride-4 map read at the point")
+    ap.add_argument("--patch", action="store_true", help="GridTrustHead: 3x3 gray values around the point")
+    ap.add_argument("--mix", action="store_true", help="GridTrustHead: each point hears the others")
     args = ap.parse_args(argv)
 
     from facepoints.checkpoint import RunSplit
@@ -64,6 +69,15 @@ def main(argv=None) -> int:
         seed=args.seed,
         max_minutes=args.max_minutes,
         log=log,
+        head_kind=args.head,
+        head_kwargs={
+            "mass": args.mass,
+            "detail_channels": -1 if args.detail else 0,
+            "patch": args.patch,
+            "mix": args.mix,
+        }
+        if args.head == "GridTrustHead"
+        else {},
         hit_detector=create_detector("retinaface", threshold=HIT_THRESHOLD),
     )
     minutes = (time.time() - t) / 60

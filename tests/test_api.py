@@ -301,7 +301,7 @@ def test_result_writes_csv_and_pose_is_a_dataclass(landmarker):
     assert doc["faces"][0]["pose"] == (f.pose.to_dict() if f.pose else None)  # JSON as before: a plain dict
     rows = list(csv.reader(io.StringIO(r.to_csv())))
     assert rows[0] == CSV_HEADER and len(rows) == 2
-    np.testing.assert_allclose(np.array(rows[1][10:], float).reshape(68, 2), f.points, atol=0.006)
+    np.testing.assert_allclose(np.array(rows[1][10:146], float).reshape(68, 2), f.points, atol=0.006)
     assert float(rows[1][2]) == pytest.approx(f.score, abs=1e-4)
     assert r.to_csv(header=False).count("\n") == 1
 

@@ -61,6 +61,12 @@ DEGREES = Rule(float, lambda v: 0 <= v <= 180, "an angle in [0, 180] degrees")
 MAX_SIDE = Rule(int, lambda v: v == 0 or v >= 32, "0 (never shrink) or a side of at least 32 px")
 RETINAFACE_SCORE = Rule(float, lambda v: 0 < v < 1, "a retinaface score in (0, 1)")
 BACKENDS = ("auto", "onnxruntime", "torch")
+# off by default, by measurement (BENCHMARKS.md, "Trust heads: cost against quality"): 0.98 removes every false
+# face RetinaFace reports on the held-out face-free photos and keeps every test/ face, but with RetinaFace boxes it
+# keeps only 44% of the faces of the blur stress set (0.01 keeps 92%); pass 0.98 where faces are sharp and false
+# faces matter
+DEFAULT_MIN_PRESENCE = 0.0
+RECOMMENDED_MIN_PRESENCE = 0.98
 
 
 def check_detector_threshold(detector: object, threshold: float | None, name: str = "detector_threshold") -> None:
@@ -135,10 +141,14 @@ class VideoOptions:
     redetect_every: int = 15  # frames between detector runs; in between each face's crop comes from its last points
     smooth: bool = True  # One Euro filter per face (smoothing.py)
     min_overlap: float = 0.3  # IoU between a track's old and new box below which it is lost (and the detector runs)
+    # with trust heads, a tracked face whose presence falls below this (or below the Landmarker's min_presence, if
+    # higher) is lost and the detector runs, as MediaPipe's face landmarker does; the box overlap stays as a second test
+    lost_presence: float = 0.5
 
     def __post_init__(self) -> None:
         POSITIVE_INT.check("redetect_every", self.redetect_every)
         PROBABILITY.check("min_overlap", self.min_overlap)
+        PROBABILITY.check("lost_presence", self.lost_presence)
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,9 @@ class LandmarkerOptions:
     threads: int | None = None
     flip_test: bool = False  # average with the mirrored crop: a little more accurate, half the speed
     min_score: float = -1e9  # drop detections scored below this
+    # drop faces whose presence (the landmark model's own probability that the crop holds a usable face; models with
+    # trust heads) is below this; 0 = keep every face (the default: see DEFAULT_MIN_PRESENCE)
+    min_presence: float = DEFAULT_MIN_PRESENCE
     max_faces: int | None = None
     pose: bool = True  # head pose (yaw, pitch, roll) from the points
     video: VideoOptions = field(default_factory=VideoOptions)  # detect_for_video: redetection, smoothing
@@ -170,5 +183,6 @@ class LandmarkerOptions:
         POSITIVE_INT.check("threads", self.threads, allow_none=True)
         POSITIVE_INT.check("max_faces", self.max_faces, allow_none=True)
         FINITE_FLOAT.check("min_score", self.min_score)
+        PROBABILITY.check("min_presence", self.min_presence)
         if not isinstance(self.video, VideoOptions):
             raise UsageError(f"video: expected VideoOptions, got {type(self.video).__name__}")

@@ -119,7 +119,12 @@ def run_detect(args, options: LandmarkerOptions) -> int:
     plan = plan_outputs(args, items, out_dir)
     landmarker = Landmarker(options)
     landmarker.detector  # fail early on bad detector options
-    draw = {"lines": not args.no_lines, "boxes": not args.no_boxes, "numbers": args.numbers}
+    draw = {
+        "lines": not args.no_lines,
+        "boxes": not args.no_boxes,
+        "numbers": args.numbers,
+        "hidden": "hide" if getattr(args, "hide_hidden", False) else "hollow",
+    }
     problems, records, tiles, n_faces = [], [], [], 0
 
     def run_video(source, key):

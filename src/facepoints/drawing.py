@@ -14,6 +14,7 @@ from .landmarks import connections
 POINT_COLOR = (0, 255, 0)
 LINE_COLOR = (255, 200, 0)
 BOX_COLOR = (255, 64, 64)
+HIDDEN_BELOW = 0.5  # a point whose visibility is below this is drawn as hidden (hollow, or not at all)
 
 
 def draw_face(
@@ -24,19 +25,34 @@ def draw_face(
     numbers: bool = False,
     color=POINT_COLOR,
     radius: int | None = None,
+    visibility: np.ndarray | None = None,
+    hidden: str = "hollow",
 ) -> np.ndarray:
-    """Draw one face on an RGB image in place and return it."""
+    """Draw one face on an RGB image in place and return it.
+
+    `visibility` (68,) in [0, 1]: points below HIDDEN_BELOW (probably covered) are drawn as `hidden` says:
+    "hollow" (a ring, the default), or "hide" (not drawn, nor their lines)."""
+    if hidden not in ("hollow", "hide"):
+        raise ValueError(f"hidden: {hidden!r} is not 'hollow' or 'hide'")
     scale = max(1.0, float(np.ptp(points[:, 0])) / 150.0) if len(points) else 1.0
     r = radius or max(1, int(round(1.5 * scale)))
     thick = max(1, int(round(scale)))
     pts = np.round(points).astype(np.int32)
+    covered = np.zeros(len(pts), bool) if visibility is None else np.asarray(visibility) < HIDDEN_BELOW
+    shown = ~covered if hidden == "hide" else np.ones(len(pts), bool)
     if lines:
         for a, b in connections():
-            cv2.line(image, tuple(pts[a]), tuple(pts[b]), LINE_COLOR, thick, cv2.LINE_AA)
-    for x, y in pts:
-        cv2.circle(image, (int(x), int(y)), r, color, -1, cv2.LINE_AA)
+            if shown[a] and shown[b]:
+                cv2.line(image, tuple(pts[a]), tuple(pts[b]), LINE_COLOR, thick, cv2.LINE_AA)
+    for i, (x, y) in enumerate(pts):
+        if shown[i]:  # a covered point: a ring of the point's colour, so the guess stays visible but reads as one
+            cv2.circle(
+                image, (int(x), int(y)), r + 1 if covered[i] else r, color, thick if covered[i] else -1, cv2.LINE_AA
+            )
     if numbers:
         for i, (x, y) in enumerate(pts):
+            if not shown[i]:
+                continue
             cv2.putText(
                 image,
                 str(i),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -18,7 +19,13 @@ import torch
 
 from .errors import FacepointsError
 from .io_utils import atomic_path, default_cache_dir
-from .model_files import SHIFT_IN_GRAPH, ModelSpec, shift_in_graph  # noqa: F401  (re-exported)
+from .model_files import (  # noqa: F401  (re-exported)
+    SHIFT_IN_GRAPH,
+    TRUST_CALIBRATION,
+    TRUST_OUTPUTS,
+    ModelSpec,
+    shift_in_graph,
+)
 
 OPSET = 17
 
@@ -38,6 +45,76 @@ class PointsHead(torch.nn.Module):
     def forward(self, x):
         points = self.model.decode(self.model(x))
         return points - self.shift if self.calibrated else points
+
+
+class TrustGraph(torch.nn.Module):
+    """Model + trust head in one graph: (B, 1, S, S) crop -> points (B, 68, 2) crop px (output_shift subtracted when
+    given), presence (B,) and visibility (B, 68) probabilities, log_b (B, 68): the log Laplace scale of each point,
+    which the calibration in the metadata turns into the expected error in crop pixels."""
+
+    def __init__(self, model: torch.nn.Module, head: torch.nn.Module, output_shift=None):
+        super().__init__()
+        from .models.trust import TrustOutputs  # the trust heads' module: only graphs with them need it
+
+        self.net = TrustOutputs(model, head)
+        shift = torch.zeros(2) if output_shift is None else torch.tensor([float(v) for v in output_shift])
+        self.register_buffer("shift", shift.reshape(1, 1, 2), persistent=False)
+        self.calibrated = output_shift is not None
+
+    def forward(self, x):
+        points, presence, vis, log_b = self.net(x)
+        return (points - self.shift if self.calibrated else points), torch.sigmoid(presence), torch.sigmoid(vis), log_b
+
+
+def trust_metadata(calibration: dict) -> dict[str, str]:
+    """What a user of a trust graph alone needs to read its extra outputs."""
+    knots = {
+        "log_b": calibration["log_b"],
+        "error_px": calibration["error_px"],
+        "units": "crop pixels",
+        "rule": "linear interpolation in log_b between the knots (numpy.interp); below the first knot "
+        "min(error_px[0], error_px[0] * exp(log_b - log_b[0])), above the last max(error_px[-1], "
+        "error_px[-1] * exp(log_b - log_b[-1])); image pixels: multiply by crop side / input_size",
+    }
+    return {
+        "facepoints.outputs": ", ".join(TRUST_OUTPUTS),
+        "facepoints.output.presence": "batch float32 in [0, 1]: probability that the crop holds a real face whose "
+        "points can be used",
+        "facepoints.output.visibility": "batch x 68 float32 in [0, 1]: probability that each point is visible "
+        "(not covered)",
+        "facepoints.output.log_b": "batch x 68 float32: log Laplace scale of each point's error; expected error in "
+        f"crop pixels by the knots in {TRUST_CALIBRATION}",
+        TRUST_CALIBRATION: json.dumps(knots),
+    }
+
+
+def export_trust_onnx(
+    model: torch.nn.Module,
+    head: torch.nn.Module,
+    calibration: dict,
+    spec: ModelSpec,
+    path: str | Path,
+    calibrated: bool = True,
+) -> Path:
+    """`export_onnx` with the trust head: outputs points, presence, visibility, log_b (TrustGraph), the spec and
+    the uncertainty calibration in the metadata. Written atomically."""
+    path = Path(path)
+    graph = TrustGraph(model.float(), head.float(), spec.output_shift if calibrated else None).eval()
+    x = torch.zeros(1, 1, spec.input_size, spec.input_size)
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            x,
+            str(tmp),
+            input_names=["crops"],
+            output_names=list(TRUST_OUTPUTS),
+            dynamic_axes={"crops": {0: "batch"}, **{k: {0: "batch"} for k in TRUST_OUTPUTS}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        write_metadata(tmp, spec, calibrated, trust_metadata(calibration))
+    return path
 
 
 def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | Path, calibrated: bool = True) -> Path:
@@ -62,8 +139,9 @@ def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | Path, calib
     return path
 
 
-def write_metadata(path: str | Path, spec: ModelSpec, calibrated: bool) -> None:
-    """Set the spec's settings (ModelSpec.onnx_metadata) in an ONNX file's metadata, in place; nothing else changes."""
+def write_metadata(path: str | Path, spec: ModelSpec, calibrated: bool, extra: dict[str, str] | None = None) -> None:
+    """Set the spec's settings (ModelSpec.onnx_metadata, and `extra`) in an ONNX file's metadata, in place; nothing
+    else changes."""
     # onnx is needed here only; `import facepoints` does not pay for it
     import onnx
 
@@ -72,7 +150,15 @@ def write_metadata(path: str | Path, spec: ModelSpec, calibrated: bool) -> None:
     del graph.metadata_props[:]
     for p in keep:
         graph.metadata_props.add(key=p.key, value=p.value)
-    for key, value in spec.onnx_metadata(shift_in_graph=calibrated).items():
+    meta = spec.onnx_metadata(shift_in_graph=calibrated)
+    if extra:
+        meta["facepoints.output"] = (
+            "points: batch x 68 x 2 float32, crop pixels (pixel i has centre i)"
+            + (", output_shift already subtracted" if calibrated else ", raw: subtract output_shift")
+            + "; presence: batch; visibility: batch x 68; log_b: batch x 68 (see facepoints.output.*)"
+        )
+        meta.update(extra)
+    for key, value in meta.items():
         graph.metadata_props.add(key=key, value=value)
     onnx.save(graph, str(path))
 
@@ -95,10 +181,17 @@ def export_onnx_cached(model: torch.nn.Module, spec: ModelSpec) -> Path:
     return path
 
 
-def quantize_int8(model: torch.nn.Module, spec: ModelSpec, calibration: np.ndarray, path: str | Path) -> Path:
+def quantize_int8(
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    calibration: np.ndarray,
+    path: str | Path,
+    trust: tuple[torch.nn.Module, dict] | None = None,
+) -> Path:
     """Static int8 ONNX of `model` (QDQ, per-channel weights, Conv only; decode stays fp32), calibrated on
     (N, 1, S, S) crops. Raw points, like the shipped fast.int8.onnx: the predictor subtracts output_shift
-    (the metadata says so). Written atomically."""
+    (the metadata says so). Written atomically. With `trust` (head, uncertainty calibration): the trust graph
+    (export_trust_onnx), its trunk quantized as the plain graph's and the head's own convolutions left fp32."""
     # onnxruntime.quantization is only for this offline step
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -113,8 +206,16 @@ def quantize_int8(model: torch.nn.Module, spec: ModelSpec, calibration: np.ndarr
     with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         f32, pre = Path(d) / "f32.onnx", Path(d) / "pre.onnx"
-        export_onnx(model, spec, f32, calibrated=False)
+        if trust is None:
+            export_onnx(model, spec, f32, calibrated=False)
+        else:
+            export_trust_onnx(model, trust[0], trust[1], spec, f32, calibrated=False)
         quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True)
+        import onnx  # the exporter's, like write_metadata's
+
+        nodes = onnx.load(str(pre)).graph.node
+        # the trust head's own convolutions stay fp32: named by their weights (node names mix the two heads)
+        exclude = [n.name for n in nodes if n.op_type == "Conv" and n.input[1].startswith("net.head.")]
         with atomic_path(path) as tmp:
             quantize_static(
                 str(pre),
@@ -123,8 +224,9 @@ def quantize_int8(model: torch.nn.Module, spec: ModelSpec, calibration: np.ndarr
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 op_types_to_quantize=["Conv"],
+                nodes_to_exclude=exclude,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
             )
-            write_metadata(tmp, spec, calibrated=False)
+            write_metadata(tmp, spec, False, None if trust is None else trust_metadata(trust[1]))
     return path

@@ -20,7 +20,7 @@ from .config import LandmarkerOptions, VideoOptions
 from .detectors import DETECTORS, Detections, Detector, GivenBoxes, create_detector, crop_boxes
 from .errors import FacepointsError, UsageError
 from .images import load_image, to_rgb
-from .predictor import LandmarkPredictor
+from .predictor import LandmarkPredictor, Landmarks
 from .results import LandmarkResult, build_faces
 from .video import FaceTracker
 
@@ -84,23 +84,44 @@ class Landmarker:
         """(N, 68, 2) points of the detector's faces `det`: each cropped from its landmark box, upright when the
         options say so and the detector gives keypoints. The one path from detections to points, for images,
         video (FaceTracker), evaluate and batch."""
+        return self.landmarks_and_trust_for(rgb, det).points
+
+    def landmarks_and_trust_for(self, rgb: np.ndarray, det: Detections) -> Landmarks:
+        """`landmarks_for`'s points with presence, visibility and uncertainty (image px) where the model has them."""
         boxes, angles = crop_boxes(self.detector, det, self.options.upright)
-        return self.predictor.predict(rgb, boxes, angles)
+        return self.predictor.predict_landmarks(rgb, boxes, angles)
+
+    def present(self, found: Landmarks) -> np.ndarray:
+        """Which faces pass `min_presence` (all of them for a model without trust heads)."""
+        if found.presence is None:
+            return np.ones(len(found.points), bool)
+        return found.presence >= self.options.min_presence
 
     def detect(self, image: ImageInput, boxes: ArrayLike | None = None) -> LandmarkResult:
-        """Find faces (or use `boxes`, (N, 4) x1 y1 x2 y2 tight face boxes) and put 68 points on each.
+        """Find faces (or use `boxes`, (N, 4) x1 y1 x2 y2 tight face boxes) and put 68 points on each. Faces whose
+        presence is below `options.min_presence` are dropped (models with trust heads).
         `image`: a path, a PIL image or an RGB numpy array (not OpenCV's BGR: see `as_rgb`)."""
         rgb, source = as_rgb(image)
         if boxes is not None:
             given = GivenBoxes(boxes)
             det = given.detect(rgb)
-            points = self.predictor.predict(rgb, given.boxes)
+            found = self.predictor.predict_landmarks(rgb, given.boxes)
         else:
             det = self.find_faces(rgb)
-            points = self.landmarks_for(rgb, det)
-        return LandmarkResult(
-            build_faces(det.boxes, det.scores, points, rgb.shape[1::-1], self.options.pose), rgb, source
+            found = self.landmarks_and_trust_for(rgb, det)
+        keep = np.flatnonzero(self.present(found))
+        det, found = det.take(keep), found.take(keep)
+        faces = build_faces(
+            det.boxes,
+            det.scores,
+            found.points,
+            rgb.shape[1::-1],
+            self.options.pose,
+            found.presence,
+            found.visibility,
+            found.uncertainty,
         )
+        return LandmarkResult(faces, rgb, source)
 
     def detect_for_video(self, frame: ImageInput, timestamp_ms: float) -> LandmarkResult:
         """Landmarks of one video frame, tracked from the previous frames of the same stream and smoothed.
@@ -139,6 +160,12 @@ class Landmarker:
     def landmarks(self, rgb: np.ndarray, landmark_boxes: np.ndarray, angles: np.ndarray | None = None) -> np.ndarray:
         """Points for faces whose tight boxes are already known (tracking)."""
         return self.predictor.predict(rgb, landmark_boxes, angles)
+
+    def landmarks_and_trust(
+        self, rgb: np.ndarray, landmark_boxes: np.ndarray, angles: np.ndarray | None = None
+    ) -> Landmarks:
+        """`landmarks`' points with presence, visibility and uncertainty where the model has them."""
+        return self.predictor.predict_landmarks(rgb, landmark_boxes, angles)
 
     def with_options(self, **changes: Any) -> "Landmarker":
         return Landmarker(replace(self.options, **changes))

@@ -67,3 +67,16 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
         return float("nan")
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def expected_error(log_b, calibration: dict) -> np.ndarray:
+    """Log Laplace scales (any shape) -> expected point error in crop pixels, by the calibration's monotone knots
+    (linear in log b between them; beyond them the end knots' error/b ratio). Shared by
+    the predictor (ONNX Runtime, no torch) and trust.py."""
+    log_b = np.asarray(log_b, np.float64)
+    kx, ky = np.asarray(calibration["log_b"], np.float64), np.asarray(calibration["error_px"], np.float64)
+    b = np.exp(log_b)
+    inside = np.interp(log_b, kx, ky)
+    lo = ky[0] / np.exp(kx[0]) * b
+    hi = ky[-1] / np.exp(kx[-1]) * b
+    return np.where(log_b < kx[0], np.minimum(lo, ky[0]), np.where(log_b > kx[-1], np.maximum(hi, ky[-1]), inside))

@@ -22,6 +22,10 @@ DEFAULT_MODEL = "fast"
 # what the 68 points are and where they sit: the iBUG/300-W markup, pixel-centre coordinates (pixel i has centre i)
 LANDMARK_CONVENTION = "ibug-300w-68, pixel centres"
 SHIFT_IN_GRAPH = "facepoints.output_shift_in_graph"  # metadata key: "true" when the graph subtracts output_shift
+# metadata key of a graph with trust outputs (points, presence, visibility, log_b): the knots that turn log_b into the
+# expected point error in crop pixels (metrics.expected_error)
+TRUST_CALIBRATION = "facepoints.uncertainty_calibration"
+TRUST_OUTPUTS = ("points", "presence", "visibility", "log_b")
 TRAIN_EXTRA = 'pip install "facepoints[train]"'
 
 
@@ -124,6 +128,16 @@ def shipped_graphs(name: str) -> tuple[OnnxFile | None, OnnxFile | None]:
         return OnnxFile(str(PACKAGE_WEIGHTS / g["file"]), g["sha256"]) if g else None
 
     return graph(fp32), graph(int8)
+
+
+def shipped_trust_graphs(name: str) -> tuple[OnnxFile | None, OnnxFile | None]:
+    """A shipped model's (fp32, int8) ONNX graphs with trust outputs (points, presence, visibility, log_b), as
+    MODELS.json lists them under its "trust" entry; None where it ships none."""
+    trust = shipped_models().get(name, {}).get("trust", {})
+    return tuple(  # type: ignore[return-value]
+        OnnxFile(str(PACKAGE_WEIGHTS / trust[k]["file"]), trust[k]["sha256"]) if k in trust else None
+        for k in ("onnx", "int8_onnx")
+    )
 
 
 def _pair(values: Iterable[float]) -> tuple[float, float]:

@@ -6,22 +6,48 @@ detectors convert their own boxes to it first (see detectors.py).
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
 from .crop import crop_face, mirror_points, preprocess, to_gray
 from .errors import FacepointsError, require
+from .landmarks import FLIP
+from .metrics import expected_error
 from .model_files import (
     DEFAULT_MODEL,
+    TRUST_CALIBRATION,
+    TRUST_OUTPUTS,
     ModelSpec,
     OnnxFile,
     check_file,
     resolve,
     shift_in_graph,
     shipped_graphs,
+    shipped_models,
+    shipped_trust_graphs,
     spec_from_onnx_metadata,
 )
+
+
+@dataclass
+class Landmarks:
+    """A batch of faces' answers: points (N, 68, 2) float32 and, from a model with trust heads (else None),
+    presence (N,) and visibility (N, 68) probabilities in [0, 1] and uncertainty (N, 68), the expected point
+    error. In crop pixels from `run_crops_trust`, image pixels from `predict_landmarks`."""
+
+    points: np.ndarray
+    presence: np.ndarray | None = None
+    visibility: np.ndarray | None = None
+    uncertainty: np.ndarray | None = None
+
+    def take(self, keep) -> "Landmarks":
+        def pick(a):
+            return None if a is None else a[keep]
+
+        return Landmarks(self.points[keep], pick(self.presence), pick(self.visibility), pick(self.uncertainty))
 
 
 class LandmarkPredictor:
@@ -38,16 +64,22 @@ class LandmarkPredictor:
         threads: int | None = None,
         flip_test: bool = False,
         int8: bool = True,
+        trust: bool = True,
     ):
         if backend not in ("auto", "onnxruntime", "torch"):
             raise FacepointsError(f"unknown backend {backend!r}; choose auto, onnxruntime or torch")
         self.flip_test = flip_test
         self.threads = threads
         self.model = self.head = self.session = None  # model and head: the torch backend's (and export's) only
+        self.trust_head = None  # the torch backend's TrustOutputs, when the model ships trust heads
+        self.calibration: dict | None = None  # expected_error's knots, when the model has trust outputs
         path, _ = resolve(model)
-        fp32, int8_graph = shipped_graphs(model or DEFAULT_MODEL) if path.suffix == ".pt" else (None, None)
+        shipped = path.suffix == ".pt"
+        fp32, int8_graph = shipped_graphs(model or DEFAULT_MODEL) if shipped else (None, None)
+        # a model with trust heads ships graphs with the extra outputs; the plain ones stay for trust=False
+        fp32_t, int8_t = shipped_trust_graphs(model or DEFAULT_MODEL) if shipped and trust else (None, None)
         self.int8 = int8 and int8_graph is not None and backend != "torch"
-        graph = int8_graph if self.int8 else fp32
+        graph = (int8_t or int8_graph) if self.int8 else (fp32_t or fp32)
         if backend != "torch" and (graph is not None or path.suffix.lower() == ".onnx"):
             ort = _onnxruntime()
             graph = graph or OnnxFile(str(path), "")
@@ -67,8 +99,31 @@ class LandmarkPredictor:
             if backend != "torch":
                 self.session = self._ort_session(required=backend == "onnxruntime")
             self.head = PointsHead(self.model).eval()  # raw decode; run_crops subtracts the spec's shift
+            if trust and shipped and self.session is None:
+                self._torch_trust(model or DEFAULT_MODEL)
         self.backend = "onnxruntime" if self.session is not None else "torch"
         self.session_calibrated = self.session is not None and shift_in_graph(self.session)
+        if self.session is not None:
+            outputs = [o.name for o in self.session.get_outputs()]
+            meta = self.session.get_modelmeta().custom_metadata_map
+            if tuple(outputs[:4]) == TRUST_OUTPUTS and TRUST_CALIBRATION in meta:
+                self.calibration = json.loads(meta[TRUST_CALIBRATION])
+
+    def _torch_trust(self, name: str) -> None:
+        """The shipped trust heads on the torch model (same outputs as the trust graph)."""
+        if "trust" not in shipped_models().get(name, {}):
+            return
+        # torch: the torch backend's only, loaded with its model
+        from .models.trust import TrustOutputs
+        from .trust import load_trust
+
+        head, self.calibration, _ = load_trust(name)
+        self.trust_head = TrustOutputs(self.model, head).eval()
+
+    @property
+    def has_trust(self) -> bool:
+        """Whether this model gives presence, visibility and uncertainty (a model with trust heads)."""
+        return self.calibration is not None
 
     @property
     def input_size(self) -> int:
@@ -110,55 +165,109 @@ class LandmarkPredictor:
 
     def _calibrated(self, x: np.ndarray) -> np.ndarray:
         """Model inputs -> calibrated points (output_shift removed), whichever backend runs."""
-        if self.session is not None:
-            out = self.session.run(None, {self.session.get_inputs()[0].name: np.ascontiguousarray(x)})[0]
-            if self.session_calibrated:
-                return out
-        else:
-            import torch  # the torch backend's: loaded with its model in __init__
+        return self._outputs(x)[0]
 
-            # torch's thread count is process-wide: set it for this call only, so a predictor asked for 1 thread
-            # does not slow down (or change the float sums of) every other torch user in the process
-            previous = torch.get_num_threads()
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            try:
-                with torch.inference_mode():
-                    out = self.head(torch.from_numpy(np.ascontiguousarray(x))).numpy()
-            finally:
-                torch.set_num_threads(previous)
-        return out - np.asarray(self.spec.output_shift, np.float32)
+    def _outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """Model inputs -> [calibrated points] or, with trust, [points, presence, visibility, log b]."""
+        if self.session is not None:
+            outs = self.session.run(None, {self.session.get_inputs()[0].name: np.ascontiguousarray(x)})
+            if not self.has_trust:
+                outs = outs[:1]
+            if not self.session_calibrated:
+                outs[0] = outs[0] - np.asarray(self.spec.output_shift, np.float32)
+            return outs
+        import torch  # the torch backend's: loaded with its model in __init__
+
+        # torch's thread count is process-wide: set it for this call only, so a predictor asked for 1 thread
+        # does not slow down (or change the float sums of) every other torch user in the process
+        shift = np.asarray(self.spec.output_shift, np.float32)
+        with torch.inference_mode(), _torch_threads(self.threads):
+            crops = torch.from_numpy(np.ascontiguousarray(x))
+            if self.trust_head is None:
+                return [self.head(crops).numpy() - shift]
+            points, presence, vis, log_b = self.trust_head(crops)
+            return [points.numpy() - shift, torch.sigmoid(presence).numpy(), torch.sigmoid(vis).numpy(), log_b.numpy()]
 
     def run_crops(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S) uint8 gray crops -> (N, 68, 2) calibrated points in crop pixels."""
-        if len(crops) == 0:
-            return np.zeros((0, 68, 2), np.float32)
-        x = preprocess(crops)
-        if not self.flip_test:
-            return self._calibrated(x).astype(np.float32)
+        return self.run_crops_trust(crops).points
+
+    def run_crops_trust(self, crops: np.ndarray) -> Landmarks:
+        """(N, S, S) uint8 gray crops -> calibrated points in crop pixels and, with trust heads, presence,
+        visibility and uncertainty (crop pixels). Under flip_test the two views' answers are averaged: points
+        (mirrored back), and presence, visibility and uncertainty alike (per point, matched left <-> right)."""
         n = len(crops)
-        out = self._calibrated(np.concatenate([x, x[..., ::-1]]))
-        # the mirrored crop's answer, mirrored back: calibrated points sit annotation_offset - output_shift
-        # from what they mark, and keep that direction in a mirror
-        offset_x = self.spec.annotation_offset[0] - self.spec.output_shift[0]
-        return ((out[:n] + mirror_points(out[n:], self.input_size, offset_x)) / 2).astype(np.float32)
+        if n == 0:
+            empty = np.zeros((0, 68), np.float32) if self.has_trust else None
+            return Landmarks(
+                np.zeros((0, 68, 2), np.float32), None if empty is None else np.zeros(0, np.float32), empty, empty
+            )
+        x = preprocess(crops)
+        outs = self._outputs(np.concatenate([x, x[..., ::-1]]) if self.flip_test else x)
+        points = outs[0]
+        if self.flip_test:
+            # the mirrored crop's answer, mirrored back: calibrated points sit annotation_offset - output_shift
+            # from what they mark, and keep that direction in a mirror
+            offset_x = self.spec.annotation_offset[0] - self.spec.output_shift[0]
+            points = (points[:n] + mirror_points(points[n:], self.input_size, offset_x)) / 2
+        result = Landmarks(points.astype(np.float32))
+        if self.calibration is not None:
+            presence, vis = outs[1], outs[2]
+            unc = expected_error(outs[3], self.calibration)
+            if self.flip_test:
+                presence = (presence[:n] + presence[n:]) / 2
+                vis = (vis[:n] + vis[n:][:, FLIP]) / 2
+                unc = (unc[:n] + unc[n:][:, FLIP]) / 2
+            result.presence = np.asarray(presence, np.float32)
+            result.visibility = np.asarray(vis, np.float32)
+            result.uncertainty = np.asarray(unc, np.float32)
+        return result
 
     def predict(self, image: np.ndarray, boxes, angles=None) -> np.ndarray:
         """RGB image and (N, 4) landmark-convention boxes -> (N, 68, 2) points in image pixels.
 
         `angles`: each face's roll in degrees, to crop it upright (boxes then in its upright frame)."""
+        return self.predict_landmarks(image, boxes, angles).points
+
+    def predict_landmarks(self, image: np.ndarray, boxes, angles=None) -> Landmarks:
+        """`predict`'s points, and with trust heads presence, visibility and uncertainty in image pixels (crop
+        pixels x crop side / input size)."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         angles = np.zeros(len(boxes)) if angles is None else np.asarray(angles, np.float64).reshape(-1)
         # gray after the warp: cheaper
         crops = [crop_face(image, tuple(b), self.input_size, self.margin, a) for b, a in zip(boxes, angles)]
         if not crops:
-            return np.zeros((0, 68, 2), np.float32)
-        points = self.run_crops(np.stack([to_gray(c.image) for c in crops]))
-        return np.stack([c.to_source(p) for c, p in zip(crops, points)])
+            return self.run_crops_trust(np.zeros((0, self.input_size, self.input_size), np.uint8))
+        out = self.run_crops_trust(np.stack([to_gray(c.image) for c in crops]))
+        out.points = np.stack([c.to_source(p) for c, p in zip(crops, out.points)]).astype(np.float32)
+        if out.uncertainty is not None:  # image px per crop px: the crop matrix's inverse scale
+            scale = np.array([1 / np.sqrt(abs(np.linalg.det(c.matrix[:, :2]))) for c in crops], np.float32)
+            out.uncertainty = (out.uncertainty * scale[:, None]).astype(np.float32)
+        return out
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+
+class _torch_threads:
+    """torch's thread count is process-wide: set it for one call only."""
+
+    def __init__(self, threads: int | None):
+        self.threads = threads
+
+    def __enter__(self):
+        import torch  # the torch backend's: loaded with its model
+
+        self.previous = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc):
+        import torch  # the torch backend's: loaded with its model
+
+        torch.set_num_threads(self.previous)
+        return False
 
 
 def _onnxruntime():
@@ -168,4 +277,4 @@ def _onnxruntime():
     return onnxruntime
 
 
-__all__ = ["LandmarkPredictor", "ModelSpec"]
+__all__ = ["LandmarkPredictor", "Landmarks", "ModelSpec", "expected_error"]

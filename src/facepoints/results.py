@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,9 +19,15 @@ from .io_utils import atomic_path
 from .pose import Pose, safe_pose
 
 # the box's corners are box_x1 ... so that no column name repeats the points' x1, y1 (pandas renamed them)
-CSV_HEADER = ["image", "face", "score", "box_x1", "box_y1", "box_x2", "box_y2", "yaw", "pitch", "roll"] + [
-    f"{a}{i}" for i in range(68) for a in ("x", "y")
-]
+# then how far to trust the face and each point (empty cells for a model without trust heads): presence, visibility
+# v0 ... v67, uncertainty u0 ... u67 (image pixels)
+CSV_HEADER = (
+    ["image", "face", "score", "box_x1", "box_y1", "box_x2", "box_y2", "yaw", "pitch", "roll"]
+    + [f"{a}{i}" for i in range(68) for a in ("x", "y")]
+    + ["presence"]
+    + [f"v{i}" for i in range(68)]
+    + [f"u{i}" for i in range(68)]
+)
 
 
 def _finite(value: float, digits: int) -> float | None:
@@ -40,6 +47,10 @@ class Face:
     score: float  # the detector's score (of the last detection, in video)
     points: np.ndarray  # (68, 2) float32 pixel x, y (pixel i has centre i)
     pose: Pose | None = None  # head pose from the points; None when turned off or no rigid fit exists
+    # how far to trust it (models with trust heads; None otherwise): see the README's "How far to trust each output"
+    presence: float | None = None  # probability in [0, 1] that the crop holds a real face with usable points
+    visibility: np.ndarray | None = None  # (68,) float32 probability in [0, 1] that each point is not covered
+    uncertainty: np.ndarray | None = None  # (68,) float32 expected error of each point, image pixels
 
     def summary(self) -> dict:
         """Plain JSON types; a non-finite number becomes null, never a NaN literal that strict parsers reject."""
@@ -48,6 +59,9 @@ class Face:
             "score": _finite(self.score, 4),
             "points": [[_finite(x, 2), _finite(y, 2)] for x, y in self.points],
             "pose": self.pose.to_dict() if self.pose is not None else None,
+            "presence": None if self.presence is None else _finite(self.presence, 4),
+            "visibility": None if self.visibility is None else [_finite(v, 3) for v in self.visibility],
+            "uncertainty": None if self.uncertainty is None else [_finite(v, 2) for v in self.uncertainty],
         }
 
     def csv_row(self, image: str | None, index: int) -> list:
@@ -59,6 +73,9 @@ class Face:
             *[_finite(v, 2) for v in self.box],
             *[pose.get(k) for k in ("yaw", "pitch", "roll")],
             *[_finite(v, 2) for v in self.points.reshape(-1)],
+            None if self.presence is None else _finite(self.presence, 4),
+            *([None] * 68 if self.visibility is None else [_finite(v, 3) for v in self.visibility]),
+            *([None] * 68 if self.uncertainty is None else [_finite(v, 2) for v in self.uncertainty]),
         ]
 
 
@@ -68,16 +85,28 @@ def build_faces(
     points: Sequence | np.ndarray,
     image_size: tuple[int, int],
     with_pose: bool,
+    presence: Sequence | np.ndarray | None = None,
+    visibility: Sequence | np.ndarray | None = None,
+    uncertainty: Sequence | np.ndarray | None = None,
 ) -> list[Face]:
-    """Face records; pose from the points (None where no rigid fit exists)."""
+    """Face records; pose from the points (None where no rigid fit exists); presence (N,), visibility (N, 68) and
+    uncertainty (N, 68, image px) where the model gives them."""
+    n = len(points)
+
+    def each(values: Sequence | np.ndarray | None) -> list:
+        return [None] * n if values is None else list(values)
+
     return [
         Face(
             np.asarray(b, np.float32),
             float(s),
             np.asarray(p, np.float32),
             safe_pose(p, image_size) if with_pose else None,
+            None if pr is None else float(pr),
+            None if v is None else np.asarray(v, np.float32),
+            None if u is None else np.asarray(u, np.float32),
         )
-        for b, s, p in zip(boxes, scores, points)
+        for b, s, p, pr, v, u in zip(boxes, scores, points, each(presence), each(visibility), each(uncertainty))
     ]
 
 
@@ -97,7 +126,8 @@ class LandmarkResult:
         return json.dumps(self.summary(), indent=indent, allow_nan=False)
 
     def csv_rows(self) -> list[list]:
-        """One row per face, columns CSV_HEADER: image, face index, score, box, yaw/pitch/roll, x0, y0 ... x67, y67."""
+        """One row per face, columns CSV_HEADER: image, face index, score, box, yaw/pitch/roll, x0, y0 ... x67, y67,
+        presence, v0 ... v67, u0 ... u67 (empty without trust heads)."""
         return [f.csv_row(self.source, i) for i, f in enumerate(self.faces)]
 
     def to_csv(self, header: bool = True) -> str:
@@ -108,16 +138,27 @@ class LandmarkResult:
         writer.writerows(self.csv_rows())
         return buf.getvalue()
 
-    def plot(self, lines: bool = True, boxes: bool = True, numbers: bool = False) -> np.ndarray:
-        """The image with every face drawn on it (RGB copy)."""
+    def plot(self, lines: bool = True, boxes: bool = True, numbers: bool = False, hidden: str = "hollow") -> np.ndarray:
+        """The image with every face drawn on it (RGB copy). Points the model thinks covered (visibility < 0.5)
+        are drawn as `hidden` says: "hollow" rings (default) or "hide" (left out, with their lines)."""
         if self.image is None:
             raise FacepointsError("this result holds no image to draw on")
+        if hidden not in ("hollow", "hide"):
+            raise FacepointsError(f"hidden: {hidden!r} is not 'hollow' or 'hide'")
         canvas = self.image.copy()
         for f in self.faces:
-            draw_face(canvas, f.points, f.box if boxes else None, lines=lines, numbers=numbers)
+            draw_face(
+                canvas,
+                f.points,
+                f.box if boxes else None,
+                lines=lines,
+                numbers=numbers,
+                visibility=f.visibility,
+                hidden=hidden,
+            )
         return canvas
 
-    def save(self, path: str | Path, **plot_kwargs: bool) -> Path:
+    def save(self, path: str | Path, **plot_kwargs: Any) -> Path:
         """Write the annotated image (format from the suffix), atomically; never over the input image."""
         path = Path(path)
         if self.source and Path(self.source).exists() and path.exists() and path.samefile(self.source):

@@ -38,7 +38,8 @@ from .checkpoint import RunSplit
 from .crop import crop_matrix, points_box, square_from_box, to_gray, warp
 from .errors import FacepointsError
 from .io_utils import atomic_path
-from .models.trust import TrustHead, decode_with_stats
+from .metrics import expected_error
+from .models.trust import GridTrustHead, TrustHead, decode_with_stats, grid_head_inputs
 from .negatives import (
     POSITIVE_GEOMETRY,
     TRAIN_PHOTOS,
@@ -129,15 +130,28 @@ class TrustDataset(torch.utils.data.Dataset):
         )
 
 
-def head_for(model) -> TrustHead:
-    detail = next(m for m in model.stage3.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
-    return TrustHead(channels=model.head.in_channels, num_points=model.num_points, detail_channels=detail)
+HEADS = {"TrustHead": TrustHead, "GridTrustHead": GridTrustHead}
 
 
-def run_trunk(model, x: torch.Tensor):
-    """Frozen trunk -> points (raw decode, crop px) and the head's inputs, in the order TrustHead.forward takes them:
-    (points, (features, detail, x, points, stats, flat, w))."""
+def head_for(model, kind: str = "GridTrustHead", **kwargs) -> TrustHead | GridTrustHead:
+    """A fresh trust head for `model`'s trunk: GridTrustHead (phase 2, the shipped kind: few ONNX nodes) or the
+    phase-1 TrustHead (window features, stride-4 detail, pixels, seven statistics: 9x the cost in ONNX Runtime)."""
+    if kind == "TrustHead":
+        detail = next(m for m in model.stage3.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+        return TrustHead(channels=model.head.in_channels, num_points=model.num_points, detail_channels=detail)
+    if kwargs.get("detail_channels") == -1:  # the stage-2 map's width
+        stage3 = next(m for m in model.stage3.modules() if isinstance(m, torch.nn.Conv2d))
+        kwargs["detail_channels"] = stage3.in_channels
+    return GridTrustHead(channels=model.head.in_channels, num_points=model.num_points, **kwargs)
+
+
+def run_trunk(model, x: torch.Tensor, head=None):
+    """Frozen trunk -> points (raw decode, crop px) and the head's inputs, in the order its forward takes them:
+    GridTrustHead (the default when `head` is None) (features, argmax cells, log peak); TrustHead (features,
+    detail, x, points, stats, flat, w)."""
     with torch.no_grad():
+        if head is None or isinstance(head, GridTrustHead):
+            return grid_head_inputs(model, head or GridTrustHead(), x)
         feats, detail = model.forward_features_detail(x)
         out = model.forward_head(feats)
         points, stats, flat, w = decode_with_stats(model, out)
@@ -149,9 +163,9 @@ def laplace_nll(err: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
     return 2 * log_b + err.abs().sum(-1) * torch.exp(-log_b)
 
 
-def losses(head: TrustHead, model, shift: torch.Tensor, batch) -> dict[str, torch.Tensor]:
+def losses(head, model, shift: torch.Tensor, batch) -> dict[str, torch.Tensor]:
     x, target, visible, label, weight = batch
-    points, inputs = run_trunk(model, x)
+    points, inputs = run_trunk(model, x, head)
     presence, vis, log_b = head(*inputs)
     face = label > 0.5
     out = {
@@ -222,6 +236,8 @@ def train_trust_heads(
     model=None,
     log=print,
     hit_detector=None,
+    head_kind: str = "GridTrustHead",
+    head_kwargs: dict | None = None,
 ) -> dict:
     """Train a TrustHead on `model_name`'s frozen trunk; checkpoints `out/last.pt` every epoch (atomic), `--resume`
     continues from it. Returns the trained head's state and its training record (the caller calibrates and saves)."""
@@ -239,7 +255,7 @@ def train_trust_heads(
         p.requires_grad_(False)
     if dataset is None:
         _, dataset = build_training_set(spec, data, seed=seed, log=log, hit_detector=hit_detector)
-    head = head_for(model)
+    head = head_for(model, head_kind, **(head_kwargs or {}))
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(dataset) / batch_size)
     total = epochs * steps_per_epoch
@@ -260,12 +276,12 @@ def train_trust_heads(
         sched.load_state_dict(state["scheduler"])
         start, history = state["epoch"], list(state["history"])
         log(f"resuming {out} after epoch {start} of {epochs}")
-    else:  # standardise the statistics on a few training batches (epoch 0's first items)
+    elif isinstance(head, TrustHead):  # standardise the statistics on a few training batches (epoch 0's first items)
         dataset.epoch = 0
         n = min(len(dataset), 512)
         pick = np.random.default_rng(seed).choice(len(dataset), n, replace=False)
         x = torch.stack([dataset[int(i)][0] for i in pick])
-        head.fit_normaliser(run_trunk(model, x)[1][4])
+        head.fit_normaliser(run_trunk(model, x, head)[1][4])
     t0 = time.time()
     for epoch in range(start + 1, epochs + 1):
         dataset.epoch = epoch
@@ -348,25 +364,13 @@ def isotonic(x: np.ndarray, y: np.ndarray, bins: int = 24) -> tuple[np.ndarray, 
     return np.array([np.mean(a) for a in xs]), np.array(vals)
 
 
-def expected_error(log_b, calibration: dict) -> np.ndarray:
-    """Log Laplace scales (any shape) -> expected point error in crop pixels, by the calibration's monotone knots
-    (linear in log b between them; beyond them the end knots' error/b ratio)."""
-    log_b = np.asarray(log_b, np.float64)
-    kx, ky = np.asarray(calibration["log_b"]), np.asarray(calibration["error_px"])
-    b = np.exp(log_b)
-    inside = np.interp(log_b, kx, ky)
-    lo = ky[0] / np.exp(kx[0]) * b
-    hi = ky[-1] / np.exp(kx[-1]) * b
-    return np.where(log_b < kx[0], np.minimum(lo, ky[0]), np.where(log_b > kx[-1], np.maximum(hi, ky[-1]), inside))
-
-
 def collect(model, head, x: torch.Tensor, shift, batch: int = 256) -> dict[str, np.ndarray]:
     """Run trunk + head on model inputs (N, 1, S, S): calibrated points, presence/visibility probabilities, log b."""
     outs = {"points": [], "presence": [], "visibility": [], "log_b": []}
     head.eval()
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            points, inputs = run_trunk(model, x[i : i + batch])
+            points, inputs = run_trunk(model, x[i : i + batch], head)
             p, v, lb = head(*inputs)
             outs["points"].append((points - torch.as_tensor(shift, dtype=torch.float32)).numpy())
             outs["presence"].append(torch.sigmoid(p).numpy())
@@ -431,12 +435,18 @@ def calibrate(model, head, spec, split: RunSplit, log=print, views: int = 2) -> 
 
 
 def save_trust(
-    path: str | Path, head: TrustHead, calibration: dict, base: str, base_sha256: str, meta: dict | None = None
+    path: str | Path,
+    head: TrustHead | GridTrustHead,
+    calibration: dict,
+    base: str,
+    base_sha256: str,
+    meta: dict | None = None,
 ) -> None:
     payload = {
         "format": TRUST_FORMAT,
         "base": base,
         "base_sha256": base_sha256,
+        "head_class": type(head).__name__,
         "head_kwargs": head.kwargs(),
         "head": {k: v.detach().float().cpu() for k, v in head.state_dict().items()},
         "calibration": json.dumps(calibration),
@@ -453,7 +463,9 @@ def trust_path(model_name: str) -> Path:
     return PACKAGE_WEIGHTS / entry["file"]
 
 
-def load_trust(path_or_model: str | Path, base_sha256: str | None = None) -> tuple[TrustHead, dict, dict]:
+def load_trust(
+    path_or_model: str | Path, base_sha256: str | None = None
+) -> tuple[TrustHead | GridTrustHead, dict, dict]:
     """A trust file (or a shipped model's name) -> (TrustHead in eval mode, calibration, header). With
     `base_sha256` (the landmark weights' sha256) a head trained on another trunk is refused."""
     path = Path(path_or_model)
@@ -472,14 +484,16 @@ def load_trust(path_or_model: str | Path, base_sha256: str | None = None) -> tup
         raise FacepointsError(f"{path}: not a facepoints trust-head file")
     if base_sha256 is not None and payload["base_sha256"] != base_sha256:
         raise FacepointsError(f"{path}: trained on another landmark model's trunk ({payload['base']})")
-    head = TrustHead(**payload["head_kwargs"])
+    head = HEADS[payload.get("head_class", "TrustHead")](**payload["head_kwargs"])
     head.load_state_dict(payload["head"])
     head.eval()
     header = {k: payload[k] for k in ("base", "base_sha256")} | {"train": json.loads(payload["train"])}
     return head, json.loads(payload["calibration"]), header
 
 
-def predict_trust(model, head: TrustHead, calibration: dict, x, output_shift=(0.0, 0.0)) -> dict[str, np.ndarray]:
+def predict_trust(
+    model, head: TrustHead | GridTrustHead, calibration: dict, x, output_shift=(0.0, 0.0)
+) -> dict[str, np.ndarray]:
     """Model inputs (N, 1, S, S) float32 (crop.preprocess) -> points (N, 68, 2) crop px with output_shift removed
     (the predictor's answer in torch), presence (N,), visibility (N, 68) in [0, 1], uncertainty (N, 68): expected
     point error in crop pixels. For image pixels multiply uncertainty by the crop's side / input_size."""

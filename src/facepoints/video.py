@@ -1,8 +1,11 @@
 """Video and webcam: tracking (previous landmarks place the next crop), smoothing, and streamed outputs.
 
 `Landmarker.detect_for_video` runs a FaceTracker: the detector runs on the first frame, every
-`redetect_every` frames, and whenever a track is lost; in between each face's crop comes from its
-previous landmarks, which is both faster and steadier. A One Euro filter per face removes jitter.
+`redetect_every` frames, and whenever a track is lost (with trust heads: its presence falls below
+VideoOptions.lost_presence or the Landmarker's min_presence; and its box overlap with the last frame's falls
+below min_overlap); in between
+each face's crop comes from its previous landmarks, which is both faster and steadier. A One Euro filter per
+face removes jitter.
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ class _Track:
     smoother: LandmarkSmoother | None
     detected_box: np.ndarray | None = None  # the detector's box at the last detection
     reference: np.ndarray | None = None  # the tight box of the shown points at that detection
+    presence: float | None = None  # this frame's trust outputs (models with trust heads), unsmoothed
+    visibility: np.ndarray | None = None
+    uncertainty: np.ndarray | None = None
+
+    def set_trust(self, found, i: int) -> None:
+        self.presence = None if found.presence is None else float(found.presence[i])
+        self.visibility = None if found.visibility is None else found.visibility[i]
+        self.uncertainty = None if found.uncertainty is None else found.uncertainty[i]
 
 
 def carried_box(detected: np.ndarray, reference: np.ndarray, now: np.ndarray) -> np.ndarray:
@@ -91,13 +102,17 @@ class FaceTracker:
         old_boxes = np.array([points_box(t.points) for t in self.tracks]).reshape(-1, 4)
         if not need_detect:
             boxes, angles = self._track_boxes()
-            points = self.landmarker.landmarks(rgb, boxes, angles)
-            new_boxes = np.array([points_box(p) for p in points]).reshape(-1, 4)
-            if any(iou(a, b) < o.min_overlap for a, b in zip(old_boxes, new_boxes)):
+            found = self.landmarker.landmarks_and_trust(rgb, boxes, angles)
+            new_boxes = np.array([points_box(p) for p in found.points]).reshape(-1, 4)
+            bar = max(o.lost_presence, self.landmarker.options.min_presence)
+            if found.presence is not None and (found.presence < bar).any():
+                need_detect = True  # the landmark model no longer sees a face in a track's crop: lost
+            elif any(iou(a, b) < o.min_overlap for a, b in zip(old_boxes, new_boxes)):
                 need_detect = True  # a track drifted off its face
             else:
-                for t, p in zip(self.tracks, points):
+                for i, (t, p) in enumerate(zip(self.tracks, found.points)):
                     t.points = p
+                    t.set_trust(found, i)
         if need_detect:
             self._redetect(rgb, old_boxes)
         self.frame_index += 1
@@ -108,17 +123,29 @@ class FaceTracker:
             if t.reference is None:  # just detected: this frame's shown points are the reference
                 t.reference = now
             boxes.append(carried_box(t.detected_box, t.reference, now))
+        trust = self.tracks and self.tracks[0].presence is not None
         faces = build_faces(
-            boxes, [t.score for t in self.tracks], shown, rgb.shape[1::-1], self.landmarker.options.pose
+            boxes,
+            [t.score for t in self.tracks],
+            shown,
+            rgb.shape[1::-1],
+            self.landmarker.options.pose,
+            [t.presence for t in self.tracks] if trust else None,
+            [t.visibility for t in self.tracks] if trust else None,
+            [t.uncertainty for t in self.tracks] if trust else None,
         )
         return LandmarkResult(faces, rgb)
 
     def _redetect(self, rgb, old_boxes):
         self.detector_runs += 1
-        det = self.landmarker.find_faces(rgb)  # the same selection (min_score, max_faces) as for images
-        points = self.landmarker.landmarks_for(rgb, det)
+        det = self.landmarker.find_faces(rgb)  # the same selection (min_score, max_faces, min_presence) as for images
+        found = self.landmarker.landmarks_and_trust_for(rgb, det)
+        keep = np.flatnonzero(self.landmarker.present(found))
+        det, found = det.take(keep), found.take(keep)
         tracks = []
-        for p, s, detected in zip(points, det.scores, np.asarray(det.boxes, np.float64).reshape(-1, 4)):
+        for i, (p, s, detected) in enumerate(
+            zip(found.points, det.scores, np.asarray(det.boxes, np.float64).reshape(-1, 4))
+        ):
             box = np.asarray(points_box(p))
             # keep the smoother of the old track this face continues, so a re-detect does not jump
             match = max(range(len(self.tracks)), key=lambda i: iou(old_boxes[i], box), default=None)
@@ -126,7 +153,9 @@ class FaceTracker:
                 smoother = self.tracks[match].smoother
             else:
                 smoother = self._new_smoother()
-            tracks.append(_Track(p, float(s), smoother, detected))
+            track = _Track(p, float(s), smoother, detected)
+            track.set_trust(found, i)
+            tracks.append(track)
         self.tracks = tracks
 
 

@@ -11,10 +11,10 @@ the storage) says nothing about the image, and an exception from the models on a
 from the run's configuration (model, detector options) or a bug: the first is flagged (`unread=True`)
 so that `facepoints batch` does not store it as done, the second stops the job (`RunError`).
 
-Rows keep the faces as nested lists of plain floats (`boxes`, `points`, `pose` one inner list per
-face), not JSON strings: Parquet stores them as typed columns that pyarrow, pandas, Spark and DuckDB
-read without parsing, and float32 points round-trip bit for bit. `rows_to_arrays` turns one row back
-into the arrays `Landmarker.detect` gives.
+Rows keep the faces as nested lists of plain floats (`boxes`, `points`, `pose`, `visibility`, `uncertainty`
+one inner list per face; `presence` one value per face), not JSON strings: Parquet stores them as typed
+columns that pyarrow, pandas, Spark and DuckDB read without parsing, and float32 points round-trip bit for
+bit. `rows_to_arrays` turns one row back into the arrays `Landmarker.detect` gives.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..config import LandmarkerOptions
 from ..errors import FacepointsError, quiet_third_party
 from ..images import decode_image
 
-COLUMNS = ("path", "n_faces", "boxes", "scores", "points", "pose", "error")
+COLUMNS = ("path", "n_faces", "boxes", "scores", "points", "pose", "presence", "visibility", "uncertainty", "error")
 BATCH_ROWS = 16  # images per call in `facepoints batch`: small, so a slow image holds up few others
 WORKER_THREADS = 1  # one thread per worker: engines scale by processes, and results do not depend on the count
 
@@ -39,6 +39,7 @@ def schema():
     import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
 
     f32 = pa.list_(pa.float32())
+    f32_lists = pa.list_(f32)
     return pa.schema(
         [
             ("path", pa.string()),
@@ -47,6 +48,11 @@ def schema():
             ("scores", pa.list_(pa.float64())),
             ("points", pa.list_(f32)),  # per face: 136 values x0, y0, ..., x67, y67 (the CSV's order)
             ("pose", pa.list_(pa.list_(pa.float64()))),  # per face: yaw, pitch, roll; null where no rigid fit
+            # how far to trust each face and point (Face.presence, .visibility, .uncertainty in image px); null
+            # per face for a model without trust heads
+            ("presence", pa.list_(pa.float32())),
+            ("visibility", f32_lists),  # per face: 68 values in [0, 1]
+            ("uncertainty", f32_lists),  # per face: 68 values, image pixels
             ("error", pa.string()),  # null, or why this image gave no result (unreadable, not an image ...)
         ]
     )
@@ -77,6 +83,9 @@ def face_row(path: str, result) -> dict:
         "scores": [float(f.score) for f in faces],
         "points": [f.points.astype(np.float32).reshape(-1).tolist() for f in faces],
         "pose": [None if f.pose is None else [f.pose.yaw, f.pose.pitch, f.pose.roll] for f in faces],
+        "presence": [f.presence for f in faces],
+        "visibility": [None if f.visibility is None else f.visibility.astype(np.float32).tolist() for f in faces],
+        "uncertainty": [None if f.uncertainty is None else f.uncertainty.astype(np.float32).tolist() for f in faces],
         "error": None,
     }
 
@@ -87,18 +96,41 @@ class RunError(FacepointsError):
 
 def error_row(path: str, error: Exception) -> dict:
     message = str(error) if isinstance(error, FacepointsError) else f"{error.__class__.__name__}: {error}"
-    return {"path": path, "n_faces": 0, "boxes": [], "scores": [], "points": [], "pose": [], "error": message}
+    return {
+        "path": path,
+        "n_faces": 0,
+        "boxes": [],
+        "scores": [],
+        "points": [],
+        "pose": [],
+        "presence": [],
+        "visibility": [],
+        "uncertainty": [],
+        "error": message,
+    }
 
 
 def rows_to_arrays(row: dict) -> dict[str, np.ndarray]:
-    """A row back as arrays: boxes (N, 4) float32, scores (N,), points (N, 68, 2) float32, pose (N, 3) (NaN: none)."""
+    """A row back as arrays: boxes (N, 4) float32, scores (N,), points (N, 68, 2) float32, pose (N, 3) (NaN: none),
+    presence (N,), visibility and uncertainty (N, 68) float32 (NaN: a model without trust heads)."""
     n = int(row["n_faces"])
     pose = [[np.nan] * 3 if p is None else list(p) for p in row["pose"]]
+
+    def per_face(key) -> list:
+        values = row.get(key)
+        return [None] * n if values is None or len(values) == 0 else list(values)
+
+    def per_point(key):
+        return np.asarray([[np.nan] * 68 if v is None else list(v) for v in per_face(key)], np.float32).reshape(n, 68)
+
     return {
         "boxes": np.asarray([list(b) for b in row["boxes"]], np.float32).reshape(n, 4),
         "scores": np.asarray(list(row["scores"]), np.float64).reshape(n),
         "points": np.asarray([list(p) for p in row["points"]], np.float32).reshape(n, 68, 2),
         "pose": np.asarray(pose, np.float64).reshape(n, 3),
+        "presence": np.asarray([np.nan if v is None else v for v in per_face("presence")], np.float32).reshape(n),
+        "visibility": per_point("visibility"),
+        "uncertainty": per_point("uncertainty"),
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .options import LANDMARKER, add_detector_options, finite_float, landmarker_options, positive_int
+from .options import LANDMARKER, add_detector_options, finite_float, landmarker_options, positive_int, probability
 
 
 def add(sub):
@@ -37,6 +37,14 @@ def add(sub):
         "--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this"
     )
     p.add_argument(
+        "--min-presence",
+        type=probability,
+        default=LANDMARKER["min_presence"],
+        help="drop faces whose presence (the landmark model's probability that the crop holds a usable face; "
+        f"models with trust heads) is below this (default {LANDMARKER['min_presence']}: keep every face; 0.98 drops "
+        "false faces on face-free photos but also heavily blurred real faces)",
+    )
+    p.add_argument(
         "--max-faces",
         type=positive_int,
         default=LANDMARKER["max_faces"],
@@ -59,6 +67,7 @@ def run(args):
         "upright",
         "backend",
         "min_score",
+        "min_presence",
         "max_faces",
         "pose",
         "flip_test",

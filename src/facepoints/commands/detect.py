@@ -10,6 +10,7 @@ from .options import (
     landmarker_options,
     non_negative_int,
     positive_int,
+    probability,
 )
 
 
@@ -26,6 +27,14 @@ def add(sub):
     )
     p.add_argument(
         "--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this"
+    )
+    p.add_argument(
+        "--min-presence",
+        type=probability,
+        default=LANDMARKER["min_presence"],
+        help="drop faces whose presence (the landmark model's probability that the crop holds a usable face; "
+        f"models with trust heads) is below this (default {LANDMARKER['min_presence']}: keep every face; 0.98 drops "
+        "false faces on face-free photos but also heavily blurred real faces)",
     )
     p.add_argument(
         "--max-faces",
@@ -47,6 +56,11 @@ def add(sub):
     p.add_argument("--no-lines", action="store_true", help="draw points only")
     p.add_argument("--no-boxes", action="store_true")
     p.add_argument("--numbers", action="store_true", help="draw point indices")
+    p.add_argument(
+        "--hide-hidden",
+        action="store_true",
+        help="leave out points the model thinks covered (visibility < 0.5; drawn hollow by default)",
+    )
     p.add_argument("--grid", default=None, help="also write one picture tiling every annotated face")
     p.add_argument("--no-images", action="store_true", help="write JSON only")
     p.add_argument("--flip-test", action="store_true")

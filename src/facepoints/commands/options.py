@@ -98,7 +98,18 @@ def landmarker_options(args) -> LandmarkerOptions:
     option keeps the dataclass's default. LandmarkerOptions checks the values (config.Rule)."""
     value = {
         k: getattr(args, k, LANDMARKER[k])
-        for k in ("model", "detector", "backend", "flip_test", "upright", "threads", "min_score", "max_faces", "pose")
+        for k in (
+            "model",
+            "detector",
+            "backend",
+            "flip_test",
+            "upright",
+            "threads",
+            "min_score",
+            "min_presence",
+            "max_faces",
+            "pose",
+        )
     }
     det_max_side = getattr(args, "det_max_side", -1)
     video = VideoOptions(

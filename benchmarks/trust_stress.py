@@ -1,0 +1,61 @@
+"""Does min_presence lose real faces? RetinaFace (default threshold) + `fast` with its trust heads on the
+face-detector stress sets (scripts/make_stress_sets.py: blur, occluded, small, rolled15..60 of 300-W test/):
+recall of the annotated face (a detection matched to it, as `facepoints evaluate` matches) with no presence
+filter and at several min_presence values, through `Landmarker.detect`'s own path.
+
+Run: python scripts/make_stress_sets.py --out runs/stress && python benchmarks/trust_stress.py [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import ROOT
+from facepoints import Landmarker
+from facepoints.annotations import read_pts_folder
+from facepoints.evaluate import match_detection
+from facepoints.images import load_image
+
+THRESHOLDS = (0.01, 0.05, 0.1, 0.2, 0.5, 0.9, 0.95, 0.98)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stress", default=str(ROOT / "runs" / "stress"))
+    ap.add_argument("--sets", nargs="*", default=None)
+    ap.add_argument("--limit", type=int, default=None, help="first N faces of each set")
+    args = ap.parse_args()
+    lm = Landmarker.from_pretrained("fast", threads=1, min_presence=0.0)
+    res = {}
+    t0 = time.time()
+    for folder in sorted(Path(args.stress).iterdir()):
+        if not folder.is_dir() or (args.sets and folder.name not in args.sets):
+            continue
+        samples = read_pts_folder(folder)[: args.limit]
+        presence = []  # of the matched detection; nan: not found
+        for s in samples:
+            rgb = load_image(s.image_path)
+            result = lm.detect(rgb)
+            boxes = np.array([f.box for f in result.faces]).reshape(-1, 4)
+            j = match_detection(boxes, s.points)
+            presence.append(np.nan if j is None else result.faces[j].presence)
+        p = np.array(presence, np.float64)
+        row = {
+            "faces": len(p),
+            "found": float(np.isfinite(p).mean()),
+            **{f"recall@{t}": float((p >= t).mean()) for t in THRESHOLDS},
+            "lowest_presence": float(np.nanmin(p)) if np.isfinite(p).any() else None,
+        }
+        res[folder.name] = row
+        print(folder.name, json.dumps(row), f"{time.time() - t0:.0f} s", flush=True)
+    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
+    (ROOT / "benchmarks" / "results" / "trust_stress.json").write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
