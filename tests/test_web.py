@@ -217,7 +217,8 @@ def test_detector_boxes_match_python(page, images, reference, name):
 
 
 def test_download_json_has_the_cli_schema(page, images, reference):
-    """The downloaded JSON has the schema of `facepoints detect --json` (pose: null; not computed in the page)."""
+    """The downloaded JSON has the schema of `facepoints detect --json` (pose and the trust outputs: null; not
+    computed in the page)."""
     call(page, "return (await window.facepoints.show('test/grace_hopper.jpg')).faces.length;")
     with page.expect_download(timeout=JS_TIMEOUT_S * 1000) as dl:
         page.click("#download")
@@ -227,6 +228,7 @@ def test_download_json_has_the_cli_schema(page, images, reference):
     assert len(data["faces"]) == len(want["faces"]) == 1
     f, w = data["faces"][0], want["faces"][0]
     assert f.keys() == w.keys() and f["pose"] is None
+    assert f["presence"] is None and f["visibility"] is None and f["uncertainty"] is None
     assert np.abs(np.asarray(f["points"]) - np.asarray(w["points"])).max() < 0.5
     assert iou(f["box"], w["box"]) > 0.95
 

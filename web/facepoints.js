@@ -362,7 +362,9 @@ export class FacePoints {
   }
 }
 
-// The JSON of a result in the schema of `facepoints detect --json` (pose is not computed in the page: null)
+// The JSON of a result in the schema of `facepoints detect --json`. Pose and the trust outputs (presence,
+// visibility, uncertainty) are not computed in the page (it runs the points-only fast.onnx): null, as Python
+// writes them for a model without trust heads.
 export function resultJson(image, faces) {
   const r = (v, n) => Math.round(v * 10 ** n) / 10 ** n;
   return {
@@ -372,6 +374,9 @@ export function resultJson(image, faces) {
       score: r(f.score, 4),
       points: f.points.map(([x, y]) => [r(x, 2), r(y, 2)]),
       pose: null,
+      presence: null,
+      visibility: null,
+      uncertainty: null,
     })),
   };
 }
