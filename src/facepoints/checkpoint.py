@@ -32,17 +32,22 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
         torch.save(state, f)
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_payload(path: str | Path, fmt: str, kind: str) -> dict:
+    """A facepoints torch file (weights_only) whose "format" is `fmt`; one line naming the file otherwise."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise FacepointsError(f"{path}: no such checkpoint") from None
+        raise FacepointsError(f"{path}: no such {kind}") from None
     except Exception as e:
-        raise FacepointsError(f"{path}: not a readable checkpoint ({e.__class__.__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise FacepointsError(f"{path}: not a facepoints training checkpoint")
+        raise FacepointsError(f"{path}: not a readable {kind} ({e.__class__.__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise FacepointsError(f"{path}: not a facepoints {kind}")
     return state
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    return load_payload(path, CHECKPOINT_FORMAT, "training checkpoint")
 
 
 def saved_run(out: str | Path) -> tuple[dict | None, dict]:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import degrade, geometric, photometric
-from .checkpoint import RunSplit
+from .checkpoint import RunSplit, load_payload
 from .crop import crop_matrix, points_box, square_from_box, to_gray, warp
 from .errors import FacepointsError
 from .io_utils import atomic_path
@@ -474,14 +474,7 @@ def load_trust(
         sha = shipped_models()[str(path_or_model)]["trust"]["sha256"]
         if sha256_file(path) != sha:
             raise FacepointsError(f"{path}: checksum mismatch (file damaged or replaced); reinstall facepoints")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FacepointsError(f"{path}: no such trust-head file") from None
-    except Exception as e:
-        raise FacepointsError(f"{path}: not a readable trust-head file ({e.__class__.__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != TRUST_FORMAT:
-        raise FacepointsError(f"{path}: not a facepoints trust-head file")
+    payload = load_payload(path, TRUST_FORMAT, "trust-head file")
     if base_sha256 is not None and payload["base_sha256"] != base_sha256:
         raise FacepointsError(f"{path}: trained on another landmark model's trunk ({payload['base']})")
     head = HEADS[payload.get("head_class", "TrustHead")](**payload["head_kwargs"])

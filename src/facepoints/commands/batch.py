@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .options import LANDMARKER, add_detector_options, finite_float, landmarker_options, positive_int, probability
+from .options import add_face_options, landmarker_options, positive_int
 
 
 def add(sub):
@@ -30,27 +30,7 @@ def add(sub):
     p.add_argument(
         "--workers", type=positive_int, default=None, help="Ray actors, one model each (default: the cluster's CPUs)"
     )
-    p.add_argument("--model", default=None, help="shipped model name or .pt path")
-    add_detector_options(p)
-    p.add_argument("--backend", default=LANDMARKER["backend"], choices=["auto", "onnxruntime", "torch"])
-    p.add_argument(
-        "--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this"
-    )
-    p.add_argument(
-        "--min-presence",
-        type=probability,
-        default=LANDMARKER["min_presence"],
-        help="drop faces whose presence (the landmark model's probability that the crop holds a usable face; "
-        f"models with trust heads) is below this (default {LANDMARKER['min_presence']}: keep every face; 0.98 drops "
-        "false faces on face-free photos but also heavily blurred real faces)",
-    )
-    p.add_argument(
-        "--max-faces",
-        type=positive_int,
-        default=LANDMARKER["max_faces"],
-        help="at most this many faces per image (best first)",
-    )
-    p.add_argument("--no-pose", dest="pose", action="store_false", help="no head pose in the rows")
+    add_face_options(p, "image")
     p.add_argument("--flip-test", action="store_true")
     p.set_defaults(func=run)
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from .options import (
     LANDMARKER,
     VIDEO,
-    add_detector_options,
-    finite_float,
+    add_face_options,
     landmarker_options,
     non_negative_int,
     positive_int,
-    probability,
 )
 
 
@@ -19,30 +17,10 @@ def add(sub):
     p.add_argument("inputs", nargs="*", help="image files, folders (recursive) or video files")
     p.add_argument("-o", "--out", default="runs/detect", help="folder for annotated images/videos and JSON")
     p.add_argument("--json", dest="json_out", default=None, help="one JSONL (or .csv) file for all inputs")
-    p.add_argument("--model", default=None, help="shipped model name or .pt path")
-    add_detector_options(p)
-    p.add_argument("--backend", default=LANDMARKER["backend"], choices=["auto", "onnxruntime", "torch"])
+    add_face_options(p, "image or frame")
     p.add_argument(
         "--threads", type=positive_int, default=LANDMARKER["threads"], help="CPU threads of the landmark model"
     )
-    p.add_argument(
-        "--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this"
-    )
-    p.add_argument(
-        "--min-presence",
-        type=probability,
-        default=LANDMARKER["min_presence"],
-        help="drop faces whose presence (the landmark model's probability that the crop holds a usable face; "
-        f"models with trust heads) is below this (default {LANDMARKER['min_presence']}: keep every face; 0.98 drops "
-        "false faces on face-free photos but also heavily blurred real faces)",
-    )
-    p.add_argument(
-        "--max-faces",
-        type=positive_int,
-        default=LANDMARKER["max_faces"],
-        help="at most this many faces per image or frame (best first)",
-    )
-    p.add_argument("--no-pose", dest="pose", action="store_false", help="no head pose in the outputs")
     p.add_argument("--camera", type=non_negative_int, default=None, help="webcam index, e.g. 0")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop a video or camera after N frames")
     p.add_argument("--gif", action="store_true", help="also write an animated GIF for videos")

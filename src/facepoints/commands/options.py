@@ -122,3 +122,28 @@ def landmarker_options(args) -> LandmarkerOptions:
         detector_threshold=getattr(args, "det_threshold", None),
         video=video,
     )
+
+
+def add_face_options(p: argparse.ArgumentParser, per: str) -> None:
+    """Which faces a verb keeps and what it computes for them: the same flags for detect and batch."""
+    p.add_argument("--model", default=None, help="shipped model name or .pt path")
+    add_detector_options(p)
+    p.add_argument("--backend", default=LANDMARKER["backend"], choices=["auto", "onnxruntime", "torch"])
+    p.add_argument(
+        "--min-score", type=finite_float, default=LANDMARKER["min_score"], help="drop detections scored below this"
+    )
+    p.add_argument(
+        "--min-presence",
+        type=probability,
+        default=LANDMARKER["min_presence"],
+        help="drop faces whose presence (the landmark model's probability that the crop holds a usable face; "
+        f"models with trust heads) is below this (default {LANDMARKER['min_presence']}: keep every face; 0.98 drops "
+        "false faces on face-free photos but also heavily blurred real faces)",
+    )
+    p.add_argument(
+        "--max-faces",
+        type=positive_int,
+        default=LANDMARKER["max_faces"],
+        help=f"at most this many faces per {per} (best first)",
+    )
+    p.add_argument("--no-pose", dest="pose", action="store_false", help="no head pose in the outputs")
