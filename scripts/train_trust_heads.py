@@ -11,6 +11,7 @@ Ship the result: cp <out>/fast.trust.pt src/facepoints/weights/ and record its s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -38,11 +39,18 @@ def main(argv=None) -> int:
     ap.add_argument("--detail", action="store_true", help="GridTrustHead: the stride-4 map read at the point")
     ap.add_argument("--patch", action="store_true", help="GridTrustHead: 3x3 gray values around the point")
     ap.add_argument("--mix", action="store_true", help="GridTrustHead: each point hears the others")
+    ap.add_argument(
+        "--blur-max",
+        type=float,
+        default=None,
+        help="blur positives and negatives alike with sigma up to this (crop px; default: the augmentation's 2.0), "
+        "so that a soft face still reads as a face",
+    )
     args = ap.parse_args(argv)
 
     from facepoints.checkpoint import RunSplit
     from facepoints.detectors import create_detector
-    from facepoints.negatives import HIT_THRESHOLD
+    from facepoints.negatives import HIT_THRESHOLD, POSITIVE_GEOMETRY
     from facepoints.trust import _base_weights, calibrate, save_trust, train_trust_heads
     from facepoints.weights import sha256_file
 
@@ -79,6 +87,9 @@ def main(argv=None) -> int:
         if args.head == "GridTrustHead"
         else {},
         hit_detector=create_detector("retinaface", threshold=HIT_THRESHOLD),
+        geometry=POSITIVE_GEOMETRY
+        if args.blur_max is None
+        else dataclasses.replace(POSITIVE_GEOMETRY, blur=0.4, blur_sigma=(0.5, args.blur_max)),
     )
     minutes = (time.time() - t) / 60
     if not result["complete"]:
@@ -88,7 +99,7 @@ def main(argv=None) -> int:
     split = RunSplit.from_config(spec.train_config, args.data)
     cal = calibrate(model, result["head"], spec, split, log=log)
     meta = {
-        "command": f"python scripts/train_trust_heads.py {args.model} --epochs {args.epochs} --out {args.out}",
+        "command": "python scripts/train_trust_heads.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "epochs": args.epochs,
         "history": result["history"],
         "session_minutes": round(minutes, 1),

@@ -91,6 +91,7 @@ class AugmentConfig:
     saturation: float = 0.4
     hue: float = 0.05  # fraction of the hue circle
     blur: float = 0.0  # probability of a Gaussian blur
+    blur_sigma: tuple[float, float] = (0.5, 2.0)  # its sigma's range, crop px
     occlusion: float = 0.0  # probability of a random grey rectangle
 
     @property

@@ -238,6 +238,7 @@ def train_trust_heads(
     hit_detector=None,
     head_kind: str = "GridTrustHead",
     head_kwargs: dict | None = None,
+    geometry=POSITIVE_GEOMETRY,
 ) -> dict:
     """Train a TrustHead on `model_name`'s frozen trunk; checkpoints `out/last.pt` every epoch (atomic), `--resume`
     continues from it. Returns the trained head's state and its training record (the caller calibrates and saves)."""
@@ -254,7 +255,7 @@ def train_trust_heads(
     for p in model.parameters():
         p.requires_grad_(False)
     if dataset is None:
-        _, dataset = build_training_set(spec, data, seed=seed, log=log, hit_detector=hit_detector)
+        _, dataset = build_training_set(spec, data, seed=seed, log=log, hit_detector=hit_detector, geometry=geometry)
     head = head_for(model, head_kind, **(head_kwargs or {}))
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(dataset) / batch_size)
