@@ -271,3 +271,20 @@ def test_cli_export_writes_the_trust_outputs(tmp_path):
     assert [o.name for o in plain.get_outputs()] == ["points"]
     x = np.random.default_rng(0).random((2, 1, 128, 128), dtype=np.float32)
     np.testing.assert_allclose(sess.run(None, {"crops": x})[0], plain.run(None, {"crops": x})[0], atol=1e-5)
+
+
+def test_max_faces_counts_only_the_faces_that_pass_min_presence(hopper):
+    from facepoints.detectors import Detections, GivenBoxes
+
+    class FalseFaceFirst(GivenBoxes):  # a detector whose best-scored hit is a face-free patch
+        def _detect(self, rgb):
+            return Detections(self.boxes, np.array([0.99, 0.9]))
+
+    image = hopper.copy()
+    image[:120, :120] = 128  # a flat patch in a corner, away from the face
+    detector = FalseFaceFirst([[0, 0, 120, 120], [190, 150, 345, 335]])
+    one = Landmarker.from_pretrained("fast", threads=1, detector=detector, max_faces=1)
+    assert one.detect(image).faces[0].box[0] < 10  # no presence bar: the best-scored hit is the one kept
+    strict = one.with_options(min_presence=RECOMMENDED_MIN_PRESENCE)
+    faces = strict.detect(image).faces
+    assert len(faces) == 1 and faces[0].box[0] > 150 and faces[0].presence >= RECOMMENDED_MIN_PRESENCE

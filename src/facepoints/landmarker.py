@@ -80,6 +80,17 @@ class Landmarker:
         det = det.take(det.scores >= self.options.min_score)
         return det.take(slice(0, self.options.max_faces))
 
+    def faces_with_landmarks(self, rgb: np.ndarray) -> tuple[Detections, Landmarks]:
+        """The faces to report and their landmarks: `min_score`, then `min_presence`, then `max_faces`, so that a
+        false face the presence bar drops never takes the place of a real one under `max_faces`."""
+        det = self.detector.detect(rgb)
+        det = det.take(det.scores >= self.options.min_score)
+        if self.options.min_presence <= 0:  # no presence bar: landmark only the faces that will be kept
+            det = det.take(slice(0, self.options.max_faces))
+        found = self.landmarks_and_trust_for(rgb, det)
+        keep = np.flatnonzero(self.present(found))[: self.options.max_faces]
+        return det.take(keep), found.take(keep)
+
     def landmarks_for(self, rgb: np.ndarray, det: Detections) -> np.ndarray:
         """(N, 68, 2) points of the detector's faces `det`: each cropped from its landmark box, upright when the
         options say so and the detector gives keypoints. The one path from detections to points, for images,
@@ -106,11 +117,10 @@ class Landmarker:
             given = GivenBoxes(boxes)
             det = given.detect(rgb)
             found = self.predictor.predict_landmarks(rgb, given.boxes)
+            keep = np.flatnonzero(self.present(found))
+            det, found = det.take(keep), found.take(keep)
         else:
-            det = self.find_faces(rgb)
-            found = self.landmarks_and_trust_for(rgb, det)
-        keep = np.flatnonzero(self.present(found))
-        det, found = det.take(keep), found.take(keep)
+            det, found = self.faces_with_landmarks(rgb)
         faces = build_faces(
             det.boxes,
             det.scores,

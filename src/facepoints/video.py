@@ -138,10 +138,7 @@ class FaceTracker:
 
     def _redetect(self, rgb, old_boxes):
         self.detector_runs += 1
-        det = self.landmarker.find_faces(rgb)  # the same selection (min_score, max_faces, min_presence) as for images
-        found = self.landmarker.landmarks_and_trust_for(rgb, det)
-        keep = np.flatnonzero(self.landmarker.present(found))
-        det, found = det.take(keep), found.take(keep)
+        det, found = self.landmarker.faces_with_landmarks(rgb)  # the same selection as for images
         tracks = []
         for i, (p, s, detected) in enumerate(
             zip(found.points, det.scores, np.asarray(det.boxes, np.float64).reshape(-1, 4))
