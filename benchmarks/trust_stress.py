@@ -4,6 +4,7 @@ recall of the annotated face (a detection matched to it, as `facepoints evaluate
 filter and at several min_presence values, through `Landmarker.detect`'s own path.
 
 Run: python scripts/make_stress_sets.py --out runs/stress && python benchmarks/trust_stress.py [--limit N]
+     [--trust runs/X/fast.trust.pt]   (a candidate head, run on the torch backend, before it ships)
 """
 
 from __future__ import annotations
@@ -29,8 +30,15 @@ def main():
     ap.add_argument("--stress", default=str(ROOT / "runs" / "stress"))
     ap.add_argument("--sets", nargs="*", default=None)
     ap.add_argument("--limit", type=int, default=None, help="first N faces of each set")
+    ap.add_argument("--trust", default=None, help="a candidate trust-head file (default: the shipped heads, ONNX)")
     args = ap.parse_args()
-    lm = Landmarker.from_pretrained("fast", threads=1, min_presence=0.0)
+    lm = Landmarker.from_pretrained("fast", threads=1, min_presence=0.0, backend="torch" if args.trust else "auto")
+    if args.trust:
+        from facepoints.models.trust import TrustOutputs
+        from facepoints.trust import load_trust
+
+        head, lm.predictor.calibration, _ = load_trust(args.trust)
+        lm.predictor.trust_head = TrustOutputs(lm.predictor.model, head).eval()
     res = {}
     t0 = time.time()
     for folder in sorted(Path(args.stress).iterdir()):
@@ -54,7 +62,8 @@ def main():
         res[folder.name] = row
         print(folder.name, json.dumps(row), f"{time.time() - t0:.0f} s", flush=True)
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "trust_stress.json").write_text(json.dumps(res, indent=1))
+    name = "trust_stress.json" if args.trust is None else f"trust_stress.{Path(args.trust).parent.name}.json"
+    (ROOT / "benchmarks" / "results" / name).write_text(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":
