@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, CachedDetector, held_out_and_test, int8_cost, table, write_section
+from common import DATA, EXPERIMENTS, CachedDetector, held_out_and_test, int8_cost, table, write_section
 from facepoints.annotations import read_dataset
 from facepoints.checkpoint import RunSplit, load_checkpoint
 from facepoints.detectors import create_detector
@@ -214,7 +214,7 @@ def main():
     print(text)
     command = "python benchmarks/distill.py " + " ".join(map(str, args.runs))
     command += f" --plain {args.plain}" if args.plain else ""
-    write_section("distill", report(scores, text, first, teacher_s), command)
+    write_section("distill", report(scores, text, first, teacher_s), command, path=EXPERIMENTS)
 
 
 if __name__ == "__main__":

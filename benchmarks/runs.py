@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, CachedDetector, held_out_and_test, int8_cost, table, write_section
+from common import DATA, EXPERIMENTS, CachedDetector, held_out_and_test, int8_cost, table, write_section
 from facepoints.annotations import read_dataset
 from facepoints.checkpoint import RunSplit, load_checkpoint
 from facepoints.config import config_from_dict
@@ -133,7 +133,7 @@ def main():
         found[split] = f"{nmes[1]['n_detected']}/{nmes[1]['n_faces']} held-out ({split})"
         found_test = f"{nmes[3]['n_detected']}/{nmes[3]['n_faces']} test"
     body = report(rows, scored, quantized, [*found.values(), found_test])
-    write_section("runs", body, "python benchmarks/runs.py " + " ".join(str(r) for r in args.runs))
+    write_section("runs", body, "python benchmarks/runs.py " + " ".join(str(r) for r in args.runs), path=EXPERIMENTS)
 
 
 if __name__ == "__main__":
