@@ -396,60 +396,70 @@ def table(header: list[str], rows: list[list]) -> str:
 
 README = ROOT / "README.md"
 ACCURACY = RESULTS / "accuracy.json"
-# what the figures cannot say: how each model was designed (its measured figures come from the files below)
-MODEL_NOTES = {
-    "fast": "ships as fp32 weights plus an int8 ONNX graph (used by default with ONNX Runtime); a 1.1 crop margin and "
-    "box jitter fitted to dlib's box errors",
-    "xception": "the seed recipe (MSE, Adam, lr 0.0008, 30 epochs)",
-    "accurate": "a wider, deeper trunk and a stride-4 head (32x32 grid); several ms per face, for when the detector's "
-    "30+ ms dominate anyway (`--model accurate`)",
-}
 
 
 def model_table() -> str:
-    """The README's table of shipped models, from weights/MODELS.json (the training record) and
-    benchmarks/results/accuracy.json (300-W common NME, written by benchmarks/accuracy.py)."""
+    """The README's table of shipped models: weights/MODELS.json (the training record), 300-W common NME from
+    benchmarks/results/accuracy.json (benchmarks/accuracy.py), ms a face from BENCHMARKS.md's `frontier` section
+    and `fast`'s trust figures from its `trust` section; dlib's 68-point predictor as the reference."""
+    from facepoints.model_files import PACKAGE_WEIGHTS
     from facepoints.weights import shipped_models  # torch
 
     scores = json.loads(ACCURACY.read_text()) if ACCURACY.exists() else {}
+    sections = {m.group(1): split_section(m.group(2))[0] for m in SECTION.finditer(REPORT.read_text())}
 
     def score(label: str, boxes: str) -> str:
-        hits = [r for k, r in scores.items() if k == f"facepoints {label} | {boxes}"]
-        return f"{100 * hits[0]['nme_mean']:.2f}%" if hits else "—"
+        hit = scores.get(f"{label} | {boxes}")
+        return f"{100 * hit['nme_mean']:.2f}%" if hit else "—"
+
+    def trust(name: str) -> str:
+        if name != "fast":
+            return "— (no trust heads)"
+        t = sections.get("trust", "")
+        got = [
+            cell(t, {"negatives": "all negatives"}, "presence AUROC"),
+            cell(t, {"occluder family on test/": "`photo_patch` (held out)"}, "visibility AUROC"),
+            cell(t, {"boxes": "RetinaFace boxes*"}, "failure AUROC"),
+        ]
+        return " / ".join(g or "?" for g in got)
 
     rows = []
     for i, (name, m) in enumerate(shipped_models().items()):
-        held = m.get("val_nme") or m.get("recipe_val_nme")
-        cpu = m["machine"].split(",")[0]
-        trained = f"{m['epochs_trained']} epochs, {m['train_wall_clock_minutes']:.0f} min ({cpu})"
-        label = f"{name} (int8 ONNX)" if m.get("int8_onnx") else name  # the graph the predictor runs by default
-        flip = score(f"{label} + flip test", "landmarks")
+        label = f"facepoints {name} (int8 ONNX)" if m.get("int8_onnx") else f"facepoints {name}"
+        graph = (m.get("trust") or {}).get("int8_onnx") or m.get("int8_onnx") or m.get("onnx") or m
+        size = (PACKAGE_WEIGHTS / graph["file"]).stat().st_size / 1e6
         rows.append(
             [
-                f"`{name}`" + (" (default)" if i == 0 else ""),
-                f"`{m['arch']}`",
-                f"{m['params'] / 1e3:,.0f}k",
+                f"[`{name}`](MODELS.md#{name})" + (" (default)" if i == 0 else ""),
+                f"`{m['arch']}`, {m['params'] / 1e3:,.0f}k params",
+                f"{size:.1f} MB",
                 score(label, "landmarks"),
                 score(label, "RetinaFace"),
-                score(label, "dlib HOG"),
-                flip,
-                f"{100 * held:.2f}%" if held else "—",
-                trained,
-                MODEL_NOTES.get(name, ""),
+                cell(sections.get("frontier", ""), {"method": label}, "ms per face") or "—",
+                trust(name),
             ]
         )
+    dlib = "dlib shape_predictor_68"
+    rows.append(
+        [
+            "dlib's 68-point predictor (reference)",
+            "regression trees",
+            "99.7 MB",
+            score(dlib, "landmarks, in dlib's box convention"),
+            score(dlib, "RetinaFace, in dlib's box convention"),
+            cell(sections.get("frontier", ""), {"method": dlib}, "ms per face") or "—",
+            "—",
+        ]
+    )
     return table(
         [
-            "name",
-            "architecture",
-            "params",
-            "300-W common NME, landmark boxes",
-            "RetinaFace boxes (default detector)",
-            "dlib HOG boxes",
-            "flip test",
-            "held-out NME (train/)",
-            "training",
-            "notes",
+            "model",
+            "network",
+            "file",
+            "NME, landmark boxes",
+            "NME, RetinaFace boxes",
+            "ms a face",
+            "presence / visibility / failure AUROC",
         ],
         rows,
     )
@@ -460,8 +470,8 @@ def write_readme_models() -> None:
     text = README.read_text()
     pattern = re.compile(r"<!-- models:start -->.*?<!-- models:end -->", re.S)
     block = (
-        "<!-- models:start -->\n<!-- written by benchmarks/accuracy.py (or `python benchmarks/common.py` from "
-        "the stored results); do not edit by hand -->\n" + model_table() + "\n<!-- models:end -->"
+        "<!-- models:start -->\n<!-- written by benchmarks/accuracy.py (or `python benchmarks/common.py`, from the "
+        "stored results and BENCHMARKS.md); do not edit by hand -->\n" + model_table() + "\n<!-- models:end -->"
     )
     if not pattern.search(text):
         raise SystemExit(f"{README}: no <!-- models:start --> ... <!-- models:end --> markers")

@@ -168,8 +168,10 @@ def test_fast_help_lists_agree_with_the_registries():
     assert ARCHITECTURES == tuple(MODELS) and DETECTOR_NAMES == tuple(DETECTORS) and DEFAULT_DETECTOR in DETECTORS
 
 
-def test_readme_documents_each_public_name_with_an_example():
-    readme = (ROOT / "README.md").read_text()
+def test_api_page_documents_each_public_name_with_an_example():
+    """docs/api.md (the README's API section links it) gives each public name a paragraph and a Python example."""
+    assert "(docs/api.md)" in (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "api.md").read_text()
     for name in ["Landmarker", "LandmarkerOptions", "LandmarkResult", "Face", "ModelSpec", "detect_for_video"]:
         at = readme.find(f"**`{name}")
         assert at >= 0, name
