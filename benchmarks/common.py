@@ -162,7 +162,10 @@ def _replace(path: Path, text: str) -> None:
 def reflow(text: str) -> str:
     """Every written section of a report put in the current format (anchor, machine in the heading, wrapped
     prose and stamp) without measuring anything: for sections written by an older common.py."""
-    return SECTION.sub(lambda m: format_section(m.group(1), *split_section(m.group(2))), text)
+    return SECTION.sub(
+        lambda m: m.group(0) if m.group(1) == "summary" else format_section(m.group(1), *split_section(m.group(2))),
+        text,
+    )
 
 
 # --- the summary at the top of BENCHMARKS.md ---
