@@ -171,7 +171,7 @@ def report(costs: list, fit: list, quant: list) -> str:
         "NME of the shipped models (and of the recipe run of a model trained on every face) on their own training "
         "faces (no augmentation) and on the held-out faces. "
         "Where the two are close the model underfits and more regularisation would not help; for `fast` the "
-        "cheapest capacity, a wider 8x8 stage (D), did not lower the held-out NME (BENCHMARKS.md, run `wide`).",
+        "cheapest capacity, a wider 8x8 stage (D), did not lower the held-out NME (run `wide`, above).",
         "",
         table(["model", "train NME", "held-out NME"], fit),
         "",

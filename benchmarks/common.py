@@ -627,7 +627,7 @@ def held_out_weights(name: str) -> tuple[str, str]:
     if not run or not recipe.exists():
         raise SystemExit(
             f"{name}: trained on every face of train/, nothing held out; its recipe run runs/{run} is missing "
-            "(README, 'Reproducing the numbers', has its command)"
+            "(docs/experiments.md has its command)"
         )
     return str(recipe), (
         f"`{name}`'s recipe run (`runs/{run}/model.pt` sha256 {sha256_file(recipe)[:16]}…: "

@@ -9,7 +9,7 @@ crop margin trade one against the other, and only the second says how. The same 
 on test/ are reported beside them, for reporting only: runs are chosen on the held-out columns.
 A third table gives what int8 quantization costs each run on its held-out faces.
 Run: python benchmarks/runs.py runs/fast2 runs/offs   (run folders are not committed: retrain them with
-the commands in MODELS.json / BENCHMARKS.md)
+the commands in MODELS.json / docs/experiments.md)
 """
 
 import argparse
