@@ -19,7 +19,19 @@ import time
 
 import torch
 
-from common import DATA, fastest_ms, fp32_and_int8, macs, onnx_bytes, onnx_nme, predict, session, table, write_section
+from common import (
+    DATA,
+    EXPERIMENTS,
+    fastest_ms,
+    fp32_and_int8,
+    macs,
+    onnx_bytes,
+    onnx_nme,
+    predict,
+    session,
+    table,
+    write_section,
+)
 from facepoints.checkpoint import RunSplit
 from facepoints.metrics import nme
 from facepoints.models import create_model
@@ -155,7 +167,7 @@ def main():
     rows = candidate_rows()
     shipped = shipped_rows(args.data) if "accurate" in shipped_models() else None
     body = report(rows, shipped)
-    write_section("accurate-candidates", body, "python benchmarks/accurate_candidates.py")
+    write_section("accurate-candidates", body, "python benchmarks/accurate_candidates.py", path=EXPERIMENTS)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import torch
 
-from common import DATA, held_out_weights, table, write_section
+from common import DATA, EXPERIMENTS, held_out_weights, table, write_section
 from facepoints.annotations import read_dataset
 from facepoints.checkpoint import RunSplit
 from facepoints.landmarks import FLIP
@@ -108,6 +108,7 @@ def main():
         report(rows),
         "python benchmarks/annotation_offsets.py --models " + " ".join(args.models),
         args.data,
+        EXPERIMENTS,
     )
 
 

@@ -21,6 +21,7 @@ import torch
 
 from common import (
     DATA,
+    EXPERIMENTS,
     fastest_ms,
     fp32_and_int8,
     held_out_weights,
@@ -170,7 +171,7 @@ def report(costs: list, fit: list, quant: list) -> str:
         "NME of the shipped models (and of the recipe run of a model trained on every face) on their own training "
         "faces (no augmentation) and on the held-out faces. "
         "Where the two are close the model underfits and more regularisation would not help; for `fast` the "
-        "cheapest capacity, a wider 8x8 stage (D), did not lower the held-out NME (BENCHMARKS.md, run `wide`).",
+        "cheapest capacity, a wider 8x8 stage (D), did not lower the held-out NME (run `wide`, above).",
         "",
         table(["model", "train NME", "held-out NME"], fit),
         "",
@@ -205,12 +206,13 @@ def main():
     torch.set_num_threads(2)
     costs = cost_rows()
     fit, quant = fit_and_int8_rows(args.data)
-    write_section("architectures", report(costs, fit, quant), "python benchmarks/architectures.py")
+    write_section("architectures", report(costs, fit, quant), "python benchmarks/architectures.py", path=EXPERIMENTS)
     if args.train_epochs:  # its own section: a run without trainings keeps the last one's table
         write_section(
             "architectures-train",
             train_report(args.train_epochs, train_rows(args.data, args.train_epochs)),
             f"python benchmarks/architectures.py --train-epochs {args.train_epochs}",
+            path=EXPERIMENTS,
         )
 
 

@@ -9,7 +9,7 @@ import argparse
 
 import torch
 
-from common import DATA, held_out_weights, table, write_section
+from common import DATA, EXPERIMENTS, held_out_weights, table, write_section
 from facepoints.checkpoint import RunSplit
 from facepoints.metrics import nme
 from facepoints.weights import load_model
@@ -51,7 +51,7 @@ def main():
         "",
         table(["decode", "NME"], rows),
     ]
-    write_section("decode", "\n".join(body), "python benchmarks/decode_ablation.py", args.data)
+    write_section("decode", "\n".join(body), "python benchmarks/decode_ablation.py", args.data, EXPERIMENTS)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ run started, so that no result could shape it:
 - Seeds 0 and 1 (each seed picks both the held-out faces and the augmentation draws).
 - Score: held-out NME (train/'s held-out 10% of that seed) of the int8 graph that
   `scripts/quantize_weights.py` would ship (200 training crops calibrate it), on crops cut from the
-  run's training cache: the measure of the "int8" column of BENCHMARKS.md "Training runs compared".
+  run's training cache: the measure of the "int8" column of docs/experiments.md "Training runs compared".
 - Baselines, same measure, same splits: on seed 0 the shipped `fast` (rescored here); on seed 1 `fast`'s
   recipe with seed 1, whose weights were not kept (RECORDED: its figures as `benchmarks/runs.py` measured them).
 - Ship the student as `fast` only if the mean over the two seeds of its int8 held-out NME is below
@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, CachedDetector, held_out_and_test, int8_cost, table, write_section
+from common import DATA, EXPERIMENTS, CachedDetector, held_out_and_test, int8_cost, table, write_section
 from facepoints.annotations import read_dataset
 from facepoints.checkpoint import RunSplit, load_checkpoint
 from facepoints.detectors import create_detector
 from facepoints.distill import teacher_points
 from facepoints.weights import load_model, resolve, sha256_file, shipped_models
 
-SPREAD = 0.03  # seed-to-seed spread of `fast`'s recipe (BENCHMARKS.md, "Training runs compared")
+SPREAD = 0.03  # seed-to-seed spread of `fast`'s recipe (docs/experiments.md, "Training runs compared")
 # seed 1's baseline, `fast`'s recipe with seed 1, whose weights were not kept: its fp32 and int8 held-out NME (%)
 # as benchmarks/runs.py measured them (the label is part of the report)
 RECORDED = {1: ("`jit_s1` (fast's recipe, seed 1; recorded 2026-11-28, weights not kept)", 3.866, 3.921)}
@@ -214,7 +214,7 @@ def main():
     print(text)
     command = "python benchmarks/distill.py " + " ".join(map(str, args.runs))
     command += f" --plain {args.plain}" if args.plain else ""
-    write_section("distill", report(scores, text, first, teacher_s), command)
+    write_section("distill", report(scores, text, first, teacher_s), command, path=EXPERIMENTS)
 
 
 if __name__ == "__main__":

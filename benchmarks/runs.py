@@ -9,7 +9,7 @@ crop margin trade one against the other, and only the second says how. The same 
 on test/ are reported beside them, for reporting only: runs are chosen on the held-out columns.
 A third table gives what int8 quantization costs each run on its held-out faces.
 Run: python benchmarks/runs.py runs/fast2 runs/offs   (run folders are not committed: retrain them with
-the commands in MODELS.json / BENCHMARKS.md)
+the commands in MODELS.json / docs/experiments.md)
 """
 
 import argparse
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, CachedDetector, held_out_and_test, int8_cost, table, write_section
+from common import DATA, EXPERIMENTS, CachedDetector, held_out_and_test, int8_cost, table, write_section
 from facepoints.annotations import read_dataset
 from facepoints.checkpoint import RunSplit, load_checkpoint
 from facepoints.config import config_from_dict
@@ -133,7 +133,7 @@ def main():
         found[split] = f"{nmes[1]['n_detected']}/{nmes[1]['n_faces']} held-out ({split})"
         found_test = f"{nmes[3]['n_detected']}/{nmes[3]['n_faces']} test"
     body = report(rows, scored, quantized, [*found.values(), found_test])
-    write_section("runs", body, "python benchmarks/runs.py " + " ".join(str(r) for r in args.runs))
+    write_section("runs", body, "python benchmarks/runs.py " + " ".join(str(r) for r in args.runs), path=EXPERIMENTS)
 
 
 if __name__ == "__main__":

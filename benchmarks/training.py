@@ -35,31 +35,34 @@ def throughput(arch: str, bf16: bool, steps: int, batch: int = 32) -> float:
     return batch / (sum(times) / len(times))
 
 
-def shipped_runs() -> list[list]:
-    """The shipped models' training runs as MODELS.json records them."""
-    runs = []
+def wrapped(command: str, width: int = 110) -> str:
+    """A shell command broken over lines with `\\` continuations, so that no line of the report is long."""
+    lines, current = [], ""
+    for word in command.split():
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current + " \\")
+            current = "    " + word
+        else:
+            current = f"{current} {word}" if current else word
+    return "\n".join([*lines, current])
+
+
+def shipped_runs() -> dict[str, list[list]]:
+    """The shipped models' training runs as MODELS.json records them, by the machine they ran on."""
+    runs: dict[str, list[list]] = {}
     for name, m in shipped_models().items():
         if m.get("val_nme") is not None:
             val = f"{100 * m['val_nme']:.2f}%"
         else:  # trained on every face: the held-out figure is that of the run that chose the recipe
             val = f"— (all faces trained; same recipe holding out 10%: {100 * m['recipe_val_nme']:.2f}%)"
         clock = f"{m['train_wall_clock_minutes']} min" if "train_wall_clock_minutes" in m else "—"
-        runs.append(
-            [
-                name,
-                m["arch"],
-                m["epochs_trained"],
-                f"{m['train_wall_minutes']} min",
-                clock,
-                m["train_img_per_s"],
-                val,
-                f"`{m['command']}`",
-            ]
-        )
+        cpu = ",".join(m["machine"].split(",")[:2]).replace("(R)", "").replace(" Processor", "")
+        row = [name, m["arch"], m["epochs_trained"], f"{m['train_wall_minutes']} min", clock, m["train_img_per_s"], val]
+        runs.setdefault(cpu, []).append(row + [m["command"]])
     return runs
 
 
-def report(rows: list, runs: list) -> str:
+def report(rows: list, runs: dict[str, list[list]]) -> str:
     body = [
         "## Training cost",
         "",
@@ -68,23 +71,24 @@ def report(rows: list, runs: list) -> str:
         "",
         table(["model", "precision", "img/s"], rows),
         "",
-        "Shipped models' training runs (epoch time = sum of epochs incl. validation; wall clock = start of the run "
-        "to its last checkpoint, plots included; img/s = mean over epochs, with augmentation in the loop):",
-        "",
-        table(
-            [
-                "model",
-                "arch",
-                "epochs",
-                "epoch time",
-                "wall clock",
-                "img/s",
-                "val NME (held-out 10% of train)",
-                "command",
-            ],
-            runs,
-        ),
+        "The shipped models' training runs, as their weights record them (MODELS.json), one table per machine they "
+        "ran on: epoch time = sum of epochs incl. validation; wall clock = start of the run to its last "
+        "checkpoint, plots included; img/s = mean over epochs, with augmentation in the loop.",
     ]
+    for cpu, machine_runs in runs.items():
+        body += [
+            "",
+            f"### Shipped runs on {cpu}",
+            "",
+            table(
+                ["model", "arch", "epochs", "epoch time", "wall clock", "img/s", "val NME (held-out 10% of train)"],
+                [r[:-1] for r in machine_runs],
+            ),
+            "",
+            "```bash",
+            *[wrapped(r[-1]) for r in machine_runs],
+            "```",
+        ]
     return "\n".join(body)
 
 

@@ -168,8 +168,10 @@ def test_fast_help_lists_agree_with_the_registries():
     assert ARCHITECTURES == tuple(MODELS) and DETECTOR_NAMES == tuple(DETECTORS) and DEFAULT_DETECTOR in DETECTORS
 
 
-def test_readme_documents_each_public_name_with_an_example():
-    readme = (ROOT / "README.md").read_text()
+def test_api_page_documents_each_public_name_with_an_example():
+    """docs/api.md (the README's API section links it) gives each public name a paragraph and a Python example."""
+    assert "(docs/api.md)" in (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "api.md").read_text()
     for name in ["Landmarker", "LandmarkerOptions", "LandmarkResult", "Face", "ModelSpec", "detect_for_video"]:
         at = readme.find(f"**`{name}")
         assert at >= 0, name
@@ -202,3 +204,30 @@ def test_benchmark_stamps_are_checked_against_the_shipped_weights():
     problems = common.stale_stamps(good + stale + gone)
     assert len(problems) == 2 and "[b]" in problems[0] and real in problems[0] and "no such file" in problems[1]
     assert common.stale_stamps((ROOT / "BENCHMARKS.md").read_text()) == []  # what ships now matches its figures
+
+
+def test_benchmark_reports_keep_their_format_and_the_summary_follows_the_sections():
+    """`common.py --check` holds BENCHMARKS.md to lines of at most 200 characters and to a summary rebuilt from its
+    sections; the prose wrapping leaves tables and Markdown structure alone and is stable under a rerun."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_common", ROOT / "benchmarks" / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    assert common.check() == []
+    for path in common.REPORTS:  # every section is in the format write_section gives it
+        assert common.reflow(path.read_text()) == path.read_text(), path.name
+
+    long = " ".join(f"w{i}" for i in range(80))
+    text = f"## h\n\n{long} - 1. # x\n\n- {long}\n\n| {long} |\n|---|\n"
+    wrapped = common.wrap_prose(text, width=40)
+    assert wrapped == common.wrap_prose(wrapped, width=40) and f"| {long} |" in wrapped
+    lines = wrapped.split("\n")
+    assert not any(line.startswith(("-", "1.", "#")) for line in lines[3:] if not line.startswith(("- w0", "## h")))
+    item = lines.index(next(line for line in lines if line.startswith("- w0")))
+    assert lines[item + 1].startswith("  w") and max(len(line) for line in lines if line[:1] != "|") <= 40
+
+    table = "| method | boxes | NME mean |\n|---|---|---|\n| m | b | 3.5% |\n| m | c | 4.0% |\n"
+    assert common.cell(table, {"method": "m", "boxes": "c"}, "NME mean") == "4.0%"
+    assert common.cell(table, {"method": "m*"}, "NME mean") == "3.5%"
+    assert common.cell(table, {"method": "n"}, "NME mean") is None

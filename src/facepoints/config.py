@@ -17,8 +17,8 @@ from .errors import UsageError
 if TYPE_CHECKING:  # annotations only: this module stays standard-library-only
     from .detectors import Detector
 
-# px of the cached source crops (dataset.build_cache), as the shipped fast was trained; BENCHMARKS.md (runs `native`,
-# `native_s1`) compares 352
+# px of the cached source crops (dataset.build_cache), as the shipped fast was trained; docs/experiments.md
+# (runs `native`, `native_s1`) compares 352
 CACHE_SIDE = 256
 DETECTOR_NAMES = ("retinaface", "dlib", "haar")  # detectors.DETECTORS' keys, here so `--help` does not import OpenCV
 DEFAULT_DETECTOR = "retinaface"
@@ -61,7 +61,7 @@ DEGREES = Rule(float, lambda v: 0 <= v <= 180, "an angle in [0, 180] degrees")
 MAX_SIDE = Rule(int, lambda v: v == 0 or v >= 32, "0 (never shrink) or a side of at least 32 px")
 RETINAFACE_SCORE = Rule(float, lambda v: 0 < v < 1, "a retinaface score in (0, 1)")
 BACKENDS = ("auto", "onnxruntime", "torch")
-# off by default, by measurement (BENCHMARKS.md, "Trust heads: cost against quality"): 0.98 removes every false
+# off by default, by measurement (BENCHMARKS.md, "min_presence on the stress sets"): 0.98 removes every false
 # face RetinaFace reports on the held-out face-free photos and keeps every test/ face, but with RetinaFace boxes it
 # keeps only 44% of the faces of the blur stress set (0.01 keeps 92%); pass 0.98 where faces are sharp and false
 # faces matter

@@ -16,7 +16,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 # decompression-bomb guard and memory bound: Pillow's own threshold (~9.5k x 9.5k), where it starts to warn;
-# decoding one such image peaks at ~0.6 GB over the ~0.4 GB of the loaded models (README, "Bad input")
+# decoding one such image peaks at ~0.6 GB over the ~0.4 GB of the loaded models (docs/cli.md, "Size limit")
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 

@@ -47,7 +47,7 @@ class Face:
     score: float  # the detector's score (of the last detection, in video)
     points: np.ndarray  # (68, 2) float32 pixel x, y (pixel i has centre i)
     pose: Pose | None = None  # head pose from the points; None when turned off or no rigid fit exists
-    # how far to trust it (models with trust heads; None otherwise): see the README's "How far to trust each output"
+    # how far to trust it (models with trust heads; None otherwise): see docs/api.md, "How far to trust each output"
     presence: float | None = None  # probability in [0, 1] that the crop holds a real face with usable points
     visibility: np.ndarray | None = None  # (68,) float32 probability in [0, 1] that each point is not covered
     uncertainty: np.ndarray | None = None  # (68,) float32 expected error of each point, image pixels

@@ -84,7 +84,7 @@ def write_weights(
     `annotation_offset`: the offset the model was taught (crop px), so flip test mirrors back
     correctly. `output_shift`: their mean signed error on un-augmented training faces (never
     held-out ones), the part of the annotations' offset that mirror augmentation keeps the
-    network from learning (README, "annotation offsets"); the predictor subtracts it."""
+    network from learning (docs/how-it-works.md, "Annotation offsets"); the predictor subtracts it."""
     source = load_checkpoint(out / ("best.pt" if held_out else "last.pt"))
     cfg = config_from_dict(source["config"])
     model = create_model(cfg.arch, input_size=cfg.input_size, **cfg.model_kwargs)

@@ -4,7 +4,7 @@ Decoding 2,000 JPEGs every epoch would dominate CPU training, so each face is cu
 into a larger RGB crop (CACHE_SIDE px, CACHE_CONTEXT x the landmark box) and kept in
 one .npz file; augmentation then samples the 128x128 training crop from it. 256 px keeps
 116 px per landmark box, 1:1 for a margin-1.1 crop; `facepoints train --cache-side 352` keeps
-the 300-W crops' own 160 px (BENCHMARKS.md, run `native`).
+the 300-W crops' own 160 px (docs/experiments.md, run `native`).
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ def pipnet_fast(**kwargs) -> PIPNet:
 
 def pipnet_fast_wide(**kwargs) -> PIPNet:
     """pipnet_fast with a 160-wide 8x8 stage, the cheapest capacity on a CPU (506K params, 46M MACs).
-    It did not lower the held-out NME (BENCHMARKS.md, run `wide`); kept so that ablation reruns."""
+    It did not lower the held-out NME (docs/experiments.md, run `wide`); kept so that ablation reruns."""
     return pipnet_fast(**{"widths": (16, 24, 48, 160), **kwargs})
 
 
@@ -197,8 +197,8 @@ def pipnet_fast_detail(**kwargs) -> PIPNet:
 
 def pipnet_accurate(**kwargs) -> PIPNet:
     """The `accurate` model: a wider, deeper trunk than pipnet_fast and a stride-4 head (32x32 grid),
-    because the offsets' precision, not the choice of cell, bounds `fast` (BENCHMARKS.md, decoding
+    because the offsets' precision, not the choice of cell, bounds `fast` (docs/experiments.md, decoding
     ablation). 1.3M params; ~4 ms per face on one thread, inside the 8 ms budget, and trainable at
-    ~50 images/s on 2 cores, which is what bounds it (BENCHMARKS.md, accurate model)."""
+    ~50 images/s on 2 cores, which is what bounds it (docs/experiments.md, candidates for accurate)."""
     cfg = dict(fused=True, widths=(16, 32, 64, 160), depths=(0, 1, 3, 6), expand=4, head_chs=96, stride=4)
     return PIPNet(**{**cfg, **kwargs})
