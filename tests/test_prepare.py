@@ -178,7 +178,11 @@ def test_train_one_epoch_and_evaluate_on_the_prepared_folder(tmp_path, monkeypat
     capsys.readouterr()
     argv = ["evaluate", "--data", "data/300w/test", "--model", "runs/tiny/model.pt", "--backend", "torch"]
     assert main([*argv, "--json", "test.json"]) == 0
+    printed = capsys.readouterr().out
+    assert "NME: mean point error / inter-ocular distance (outer eye corners" in printed, printed
+    assert "fp32 weights on PyTorch" in printed, printed
     report = json.loads((tmp_path / "test.json").read_text())
+    assert report["graph"] == "fp32 weights on PyTorch" and report["int8_may_saturate"] is False
     assert report["n_faces"] == COUNTS["test"] and set(report["subsets"]) == {"helen", "lfpw"}
     assert main([*argv, "--data", "data/300w/challenging", "--json", "ibug.json"]) == 0
     assert json.loads((tmp_path / "ibug.json").read_text())["n_faces"] == COUNTS["challenging"]
