@@ -100,3 +100,18 @@ def as_tar_gz(folder: Path, archive: Path) -> Path:
     with tarfile.open(archive, "w:gz") as t:
         t.add(folder, arcname=folder.name)
     return archive
+
+
+def published_zips(folder: Path, dest: Path) -> list[Path]:
+    """The iBUG page's archives (afw.zip, helen.zip, lfpw.zip, ibug.zip) of a `published_300w` folder."""
+    import zipfile
+
+    archives = []
+    for name in ("afw", "helen", "lfpw", "ibug"):
+        archive = dest / f"{name}.zip"
+        with zipfile.ZipFile(archive, "w") as z:
+            for f in sorted((folder / name).rglob("*")):
+                if f.is_file():
+                    z.write(f, f.relative_to(folder).as_posix())
+        archives.append(archive)
+    return archives
