@@ -142,6 +142,8 @@ def test_a_damaged_dlib_xml_is_refused(tmp_path, capsys):
     _refused(capsys, argv, out_parent, "labels_ibug_300W_test.xml", "not a readable XML")
     xml.write_text(text.replace("name='67'", "name='99'", 1))
     _refused(capsys, argv, out_parent, "labels_ibug_300W_test.xml", "expected 68")
+    xml.write_text(text.replace("file='ibug/", "file='../ibug/", 1))
+    _refused(capsys, argv, out_parent, "labels_ibug_300W_test.xml", "lies outside the XML's folder")
     xml.write_text(text)
     (base / "ibug" / "1012_1.jpg").unlink()
     _refused(capsys, argv, out_parent, "labels_ibug_300W_test.xml", "ibug/1012_1.jpg is missing")

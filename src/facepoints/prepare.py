@@ -169,7 +169,12 @@ def find_xml_faces(root: Path) -> tuple[list[Face], int]:
     for xml in xml_files(root):
         per_image: Counter[str] = Counter()
         for s in read_dlib_xml(xml):
-            rel = s.image_path.relative_to(xml.parent)
+            try:
+                rel = s.image_path.relative_to(xml.parent)
+            except ValueError:  # an absolute path: no place in the split to read from it
+                raise FacepointsError(f"{xml}: image {s.image_path} lies outside the XML's folder") from None
+            if ".." in rel.parts:
+                raise FacepointsError(f"{xml}: image {rel.as_posix()} lies outside the XML's folder")
             if s.image_path.stem.lower().endswith("_mirror"):
                 ignored += 1
                 continue
