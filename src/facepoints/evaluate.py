@@ -23,6 +23,30 @@ from .landmarker import Landmarker
 from .metrics import nme, summary
 
 FAILED = float("inf")  # NME of a face the detector missed: counts as a failure
+NME_DEFINITION = "mean point error / inter-ocular distance (outer eye corners, 0-based points 36 and 45)"
+BOX_RULES = {
+    "landmarks": "each face cropped from the tight box of its annotated points",
+    "detector": "each face cropped from the detection that holds it (a miss counts as a failure)",
+}
+
+
+def int8_may_saturate(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether ONNX Runtime's int8 (u8s8) convolutions may saturate on this CPU: x86 with AVX2 but no VNNI
+    runs them with VPMADDUBSW, whose 16-bit sums clip (ONNX Runtime's quantization docs). fast's int8 graph
+    loses accuracy there; on VNNI CPUs (and ARM) it matches its fp32 source."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:  # not Linux: unknown, say nothing
+        return False
+    return "avx2" in flags and not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags)
+
+
+def graph_of(predictor) -> str:
+    """What computed the points: the int8 or fp32 ONNX graph, or the fp32 weights on PyTorch."""
+    if predictor.backend == "torch":
+        return "fp32 weights on PyTorch"
+    return f"{'int8' if predictor.int8 else 'fp32'} ONNX graph on ONNX Runtime"
 
 
 @dataclass
@@ -165,10 +189,15 @@ def run(data: str, options: LandmarkerOptions, boxes: str, json_out: str | None,
     result = evaluate(samples, landmarker, boxes)
     report = result.report()
     spec = landmarker.predictor.spec
+    graph = graph_of(landmarker.predictor)
+    saturates = bool(landmarker.predictor.int8 and int8_may_saturate())
     report.update(
         {
             "model": spec.path,
             "arch": spec.arch,
+            "graph": graph,
+            "int8_may_saturate": saturates,
+            "nme": NME_DEFINITION,
             "boxes": boxes,
             "detector": detector.name if detector else None,
             "data": str(data),
@@ -176,7 +205,14 @@ def run(data: str, options: LandmarkerOptions, boxes: str, json_out: str | None,
             "upright": bool(options.upright and detector is not None and detector.name == "retinaface"),
         }
     )
+    print(f"NME: {NME_DEFINITION}; {boxes} boxes: {BOX_RULES[boxes]}")
+    print(f"model: {spec.path} ({spec.arch}), {graph}" + (", flip test" if options.flip_test else ""))
     print(format_table(report, f"{spec.arch} on {data} ({boxes} boxes)"))
+    if saturates:
+        print(
+            "note: this CPU has AVX2 but no VNNI, where ONNX Runtime's int8 kernels can saturate and cost accuracy; "
+            "--backend torch (or a VNNI CPU) gives the model's published fp32 (int8) figures, docs/evaluation.md"
+        )
     if report["n_detected"] < report["n_faces"]:
         print(
             f"note: {report['n_faces'] - report['n_detected']} faces were missed by the detector; they count as "
