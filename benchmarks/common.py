@@ -52,7 +52,15 @@ REPORT = ROOT / "BENCHMARKS.md"
 EXPERIMENTS = ROOT / "docs" / "experiments.md"  # ablations and run logs: how the shipped models were chosen
 REPORTS = (REPORT, EXPERIMENTS)
 COMMIT = git_commit(ROOT)  # the code as the run started: a benchmark's own outputs do not make it "+changes"
-DATA = ROOT.parent / "shared" / "data" / "300w"
+# 300-W as `facepoints prepare 300w` writes it: $FACEPOINTS_300W, else data/300w in the checkout, else the
+# project machines' shared copy beside it
+DATA = Path(
+    os.environ.get("FACEPOINTS_300W")
+    or next(
+        (p for p in (ROOT / "data" / "300w", ROOT.parent / "shared" / "data" / "300w") if p.is_dir()),
+        ROOT / "data" / "300w",
+    )
+)
 RESULTS = ROOT / "benchmarks" / "results"
 
 
