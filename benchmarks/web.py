@@ -8,7 +8,6 @@ closely the page agrees with Python. Writes BENCHMARKS.md, "Browser (onnxruntime
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
@@ -20,17 +19,7 @@ import cv2
 import numpy as np
 
 from common import ROOT, table, write_section
-
-
-def _load_build_web():
-    """scripts/build_web.py by its path: it is a script, not a module of the package."""
-    spec = importlib.util.spec_from_file_location("build_web", ROOT / "scripts" / "build_web.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build_web = _load_build_web()
+from facepoints import website
 
 EXAMPLE = ROOT / "examples" / "grace_hopper.jpg"
 
@@ -112,12 +101,12 @@ def measure(repeats: int, screenshot: str | None) -> tuple[str, list]:
     images = frames()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        site = build_web.build(Path(tmp) / "site")
+        site = website.build(Path(tmp) / "site")
         (site / "bench").mkdir()
         for name, rgb in images.items():
             cv2.imwrite(str(site / "bench" / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        with build_web.serve(site) as url, sync_playwright() as p:
-            ctx = build_web.launch_chromium(p, Path(tmp) / "profile", viewport={"width": 1000, "height": 860})
+        with website.serve(site) as url, sync_playwright() as p:
+            ctx = website.launch_chromium(p, Path(tmp) / "profile", viewport={"width": 1000, "height": 860})
             page = ctx.new_page()
             page.goto(url)
             page.evaluate("window.facepoints.ready")

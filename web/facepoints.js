@@ -305,7 +305,7 @@ export class FacePoints {
     };
   }
 
-  // The landmark model on (N, S*S) gray uint8 crops -> raw outputs (N*68*2 crop pixels, before output_shift)
+  // The landmark model on (N, S*S) gray uint8 crops -> raw outputs (runModelOutputs)
   async runModel(crops) {
     const S = this.spec.landmarks.input_size,
       N = crops.length;
@@ -313,19 +313,31 @@ export class FacePoints {
     crops.forEach((c, i) => {
       for (let j = 0; j < S * S; j++) x[i * S * S + j] = c[j] / 255;
     });
-    return this.runModelFloat(x, N);
+    return this.runModelOutputs(x, N);
   }
 
+  // The points output alone (N*68*2 crop pixels, before output_shift)
   async runModelFloat(x, N) {
-    const S = this.spec.landmarks.input_size;
-    const res = await this.lmSession.run({
-      [this.spec.landmarks.input]: new this.ort.Tensor("float32", x, [N, 1, S, S]),
-    });
-    return res[this.spec.landmarks.output].data;
+    return (await this.runModelOutputs(x, N)).points;
   }
 
-  // Landmark boxes (tight-face convention) and rolls -> 68 points per face in image pixels (LandmarkPredictor.predict)
-  async landmarks(img, boxes, angles = null) {
+  // Float crops (N, 1, S, S) -> {points, and with trust heads presence (N), visibility (N*68), logB (N*68)}
+  async runModelOutputs(x, N) {
+    const L = this.spec.landmarks,
+      S = L.input_size;
+    const res = await this.lmSession.run({ [L.input]: new this.ort.Tensor("float32", x, [N, 1, S, S]) });
+    const out = { points: res[L.output].data };
+    if (L.trust) {
+      out.presence = res[L.trust.presence].data;
+      out.visibility = res[L.trust.visibility].data;
+      out.logB = res[L.trust.log_b].data;
+    }
+    return out;
+  }
+
+  // Landmark boxes (tight-face convention) and rolls -> per face: 68 points in image pixels, and with trust
+  // heads presence, visibility (68) and uncertainty (68, image px) (LandmarkPredictor.predict_landmarks)
+  async landmarksAndTrust(img, boxes, angles = null) {
     const L = this.spec.landmarks,
       S = L.input_size;
     if (!boxes.length) return [];
@@ -333,14 +345,47 @@ export class FacePoints {
     const out = await this.runModel(crops.map((c) => c.crop));
     return crops.map((c, i) => {
       const inv = invertAffine(c.matrix),
-        pts = [];
+        points = [];
       for (let k = 0; k < 68; k++) {
-        const u = out[(i * 68 + k) * 2] - L.output_shift[0],
-          v = out[(i * 68 + k) * 2 + 1] - L.output_shift[1];
-        pts.push(applyAffine(inv, u, v));
+        const u = out.points[(i * 68 + k) * 2] - L.output_shift[0],
+          v = out.points[(i * 68 + k) * 2 + 1] - L.output_shift[1];
+        points.push(applyAffine(inv, u, v));
       }
-      return pts;
+      const face = { points, presence: null, visibility: null, uncertainty: null };
+      if (L.trust) {
+        // image px per crop px: the crop matrix's inverse scale
+        const m = c.matrix,
+          scale = 1 / Math.sqrt(Math.abs(m[0] * m[4] - m[1] * m[3]));
+        const logB = out.logB.subarray(i * 68, (i + 1) * 68);
+        face.presence = out.presence[i];
+        face.visibility = Array.from(out.visibility.subarray(i * 68, (i + 1) * 68));
+        face.uncertainty = Array.from(logB, (b) => expectedError(b, L.trust.calibration) * scale);
+      }
+      return face;
     });
+  }
+
+  // The points alone (as landmarksAndTrust)
+  async landmarks(img, boxes, angles = null) {
+    return (await this.landmarksAndTrust(img, boxes, angles)).map((f) => f.points);
+  }
+
+  // Whether a face passes the Landmarker's min_presence (all faces of a model without trust heads)
+  present(face) {
+    return face.presence === null || face.presence >= this.spec.min_presence;
+  }
+
+  // Detections -> the landmark step on each (landmark box from the box map, cropped upright by the roll of
+  // its keypoints), faces below min_presence dropped (Landmarker.detect)
+  async facesFor(img, det) {
+    const angles = det.keypoints.map(rollDegrees);
+    const lmBoxes = det.boxes.map((b, i) => landmarkBox(this.spec.detector.box_map, b, angles[i]));
+    const found = await this.landmarksAndTrust(img, lmBoxes, angles);
+    const faces = [];
+    found.forEach((f, i) => {
+      if (this.present(f)) faces.push({ box: det.boxes[i], score: det.scores[i], keypoints: det.keypoints[i], ...f });
+    });
+    return faces;
   }
 
   // The whole pipeline (Landmarker.detect with upright crops): faces + timings in ms
@@ -348,25 +393,32 @@ export class FacePoints {
     const t0 = performance.now();
     const det = await this.detect(img);
     const t1 = performance.now();
-    const angles = det.keypoints.map(rollDegrees);
-    const lmBoxes = det.boxes.map((b, i) => landmarkBox(this.spec.detector.box_map, b, angles[i]));
-    const points = await this.landmarks(img, lmBoxes, angles);
+    const faces = await this.facesFor(img, det);
     const t2 = performance.now();
-    const faces = det.boxes.map((box, i) => ({
-      box,
-      score: det.scores[i],
-      keypoints: det.keypoints[i],
-      points: points[i],
-    }));
     return { faces, detectorMs: t1 - t0, landmarksMs: t2 - t1, width: img.width, height: img.height };
   }
 }
 
-// The JSON of a result in the schema of `facepoints detect --json`. Pose and the trust outputs (presence,
-// visibility, uncertainty) are not computed in the page (it runs the points-only fast.onnx): null, as Python
-// writes them for a model without trust heads.
+// metrics.expected_error: a log Laplace scale -> expected point error (crop px) by the calibration's monotone
+// knots (linear in log b between them; beyond them the end knots' error/b ratio)
+export function expectedError(logB, cal) {
+  const kx = cal.log_b,
+    ky = cal.error_px,
+    n = kx.length;
+  const b = Math.exp(logB);
+  if (logB < kx[0]) return Math.min((ky[0] / Math.exp(kx[0])) * b, ky[0]);
+  if (logB > kx[n - 1]) return Math.max((ky[n - 1] / Math.exp(kx[n - 1])) * b, ky[n - 1]);
+  let j = 1;
+  while (j < n - 1 && kx[j] < logB) j++;
+  const t = kx[j] > kx[j - 1] ? (logB - kx[j - 1]) / (kx[j] - kx[j - 1]) : 1;
+  return ky[j - 1] + t * (ky[j] - ky[j - 1]);
+}
+
+// The JSON of a result in the schema of `facepoints detect --json`: presence, visibility and uncertainty (image
+// px) rounded as Python writes them (null from a model without trust heads). Pose is not computed in the page: null.
 export function resultJson(image, faces) {
   const r = (v, n) => Math.round(v * 10 ** n) / 10 ** n;
+  const each = (a, n) => (a ? Array.from(a, (v) => r(v, n)) : null);
   return {
     image,
     faces: faces.map((f) => ({
@@ -374,9 +426,9 @@ export function resultJson(image, faces) {
       score: r(f.score, 4),
       points: f.points.map(([x, y]) => [r(x, 2), r(y, 2)]),
       pose: null,
-      presence: null,
-      visibility: null,
-      uncertainty: null,
+      presence: f.presence === null || f.presence === undefined ? null : r(f.presence, 4),
+      visibility: each(f.visibility, 3),
+      uncertainty: each(f.uncertainty, 2),
     })),
   };
 }
