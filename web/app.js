@@ -1,6 +1,6 @@
 // The page: three inputs (photo file, same-origin URL, webcam), drawing, timings, JSON download.
 // window.facepoints exposes the same steps for the tests (tests/test_web.py) and benchmarks/web.py.
-import { FacePoints, resultJson } from "./facepoints.js";
+import { FacePoints, FaceTracker, resultJson } from "./facepoints.js";
 import { decodePng, isPng } from "./png.js";
 
 const $ = (id) => document.getElementById(id);
@@ -226,32 +226,63 @@ for (const id of ["lines", "boxes", "hide"])
 
 // ---- webcam ---------------------------------------------------------------------------------------
 
-const stats = { frames: 0, withFace: 0, detectorMs: [], landmarksMs: [] };
+// frames: processed frames; withFace: those with a face; detectorRuns: frames where the detector ran (the others
+// tracked from the previous points); fps: processed frames per second over the last FPS_WINDOW_MS
+const FPS_WINDOW_MS = 3000;
+const stats = { frames: 0, withFace: 0, detectorRuns: 0, fps: 0, detectorMs: [], landmarksMs: [] };
+const frameTimes = [];
 
+function countFrame(result) {
+  const now = performance.now();
+  stats.frames++;
+  if (result.faces.length) stats.withFace++;
+  if (result.detected) {
+    stats.detectorRuns++;
+    stats.detectorMs.push(result.detectorMs);
+  }
+  stats.landmarksMs.push(result.landmarksMs);
+  for (const list of [stats.detectorMs, stats.landmarksMs]) if (list.length > 1000) list.shift();
+  frameTimes.push(now);
+  while (frameTimes.length && frameTimes[0] < now - FPS_WINDOW_MS) frameTimes.shift();
+  const span = frameTimes.length > 1 ? frameTimes[frameTimes.length - 1] - frameTimes[0] : 0;
+  stats.fps = span > 0 ? ((frameTimes.length - 1) * 1000) / span : 0;
+}
+
+// Webcam tracking as Python's video tracking (facepoints.js FaceTracker): the detector on the first frame, on
+// loss and every redetect_every frames, the landmarks' crops from the previous points in between, smoothed
 async function startCamera() {
-  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  const stream = await navigator.mediaDevices.getUserMedia({
+    video: { width: 640, height: 480, frameRate: { ideal: 60 } },
+    audio: false,
+  });
   const video = $("video");
   video.srcObject = stream;
   await video.play();
   camera = { stream, running: true, done: null };
   $("camera").textContent = "Stop webcam";
   status("webcam");
+  const tracker = new FaceTracker(fp);
+  Object.assign(stats, { frames: 0, withFace: 0, detectorRuns: 0, fps: 0, detectorMs: [], landmarksMs: [] });
+  frameTimes.length = 0;
+  // one processed frame per new camera frame: requestVideoFrameCallback fires once a new frame is shown (and
+  // lets the page's other tasks run between frames)
+  const nextFrame = () =>
+    new Promise((r) => {
+      if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(() => r());
+      setTimeout(r, 200); // a stalled camera: look again
+    });
   camera.done = (async () => {
-    let last = -1;
     while (camera?.running) {
-      if (video.readyState >= 2 && video.currentTime !== last && video.videoWidth) {
-        last = video.currentTime;
-        const img = pixels(video, video.videoWidth, video.videoHeight);
-        const result = await fp.process(img);
-        current = { ...result, name: "webcam", image: img };
-        stats.frames++;
-        if (result.faces.length) stats.withFace++;
-        stats.detectorMs.push(result.detectorMs);
-        stats.landmarksMs.push(result.landmarksMs);
-        draw(img, result);
-        $("download").disabled = false;
-      }
-      await new Promise((r) => setTimeout(r, 5));
+      await nextFrame();
+      if (!camera?.running || video.readyState < 2 || !video.videoWidth) continue;
+      const img = pixels(video, video.videoWidth, video.videoHeight);
+      const result = await tracker.update(img, performance.now() / 1000);
+      current = { ...result, name: "webcam", image: img };
+      countFrame(result);
+      draw(img, result);
+      $("fps").textContent =
+        `${stats.fps.toFixed(1)} frames/s · detector on ${stats.detectorRuns} of ${stats.frames} frames`;
+      $("download").disabled = false;
     }
   })();
 }
@@ -264,6 +295,7 @@ async function stopCamera() {
   for (const t of c.stream.getTracks()) t.stop();
   camera = null;
   $("camera").textContent = "Start webcam";
+  $("fps").textContent = "";
 }
 
 $("camera").addEventListener("click", () => handled(run(() => (camera ? stopCamera() : startCamera()))));
@@ -303,6 +335,7 @@ window.facepoints = {
     return current && { ...current, image: undefined };
   },
   stats,
+  tracker: () => new FaceTracker(fp), // a tracker of its own (tests: the same frames as Python's)
   imageFromUrl,
   show: (url) => show(url.split("/").pop() || url, () => imageFromUrl(url)),
   json: () => current && resultJson(current.name, current.faces),

@@ -432,3 +432,185 @@ export function resultJson(image, faces) {
     })),
   };
 }
+
+// ---- video tracking (video.FaceTracker) and smoothing (smoothing.LandmarkSmoother) -----------------------
+
+// crop.points_box: the tight box of a set of points
+export function pointsBox(points) {
+  let x1 = Infinity,
+    y1 = Infinity,
+    x2 = -Infinity,
+    y2 = -Infinity;
+  for (const [x, y] of points) {
+    x1 = Math.min(x1, x);
+    y1 = Math.min(y1, y);
+    x2 = Math.max(x2, x);
+    y2 = Math.max(y2, y);
+  }
+  return [x1, y1, x2, y2];
+}
+
+// crop.upright_box: the tight box of the points seen in a frame turned by angle, centred for cropFace(angle)
+export function uprightBox(points, angleDeg) {
+  const t = (angleDeg * Math.PI) / 180,
+    c = Math.cos(t),
+    s = Math.sin(t);
+  const [x1, y1, x2, y2] = pointsBox(points.map(([x, y]) => [c * x + s * y, -s * x + c * y]));
+  const ux = (x1 + x2) / 2,
+    uy = (y1 + y2) / 2;
+  const cx = c * ux - s * uy,
+    cy = s * ux + c * uy;
+  const hw = (x2 - x1) / 2,
+    hh = (y2 - y1) / 2;
+  return [cx - hw, cy - hh, cx + hw, cy + hh];
+}
+
+// landmarks.five_points: eye centres, nose tip, mouth corners (a detector's keypoint order)
+export function fivePoints(p) {
+  const mean = (a, b) => {
+    let x = 0,
+      y = 0;
+    for (let i = a; i < b; i++) {
+      x += p[i][0];
+      y += p[i][1];
+    }
+    return [x / (b - a), y / (b - a)];
+  };
+  return [mean(36, 42), mean(42, 48), p[30], p[48], p[54]];
+}
+
+// video.carried_box: the detector's box moved and scaled as the tight landmark box moved from reference to now
+export function carriedBox(detected, reference, now) {
+  const sx = Math.max(now[2] - now[0], 1e-6) / Math.max(reference[2] - reference[0], 1e-6),
+    sy = Math.max(now[3] - now[1], 1e-6) / Math.max(reference[3] - reference[1], 1e-6);
+  const rx = (reference[0] + reference[2]) / 2,
+    ry = (reference[1] + reference[3]) / 2,
+    nx = (now[0] + now[2]) / 2,
+    ny = (now[1] + now[3]) / 2;
+  return [
+    nx + (detected[0] - rx) * sx,
+    ny + (detected[1] - ry) * sy,
+    nx + (detected[2] - rx) * sx,
+    ny + (detected[3] - ry) * sy,
+  ];
+}
+
+const alpha = (cutoff, dt) => 1 / (1 + 1 / (2 * Math.PI * cutoff) / dt);
+
+// smoothing.LandmarkSmoother: a One Euro filter on the 68 points whose beta is per inter-ocular distance
+export class LandmarkSmoother {
+  constructor({ min_cutoff = 0.5, beta = 10.0, d_cutoff = 1.0 } = {}) {
+    Object.assign(this, { minCutoff: min_cutoff, beta, dCutoff: d_cutoff });
+    this.x = null;
+  }
+
+  filter(points, t) {
+    const n = points.length * 2,
+      x = new Float64Array(n);
+    points.forEach(([u, v], i) => {
+      x[2 * i] = u;
+      x[2 * i + 1] = v;
+    });
+    if (this.x === null) {
+      Object.assign(this, { x, dx: new Float64Array(n), t });
+      return points.map(([u, v]) => [u, v]);
+    }
+    const dt = t - this.t;
+    if (!(dt > 0)) throw new Error(`timestamps must increase, got ${t} after ${this.t}`);
+    const iod = Math.hypot(points[36][0] - points[45][0], points[36][1] - points[45][1]);
+    const beta = this.beta / Math.max(iod, 1),
+      ad = alpha(this.dCutoff, dt);
+    for (let i = 0; i < n; i++) {
+      this.dx[i] += ad * ((x[i] - this.x[i]) / dt - this.dx[i]);
+      this.x[i] += alpha(this.minCutoff + beta * Math.abs(this.dx[i]), dt) * (x[i] - this.x[i]);
+    }
+    this.t = t;
+    // as Python's float32 points
+    return points.map((_, i) => [Math.fround(this.x[2 * i]), Math.fround(this.x[2 * i + 1])]);
+  }
+}
+
+// video.FaceTracker: the detector on the first frame, every redetect_every frames and when a face is lost
+// (presence below lost_presence, or its box overlap with the last frame's below min_overlap); in between each
+// face's crop comes from its last points (upright by their roll). update(img, t seconds) -> faces + timings
+export class FaceTracker {
+  constructor(fp, options = fp.spec.video, smoothing = fp.spec.smoothing) {
+    Object.assign(this, { fp, options, smoothing });
+    this.tracks = [];
+    this.frameIndex = 0;
+    this.detectorRuns = 0;
+  }
+
+  async update(img, t) {
+    const o = this.options,
+      fp = this.fp;
+    const t0 = performance.now();
+    let detectorMs = 0,
+      needDetect = !this.tracks.length || this.frameIndex % o.redetect_every === 0;
+    const oldBoxes = this.tracks.map((tr) => pointsBox(tr.points));
+    if (!needDetect) {
+      const angles = this.tracks.map((tr) => rollDegrees(fivePoints(tr.points)));
+      const boxes = this.tracks.map((tr, i) => uprightBox(tr.points, angles[i]));
+      const found = await fp.landmarksAndTrust(img, boxes, angles);
+      const bar = Math.max(o.lost_presence, fp.spec.min_presence);
+      if (found.some((f) => f.presence !== null && f.presence < bar)) needDetect = true;
+      else if (found.some((f, i) => iou(oldBoxes[i], pointsBox(f.points)) < o.min_overlap)) needDetect = true;
+      else
+        found.forEach((f, i) => {
+          Object.assign(this.tracks[i], f);
+        });
+    }
+    if (needDetect) detectorMs = await this._redetect(img, oldBoxes);
+    this.frameIndex++;
+    const faces = this.tracks.map((tr) => {
+      const points = tr.smoother ? tr.smoother.filter(tr.points, t) : tr.points;
+      const now = pointsBox(points);
+      if (tr.reference === null) tr.reference = now; // just detected: this frame's shown points are the reference
+      const { presence, visibility, uncertainty } = tr;
+      return {
+        box: carriedBox(tr.detected, tr.reference, now),
+        score: tr.score,
+        points,
+        presence,
+        visibility,
+        uncertainty,
+      };
+    });
+    const ms = performance.now() - t0;
+    return {
+      faces,
+      detected: needDetect,
+      detectorMs,
+      landmarksMs: ms - detectorMs,
+      width: img.width,
+      height: img.height,
+    };
+  }
+
+  async _redetect(img, oldBoxes) {
+    this.detectorRuns++;
+    const t0 = performance.now();
+    const det = await this.fp.detect(img);
+    const ms = performance.now() - t0;
+    const faces = await this.fp.facesFor(img, det);
+    this.tracks = faces.map((f) => {
+      const box = pointsBox(f.points);
+      // keep the smoother of the old track this face continues, so a re-detect does not jump
+      let match = -1,
+        best = -1;
+      oldBoxes.forEach((b, i) => {
+        const v = iou(b, box);
+        if (v > best) [match, best] = [i, v];
+      });
+      const smoother =
+        match >= 0 && best >= this.options.min_overlap
+          ? this.tracks[match].smoother
+          : this.options.smooth
+            ? new LandmarkSmoother(this.smoothing)
+            : null;
+      const { points, presence, visibility, uncertainty } = f;
+      return { points, presence, visibility, uncertainty, score: f.score, detected: f.box, reference: null, smoother };
+    });
+    return ms;
+  }
+}

@@ -304,14 +304,14 @@ def launch_chromium(playwright, user_data_dir: str | Path, extra_args=(), **cont
     )
 
 
-def write_y4m(path: str | Path, frames) -> Path:
+def write_y4m(path: str | Path, frames, fps: int = 10) -> Path:
     """RGB uint8 frames (same size, even sides) -> a YUV4MPEG2 4:2:0 file for Chromium's fake camera."""
     import cv2  # slow to load; only the tests' fake camera needs it
 
     frames = list(frames)
     h, w = frames[0].shape[:2]
     with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode())
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for rgb in frames:
             f.write(b"FRAME\n")
             f.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes())
