@@ -82,14 +82,6 @@ def server(site):
 
 
 @pytest.fixture(scope="session")
-def playwright():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="session")
 def page(playwright, server, tmp_path_factory):
     ctx = website.launch_chromium(
         playwright, tmp_path_factory.mktemp("profile"), viewport={"width": 1100, "height": 900}, accept_downloads=True
