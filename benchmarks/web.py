@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -189,7 +190,9 @@ def report(version: str, repeats: int, seconds: float, rows: list, py: dict) -> 
             rows,
         )
         + f"\n\nPython on the same machine, one thread: detector {py['det']:.1f} ms, landmarks {py['lm']:.1f} ms, "
-        f"video tracking (detect_for_video) {py['fps']:.0f} frames/s on the same clip's frames."
+        f"video tracking (detect_for_video) {py['fps']:.0f} frames/s on the same clip's frames. The machine's load "
+        f"average (1 min) was {py['load'][0]:.1f} at the start and {py['load'][1]:.1f} at the end, on "
+        f"{py['load'][2]} cores: on a shared machine the figures are only comparable within this run."
     )
 
 
@@ -199,7 +202,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=10, help="seconds of webcam tracking per setting")
     ap.add_argument("--screenshot", default=None, help="also save a screenshot of the page with the example photo here")
     args = ap.parse_args(argv)
+    load = os.getloadavg()[0]
     version, rows, py = measure(args.repeats, args.seconds, args.screenshot)
+    py["load"] = (load, os.getloadavg()[0], os.cpu_count())
     write_section(
         "web",
         report(version, args.repeats, args.seconds, rows, py),
