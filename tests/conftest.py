@@ -178,3 +178,12 @@ def photo_folder(tmp_path_factory):
     (root / "b" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (root / "b" / "empty.png").write_bytes(b"")
     return root
+
+
+@pytest.fixture(scope="session")
+def playwright():
+    """One Playwright driver for the session (tests/test_web*.py): its sync API refuses a second one at a time."""
+    from playwright.sync_api import sync_playwright  # the [web] extra
+
+    with sync_playwright() as p:
+        yield p

@@ -1,6 +1,6 @@
 // The page: three inputs (photo file, same-origin URL, webcam), drawing, timings, JSON download.
 // window.facepoints exposes the same steps for the tests (tests/test_web.py) and benchmarks/web.py.
-import { FacePoints, resultJson } from "./facepoints.js";
+import { FacePoints, FaceTracker, resultJson } from "./facepoints.js";
 import { decodePng, isPng } from "./png.js";
 
 const $ = (id) => document.getElementById(id);
@@ -23,6 +23,7 @@ function clearResult() {
   current = null;
   $("download").disabled = true;
   $("timing").textContent = "";
+  $("trust").textContent = "";
   ctx.clearRect(0, 0, view.width, view.height);
 }
 
@@ -100,6 +101,8 @@ async function imageFromUrl(url) {
   return decode(await res.blob(), name);
 }
 
+// As drawing.draw_face: points the model thinks covered (visibility < hidden_below) as rings, or not at all
+// (with their lines) when "hide covered points" is ticked
 function draw(img, result) {
   if (view.width !== img.width || view.height !== img.height) {
     view.width = img.width;
@@ -107,26 +110,32 @@ function draw(img, result) {
   }
   ctx.putImageData(img, 0, 0);
   const lines = $("lines").checked,
-    boxes = $("boxes").checked;
+    boxes = $("boxes").checked,
+    hide = $("hide").checked;
   for (const f of result.faces) {
     const xs = f.points.map((p) => p[0]);
     const scale = Math.max(1, (Math.max(...xs) - Math.min(...xs)) / 150);
+    const covered = f.points.map((_, k) => !!f.visibility && f.visibility[k] < fp.spec.hidden_below);
+    const shown = covered.map((c) => !(c && hide));
     ctx.lineWidth = scale;
     if (lines) {
       ctx.strokeStyle = "rgb(255,200,0)";
       ctx.beginPath();
       for (const [a, b] of fp.spec.connections) {
+        if (!shown[a] || !shown[b]) continue;
         ctx.moveTo(f.points[a][0], f.points[a][1]);
         ctx.lineTo(f.points[b][0], f.points[b][1]);
       }
       ctx.stroke();
     }
-    ctx.fillStyle = "rgb(0,255,0)";
-    for (const [x, y] of f.points) {
+    ctx.fillStyle = ctx.strokeStyle = "rgb(0,255,0)";
+    f.points.forEach(([x, y], k) => {
+      if (!shown[k]) return;
       ctx.beginPath();
-      ctx.arc(x, y, 1.5 * scale, 0, 2 * Math.PI);
-      ctx.fill();
-    }
+      ctx.arc(x, y, 1.5 * scale + (covered[k] ? 1 : 0), 0, 2 * Math.PI);
+      if (covered[k]) ctx.stroke();
+      else ctx.fill();
+    });
     if (boxes) {
       ctx.strokeStyle = "rgb(255,64,64)";
       const [x1, y1, x2, y2] = f.box;
@@ -137,6 +146,14 @@ function draw(img, result) {
   $("timing").textContent =
     `detector ${result.detectorMs.toFixed(1)} ms · landmarks ${result.landmarksMs.toFixed(1)} ms` +
     ` · ${n} face${n === 1 ? "" : "s"} · ${img.width}×${img.height}`;
+  $("trust").textContent = result.faces
+    .filter((f) => f.presence !== null && f.presence !== undefined)
+    .map((f, i) => {
+      const hidden = f.visibility.filter((v) => v < fp.spec.hidden_below).length;
+      const err = f.uncertainty.reduce((a, b) => a + b, 0) / f.uncertainty.length;
+      return `face ${i + 1}: presence ${f.presence.toFixed(2)}, ${hidden} covered point${hidden === 1 ? "" : "s"}, expected error ${err.toFixed(1)} px`;
+    })
+    .join(" · ");
 }
 
 // One input at a time: a newer one supersedes one still running, whose result is then dropped
@@ -204,36 +221,68 @@ $("download").addEventListener("click", () => {
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 });
-for (const id of ["lines", "boxes"]) $(id).addEventListener("change", () => current && draw(current.image, current));
+for (const id of ["lines", "boxes", "hide"])
+  $(id).addEventListener("change", () => current && draw(current.image, current));
 
 // ---- webcam ---------------------------------------------------------------------------------------
 
-const stats = { frames: 0, withFace: 0, detectorMs: [], landmarksMs: [] };
+// frames: processed frames; withFace: those with a face; detectorRuns: frames where the detector ran (the others
+// tracked from the previous points); fps: processed frames per second over the last FPS_WINDOW_MS
+const FPS_WINDOW_MS = 3000;
+const stats = { frames: 0, withFace: 0, detectorRuns: 0, fps: 0, detectorMs: [], landmarksMs: [] };
+const frameTimes = [];
 
+function countFrame(result) {
+  const now = performance.now();
+  stats.frames++;
+  if (result.faces.length) stats.withFace++;
+  if (result.detected) {
+    stats.detectorRuns++;
+    stats.detectorMs.push(result.detectorMs);
+  }
+  stats.landmarksMs.push(result.landmarksMs);
+  for (const list of [stats.detectorMs, stats.landmarksMs]) if (list.length > 1000) list.shift();
+  frameTimes.push(now);
+  while (frameTimes.length && frameTimes[0] < now - FPS_WINDOW_MS) frameTimes.shift();
+  const span = frameTimes.length > 1 ? frameTimes[frameTimes.length - 1] - frameTimes[0] : 0;
+  stats.fps = span > 0 ? ((frameTimes.length - 1) * 1000) / span : 0;
+}
+
+// Webcam tracking as Python's video tracking (facepoints.js FaceTracker): the detector on the first frame, on
+// loss and every redetect_every frames, the landmarks' crops from the previous points in between, smoothed
 async function startCamera() {
-  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  const stream = await navigator.mediaDevices.getUserMedia({
+    video: { width: 640, height: 480, frameRate: { ideal: 60 } },
+    audio: false,
+  });
   const video = $("video");
   video.srcObject = stream;
   await video.play();
   camera = { stream, running: true, done: null };
   $("camera").textContent = "Stop webcam";
   status("webcam");
+  const tracker = new FaceTracker(fp);
+  Object.assign(stats, { frames: 0, withFace: 0, detectorRuns: 0, fps: 0, detectorMs: [], landmarksMs: [] });
+  frameTimes.length = 0;
+  // one processed frame per new camera frame: requestVideoFrameCallback fires once a new frame is shown (and
+  // lets the page's other tasks run between frames)
+  const nextFrame = () =>
+    new Promise((r) => {
+      if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(() => r());
+      setTimeout(r, 200); // a stalled camera: look again
+    });
   camera.done = (async () => {
-    let last = -1;
     while (camera?.running) {
-      if (video.readyState >= 2 && video.currentTime !== last && video.videoWidth) {
-        last = video.currentTime;
-        const img = pixels(video, video.videoWidth, video.videoHeight);
-        const result = await fp.process(img);
-        current = { ...result, name: "webcam", image: img };
-        stats.frames++;
-        if (result.faces.length) stats.withFace++;
-        stats.detectorMs.push(result.detectorMs);
-        stats.landmarksMs.push(result.landmarksMs);
-        draw(img, result);
-        $("download").disabled = false;
-      }
-      await new Promise((r) => setTimeout(r, 5));
+      await nextFrame();
+      if (!camera?.running || video.readyState < 2 || !video.videoWidth) continue;
+      const img = pixels(video, video.videoWidth, video.videoHeight);
+      const result = await tracker.update(img, performance.now() / 1000);
+      current = { ...result, name: "webcam", image: img };
+      countFrame(result);
+      draw(img, result);
+      $("fps").textContent =
+        `${stats.fps.toFixed(1)} frames/s · detector on ${stats.detectorRuns} of ${stats.frames} frames`;
+      $("download").disabled = false;
     }
   })();
 }
@@ -246,16 +295,28 @@ async function stopCamera() {
   for (const t of c.stream.getTracks()) t.stop();
   camera = null;
   $("camera").textContent = "Start webcam";
+  $("fps").textContent = "";
 }
 
 $("camera").addEventListener("click", () => handled(run(() => (camera ? stopCamera() : startCamera()))));
 
 // ---- start -----------------------------------------------------------------------------------------
 
+const runtime = {
+  isolated: window.crossOriginIsolated === true,
+  threads: window.crossOriginIsolated === true ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1,
+  simd: true,
+};
+$("runtime").textContent =
+  `onnxruntime-web, wasm SIMD, ${runtime.threads} thread${runtime.threads === 1 ? "" : "s"}` +
+  (runtime.isolated ? " (cross-origin isolated)" : " (not cross-origin isolated: serve it with `facepoints web`)");
+
 const ready = (async () => {
   const ort = window.ort;
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
-  ort.env.wasm.numThreads = 1; // a plain static server is not cross-origin isolated: no wasm threads
+  // wasm threads need SharedArrayBuffer, so a cross-origin isolated page (`facepoints web` sends COOP/COEP);
+  // elsewhere one thread. SIMD: the only wasm build shipped (ort-wasm-simd-threaded)
+  ort.env.wasm.numThreads = runtime.threads;
   fp = await FacePoints.load(ort, "./");
   if (!job) status("ready: choose a photo, give an image URL on this site, or start the webcam"); // not over "working on"
   return true;
@@ -266,6 +327,7 @@ const ready = (async () => {
 
 window.facepoints = {
   ready,
+  runtime,
   get fp() {
     return fp;
   },
@@ -273,6 +335,7 @@ window.facepoints = {
     return current && { ...current, image: undefined };
   },
   stats,
+  tracker: () => new FaceTracker(fp), // a tracker of its own (tests: the same frames as Python's)
   imageFromUrl,
   show: (url) => show(url.split("/").pop() || url, () => imageFromUrl(url)),
   json: () => current && resultJson(current.name, current.faces),

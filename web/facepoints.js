@@ -305,7 +305,7 @@ export class FacePoints {
     };
   }
 
-  // The landmark model on (N, S*S) gray uint8 crops -> raw outputs (N*68*2 crop pixels, before output_shift)
+  // The landmark model on (N, S*S) gray uint8 crops -> raw outputs (runModelOutputs)
   async runModel(crops) {
     const S = this.spec.landmarks.input_size,
       N = crops.length;
@@ -313,19 +313,31 @@ export class FacePoints {
     crops.forEach((c, i) => {
       for (let j = 0; j < S * S; j++) x[i * S * S + j] = c[j] / 255;
     });
-    return this.runModelFloat(x, N);
+    return this.runModelOutputs(x, N);
   }
 
+  // The points output alone (N*68*2 crop pixels, before output_shift)
   async runModelFloat(x, N) {
-    const S = this.spec.landmarks.input_size;
-    const res = await this.lmSession.run({
-      [this.spec.landmarks.input]: new this.ort.Tensor("float32", x, [N, 1, S, S]),
-    });
-    return res[this.spec.landmarks.output].data;
+    return (await this.runModelOutputs(x, N)).points;
   }
 
-  // Landmark boxes (tight-face convention) and rolls -> 68 points per face in image pixels (LandmarkPredictor.predict)
-  async landmarks(img, boxes, angles = null) {
+  // Float crops (N, 1, S, S) -> {points, and with trust heads presence (N), visibility (N*68), logB (N*68)}
+  async runModelOutputs(x, N) {
+    const L = this.spec.landmarks,
+      S = L.input_size;
+    const res = await this.lmSession.run({ [L.input]: new this.ort.Tensor("float32", x, [N, 1, S, S]) });
+    const out = { points: res[L.output].data };
+    if (L.trust) {
+      out.presence = res[L.trust.presence].data;
+      out.visibility = res[L.trust.visibility].data;
+      out.logB = res[L.trust.log_b].data;
+    }
+    return out;
+  }
+
+  // Landmark boxes (tight-face convention) and rolls -> per face: 68 points in image pixels, and with trust
+  // heads presence, visibility (68) and uncertainty (68, image px) (LandmarkPredictor.predict_landmarks)
+  async landmarksAndTrust(img, boxes, angles = null) {
     const L = this.spec.landmarks,
       S = L.input_size;
     if (!boxes.length) return [];
@@ -333,14 +345,47 @@ export class FacePoints {
     const out = await this.runModel(crops.map((c) => c.crop));
     return crops.map((c, i) => {
       const inv = invertAffine(c.matrix),
-        pts = [];
+        points = [];
       for (let k = 0; k < 68; k++) {
-        const u = out[(i * 68 + k) * 2] - L.output_shift[0],
-          v = out[(i * 68 + k) * 2 + 1] - L.output_shift[1];
-        pts.push(applyAffine(inv, u, v));
+        const u = out.points[(i * 68 + k) * 2] - L.output_shift[0],
+          v = out.points[(i * 68 + k) * 2 + 1] - L.output_shift[1];
+        points.push(applyAffine(inv, u, v));
       }
-      return pts;
+      const face = { points, presence: null, visibility: null, uncertainty: null };
+      if (L.trust) {
+        // image px per crop px: the crop matrix's inverse scale
+        const m = c.matrix,
+          scale = 1 / Math.sqrt(Math.abs(m[0] * m[4] - m[1] * m[3]));
+        const logB = out.logB.subarray(i * 68, (i + 1) * 68);
+        face.presence = out.presence[i];
+        face.visibility = Array.from(out.visibility.subarray(i * 68, (i + 1) * 68));
+        face.uncertainty = Array.from(logB, (b) => expectedError(b, L.trust.calibration) * scale);
+      }
+      return face;
     });
+  }
+
+  // The points alone (as landmarksAndTrust)
+  async landmarks(img, boxes, angles = null) {
+    return (await this.landmarksAndTrust(img, boxes, angles)).map((f) => f.points);
+  }
+
+  // Whether a face passes the Landmarker's min_presence (all faces of a model without trust heads)
+  present(face) {
+    return face.presence === null || face.presence >= this.spec.min_presence;
+  }
+
+  // Detections -> the landmark step on each (landmark box from the box map, cropped upright by the roll of
+  // its keypoints), faces below min_presence dropped (Landmarker.detect)
+  async facesFor(img, det) {
+    const angles = det.keypoints.map(rollDegrees);
+    const lmBoxes = det.boxes.map((b, i) => landmarkBox(this.spec.detector.box_map, b, angles[i]));
+    const found = await this.landmarksAndTrust(img, lmBoxes, angles);
+    const faces = [];
+    found.forEach((f, i) => {
+      if (this.present(f)) faces.push({ box: det.boxes[i], score: det.scores[i], keypoints: det.keypoints[i], ...f });
+    });
+    return faces;
   }
 
   // The whole pipeline (Landmarker.detect with upright crops): faces + timings in ms
@@ -348,25 +393,32 @@ export class FacePoints {
     const t0 = performance.now();
     const det = await this.detect(img);
     const t1 = performance.now();
-    const angles = det.keypoints.map(rollDegrees);
-    const lmBoxes = det.boxes.map((b, i) => landmarkBox(this.spec.detector.box_map, b, angles[i]));
-    const points = await this.landmarks(img, lmBoxes, angles);
+    const faces = await this.facesFor(img, det);
     const t2 = performance.now();
-    const faces = det.boxes.map((box, i) => ({
-      box,
-      score: det.scores[i],
-      keypoints: det.keypoints[i],
-      points: points[i],
-    }));
     return { faces, detectorMs: t1 - t0, landmarksMs: t2 - t1, width: img.width, height: img.height };
   }
 }
 
-// The JSON of a result in the schema of `facepoints detect --json`. Pose and the trust outputs (presence,
-// visibility, uncertainty) are not computed in the page (it runs the points-only fast.onnx): null, as Python
-// writes them for a model without trust heads.
+// metrics.expected_error: a log Laplace scale -> expected point error (crop px) by the calibration's monotone
+// knots (linear in log b between them; beyond them the end knots' error/b ratio)
+export function expectedError(logB, cal) {
+  const kx = cal.log_b,
+    ky = cal.error_px,
+    n = kx.length;
+  const b = Math.exp(logB);
+  if (logB < kx[0]) return Math.min((ky[0] / Math.exp(kx[0])) * b, ky[0]);
+  if (logB > kx[n - 1]) return Math.max((ky[n - 1] / Math.exp(kx[n - 1])) * b, ky[n - 1]);
+  let j = 1;
+  while (j < n - 1 && kx[j] < logB) j++;
+  const t = kx[j] > kx[j - 1] ? (logB - kx[j - 1]) / (kx[j] - kx[j - 1]) : 1;
+  return ky[j - 1] + t * (ky[j] - ky[j - 1]);
+}
+
+// The JSON of a result in the schema of `facepoints detect --json`: presence, visibility and uncertainty (image
+// px) rounded as Python writes them (null from a model without trust heads). Pose is not computed in the page: null.
 export function resultJson(image, faces) {
   const r = (v, n) => Math.round(v * 10 ** n) / 10 ** n;
+  const each = (a, n) => (a ? Array.from(a, (v) => r(v, n)) : null);
   return {
     image,
     faces: faces.map((f) => ({
@@ -374,9 +426,191 @@ export function resultJson(image, faces) {
       score: r(f.score, 4),
       points: f.points.map(([x, y]) => [r(x, 2), r(y, 2)]),
       pose: null,
-      presence: null,
-      visibility: null,
-      uncertainty: null,
+      presence: f.presence === null || f.presence === undefined ? null : r(f.presence, 4),
+      visibility: each(f.visibility, 3),
+      uncertainty: each(f.uncertainty, 2),
     })),
   };
+}
+
+// ---- video tracking (video.FaceTracker) and smoothing (smoothing.LandmarkSmoother) -----------------------
+
+// crop.points_box: the tight box of a set of points
+export function pointsBox(points) {
+  let x1 = Infinity,
+    y1 = Infinity,
+    x2 = -Infinity,
+    y2 = -Infinity;
+  for (const [x, y] of points) {
+    x1 = Math.min(x1, x);
+    y1 = Math.min(y1, y);
+    x2 = Math.max(x2, x);
+    y2 = Math.max(y2, y);
+  }
+  return [x1, y1, x2, y2];
+}
+
+// crop.upright_box: the tight box of the points seen in a frame turned by angle, centred for cropFace(angle)
+export function uprightBox(points, angleDeg) {
+  const t = (angleDeg * Math.PI) / 180,
+    c = Math.cos(t),
+    s = Math.sin(t);
+  const [x1, y1, x2, y2] = pointsBox(points.map(([x, y]) => [c * x + s * y, -s * x + c * y]));
+  const ux = (x1 + x2) / 2,
+    uy = (y1 + y2) / 2;
+  const cx = c * ux - s * uy,
+    cy = s * ux + c * uy;
+  const hw = (x2 - x1) / 2,
+    hh = (y2 - y1) / 2;
+  return [cx - hw, cy - hh, cx + hw, cy + hh];
+}
+
+// landmarks.five_points: eye centres, nose tip, mouth corners (a detector's keypoint order)
+export function fivePoints(p) {
+  const mean = (a, b) => {
+    let x = 0,
+      y = 0;
+    for (let i = a; i < b; i++) {
+      x += p[i][0];
+      y += p[i][1];
+    }
+    return [x / (b - a), y / (b - a)];
+  };
+  return [mean(36, 42), mean(42, 48), p[30], p[48], p[54]];
+}
+
+// video.carried_box: the detector's box moved and scaled as the tight landmark box moved from reference to now
+export function carriedBox(detected, reference, now) {
+  const sx = Math.max(now[2] - now[0], 1e-6) / Math.max(reference[2] - reference[0], 1e-6),
+    sy = Math.max(now[3] - now[1], 1e-6) / Math.max(reference[3] - reference[1], 1e-6);
+  const rx = (reference[0] + reference[2]) / 2,
+    ry = (reference[1] + reference[3]) / 2,
+    nx = (now[0] + now[2]) / 2,
+    ny = (now[1] + now[3]) / 2;
+  return [
+    nx + (detected[0] - rx) * sx,
+    ny + (detected[1] - ry) * sy,
+    nx + (detected[2] - rx) * sx,
+    ny + (detected[3] - ry) * sy,
+  ];
+}
+
+const alpha = (cutoff, dt) => 1 / (1 + 1 / (2 * Math.PI * cutoff) / dt);
+
+// smoothing.LandmarkSmoother: a One Euro filter on the 68 points whose beta is per inter-ocular distance
+export class LandmarkSmoother {
+  constructor({ min_cutoff = 0.5, beta = 10.0, d_cutoff = 1.0 } = {}) {
+    Object.assign(this, { minCutoff: min_cutoff, beta, dCutoff: d_cutoff });
+    this.x = null;
+  }
+
+  filter(points, t) {
+    const n = points.length * 2,
+      x = new Float64Array(n);
+    points.forEach(([u, v], i) => {
+      x[2 * i] = u;
+      x[2 * i + 1] = v;
+    });
+    if (this.x === null) {
+      Object.assign(this, { x, dx: new Float64Array(n), t });
+      return points.map(([u, v]) => [u, v]);
+    }
+    const dt = t - this.t;
+    if (!(dt > 0)) throw new Error(`timestamps must increase, got ${t} after ${this.t}`);
+    const iod = Math.hypot(points[36][0] - points[45][0], points[36][1] - points[45][1]);
+    const beta = this.beta / Math.max(iod, 1),
+      ad = alpha(this.dCutoff, dt);
+    for (let i = 0; i < n; i++) {
+      this.dx[i] += ad * ((x[i] - this.x[i]) / dt - this.dx[i]);
+      this.x[i] += alpha(this.minCutoff + beta * Math.abs(this.dx[i]), dt) * (x[i] - this.x[i]);
+    }
+    this.t = t;
+    // as Python's float32 points
+    return points.map((_, i) => [Math.fround(this.x[2 * i]), Math.fround(this.x[2 * i + 1])]);
+  }
+}
+
+// video.FaceTracker: the detector on the first frame, every redetect_every frames and when a face is lost
+// (presence below lost_presence, or its box overlap with the last frame's below min_overlap); in between each
+// face's crop comes from its last points (upright by their roll). update(img, t seconds) -> faces + timings
+export class FaceTracker {
+  constructor(fp, options = fp.spec.video, smoothing = fp.spec.smoothing) {
+    Object.assign(this, { fp, options, smoothing });
+    this.tracks = [];
+    this.frameIndex = 0;
+    this.detectorRuns = 0;
+  }
+
+  async update(img, t) {
+    const o = this.options,
+      fp = this.fp;
+    const t0 = performance.now();
+    let detectorMs = 0,
+      needDetect = !this.tracks.length || this.frameIndex % o.redetect_every === 0;
+    const oldBoxes = this.tracks.map((tr) => pointsBox(tr.points));
+    if (!needDetect) {
+      const angles = this.tracks.map((tr) => rollDegrees(fivePoints(tr.points)));
+      const boxes = this.tracks.map((tr, i) => uprightBox(tr.points, angles[i]));
+      const found = await fp.landmarksAndTrust(img, boxes, angles);
+      const bar = Math.max(o.lost_presence, fp.spec.min_presence);
+      if (found.some((f) => f.presence !== null && f.presence < bar)) needDetect = true;
+      else if (found.some((f, i) => iou(oldBoxes[i], pointsBox(f.points)) < o.min_overlap)) needDetect = true;
+      else
+        found.forEach((f, i) => {
+          Object.assign(this.tracks[i], f);
+        });
+    }
+    if (needDetect) detectorMs = await this._redetect(img, oldBoxes);
+    this.frameIndex++;
+    const faces = this.tracks.map((tr) => {
+      const points = tr.smoother ? tr.smoother.filter(tr.points, t) : tr.points;
+      const now = pointsBox(points);
+      if (tr.reference === null) tr.reference = now; // just detected: this frame's shown points are the reference
+      const { presence, visibility, uncertainty } = tr;
+      return {
+        box: carriedBox(tr.detected, tr.reference, now),
+        score: tr.score,
+        points,
+        presence,
+        visibility,
+        uncertainty,
+      };
+    });
+    const ms = performance.now() - t0;
+    return {
+      faces,
+      detected: needDetect,
+      detectorMs,
+      landmarksMs: ms - detectorMs,
+      width: img.width,
+      height: img.height,
+    };
+  }
+
+  async _redetect(img, oldBoxes) {
+    this.detectorRuns++;
+    const t0 = performance.now();
+    const det = await this.fp.detect(img);
+    const ms = performance.now() - t0;
+    const faces = await this.fp.facesFor(img, det);
+    this.tracks = faces.map((f) => {
+      const box = pointsBox(f.points);
+      // keep the smoother of the old track this face continues, so a re-detect does not jump
+      let match = -1,
+        best = -1;
+      oldBoxes.forEach((b, i) => {
+        const v = iou(b, box);
+        if (v > best) [match, best] = [i, v];
+      });
+      const smoother =
+        match >= 0 && best >= this.options.min_overlap
+          ? this.tracks[match].smoother
+          : this.options.smooth
+            ? new LandmarkSmoother(this.smoothing)
+            : null;
+      const { points, presence, visibility, uncertainty } = f;
+      return { points, presence, visibility, uncertainty, score: f.score, detected: f.box, reference: null, smoother };
+    });
+    return ms;
+  }
 }

@@ -1,4 +1,4 @@
-"""`facepoints VERB ...`: one verb per job (detect, batch, prepare, train, evaluate, export), each in commands/."""
+"""`facepoints VERB ...`: one verb per job (detect, batch, prepare, train, evaluate, export, web), each in commands/."""
 
 from __future__ import annotations
 
