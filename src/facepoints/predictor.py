@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .crop import crop_face, mirror_points, preprocess, to_gray
 from .errors import FacepointsError, require
+from .graph_choice import GraphChoice, choice_key, choose_graph, cpu_id
 from .landmarks import FLIP
 from .metrics import expected_error
 from .model_files import (
@@ -53,9 +56,11 @@ class Landmarks:
 class LandmarkPredictor:
     """One landmark model on face crops: `spec` says how to crop and read it, `backend` runs it.
 
-    A shipped model runs its shipped ONNX graph (int8 where one ships and `int8`, else fp32) and needs no
-    torch; so does an exported .onnx file given by path. A .pt file, and backend="torch", need PyTorch:
-    the ONNX Runtime path then exports the .pt once into the user cache."""
+    A shipped model runs one of its shipped ONNX graphs and needs no torch; so does an exported .onnx file given by
+    path. `int8`: True or False runs the int8 or the fp32 graph; None (the default) runs whichever is faster on this
+    CPU, timed at first use and remembered per CPU (graph_choice.py); `graph_choice` says which and why. With
+    `trust`, the choice is between the two graphs with trust outputs. A .pt file, and backend="torch", need
+    PyTorch: the ONNX Runtime path then exports the .pt once into the user cache."""
 
     def __init__(
         self,
@@ -63,7 +68,7 @@ class LandmarkPredictor:
         backend: str = "auto",
         threads: int | None = None,
         flip_test: bool = False,
-        int8: bool = True,
+        int8: bool | None = None,
         trust: bool = True,
     ):
         if backend not in ("auto", "onnxruntime", "torch"):
@@ -78,12 +83,19 @@ class LandmarkPredictor:
         fp32, int8_graph = shipped_graphs(model or DEFAULT_MODEL) if shipped else (None, None)
         # a model with trust heads ships graphs with the extra outputs; the plain ones stay for trust=False
         fp32_t, int8_t = shipped_trust_graphs(model or DEFAULT_MODEL) if shipped and trust else (None, None)
-        self.int8 = int8 and int8_graph is not None and backend != "torch"
+        session = None
+        self.graph_choice = GraphChoice("fp32", "only")
+        if int8 is None and backend != "torch" and (fp32_t or fp32) and (int8_t if fp32_t else int8_graph):
+            ort = _onnxruntime()
+            self.graph_choice, session = self._choose(ort, fp32_t or fp32, int8_t if fp32_t else int8_graph)
+        elif int8 is not None and int8_graph is not None and backend != "torch":
+            self.graph_choice = GraphChoice("int8" if int8 else "fp32", "user")
+        self.int8 = self.graph_choice.int8
         graph = (int8_t or int8_graph) if self.int8 else (fp32_t or fp32)
         if backend != "torch" and (graph is not None or path.suffix.lower() == ".onnx"):
             ort = _onnxruntime()
             graph = graph or OnnxFile(str(path), "")
-            self.session = self._open(ort, check_file(graph) if graph.sha256 else graph.path)
+            self.session = session or self._open(ort, check_file(graph) if graph.sha256 else graph.path)
             meta = self.session.get_modelmeta().custom_metadata_map
             spec = spec_from_onnx_metadata(meta, path)
             self.spec = ModelSpec(**{**spec.__dict__, "onnx": fp32, "int8_onnx": int8_graph})
@@ -133,9 +145,27 @@ class LandmarkPredictor:
     def margin(self) -> float:
         return self.spec.margin
 
-    def _open(self, ort, path: str):
+    def _choose(self, ort, fp32: OnnxFile, int8: OnnxFile) -> tuple[GraphChoice, Any]:
+        """The faster of the two graphs on this CPU (cached, else timed on one thread), and the chosen graph's
+        session when timing opened it with this predictor's own settings (else None: opened by the caller)."""
+        sessions: dict[str, Any] = {}
+
+        def runs() -> dict[str, Callable[[], object]]:
+            for name, graph in (("fp32", fp32), ("int8", int8)):
+                sessions[name] = self._open(ort, check_file(graph), threads=1)
+            size = sessions["fp32"].get_inputs()[0].shape[-1]  # a shipped graph's input is (batch, 1, S, S)
+            crop = np.random.default_rng(0).random((1, 1, size, size), np.float32)
+            return {n: (lambda s=s: s.run(None, {s.get_inputs()[0].name: crop})) for n, s in sessions.items()}
+
+        key = choice_key(cpu_id(), ort.__version__, fp32.sha256, int8.sha256)
+        choice = choose_graph(key, runs)
+        same_threads = (self.threads or min(4, os.cpu_count() or 1)) == 1
+        return choice, sessions.get(choice.graph) if same_threads else None
+
+    def _open(self, ort, path: str, threads: int | None = None):
         try:
-            return ort.InferenceSession(str(path), self._ort_options(ort), providers=["CPUExecutionProvider"])
+            opts = self._ort_options(ort, threads)
+            return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # ONNX Runtime's own exception types: a damaged or foreign file
             first = (str(e).strip().splitlines() or [""])[0][:160]
             raise FacepointsError(f"{path}: not a readable ONNX graph ({e.__class__.__name__}: {first})") from None
@@ -157,9 +187,9 @@ class LandmarkPredictor:
             return None
         return self._open(ort, path)
 
-    def _ort_options(self, ort):
+    def _ort_options(self, ort, threads: int | None = None):
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads or min(4, os.cpu_count() or 1)
+        opts.intra_op_num_threads = threads or self.threads or min(4, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
         return opts
 
