@@ -116,3 +116,27 @@ def _face():
     import numpy as np
 
     return np.full((120, 120, 3), 128, np.uint8)
+
+
+def test_the_optimized_copy_is_reused_and_a_damaged_one_made_again(timings, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    p = LandmarkPredictor("fast", threads=1, int8=False)
+    fp32, _ = shipped_trust_graphs("fast")
+    copy = graph_choice.optimized_copy(fp32.sha256, ort.__version__)
+    assert copy.is_relative_to(tmp_path / "cache") and copy.exists()
+    x = np.random.default_rng(2).random((2, 1, p.input_size, p.input_size), np.float32)
+    shipped = ort.InferenceSession(fp32.path, providers=["CPUExecutionProvider"]).run(None, {"crops": x})
+    mtime = copy.stat().st_mtime_ns
+    again = LandmarkPredictor("fast", threads=1, int8=False)
+    assert copy.stat().st_mtime_ns == mtime  # loaded, not made again
+    for a, b in zip(again.session.run(None, {"crops": x}), shipped):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert again.has_trust and again.session_calibrated  # the copy keeps the metadata
+    for damage in (b"not onnx", copy.read_bytes()[:-100]):
+        copy.write_bytes(damage)
+        healed = LandmarkPredictor("fast", threads=1, int8=False)
+        for a, b in zip(healed.session.run(None, {"crops": x}), shipped):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+        assert copy.read_bytes() != damage and len(copy.read_bytes()) > 1000  # made again

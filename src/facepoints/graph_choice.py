@@ -12,6 +12,7 @@ file is ignored and rewritten (atomically); a cache folder that cannot be writte
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
@@ -62,6 +63,14 @@ def cpu_id() -> str:
     ids = [f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if k in fields]
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
     return ", ".join([name, *ids, "+".join(f for f in FEATURES if f in flags) or "no listed features"])
+
+
+def optimized_copy(sha256: str, runtime: str, cache_dir: str | Path | None = None) -> Path:
+    """Where ONNX Runtime's optimized copy of a shipped graph is kept for this CPU and runtime: the optimisations
+    (constant folding, fusions, the NCHWc layout, which depends on the CPU's vector width) then run once, and a
+    session loads ~5x faster (BENCHMARKS.md "Landmark step"). Beside it, `<name>.sha256` holds its checksum."""
+    cpu = hashlib.sha256(cpu_id().encode()).hexdigest()[:12]
+    return Path(cache_dir or default_cache_dir()) / "ort-optimized" / f"{sha256[:16]}-ort{runtime}-cpu{cpu}.onnx"
 
 
 def choice_key(cpu: str, runtime: str, fp32_sha256: str, int8_sha256: str) -> str:

@@ -16,7 +16,8 @@ import numpy as np
 
 from .crop import crop_face, mirror_points, preprocess, to_gray
 from .errors import FacepointsError, require
-from .graph_choice import GraphChoice, choice_key, choose_graph, cpu_id
+from .graph_choice import GraphChoice, choice_key, choose_graph, cpu_id, optimized_copy
+from .io_utils import atomic_write_text
 from .landmarks import FLIP
 from .metrics import expected_error
 from .model_files import (
@@ -27,6 +28,7 @@ from .model_files import (
     OnnxFile,
     check_file,
     resolve,
+    sha256_file,
     shift_in_graph,
     shipped_graphs,
     shipped_models,
@@ -95,7 +97,7 @@ class LandmarkPredictor:
         if backend != "torch" and (graph is not None or path.suffix.lower() == ".onnx"):
             ort = _onnxruntime()
             graph = graph or OnnxFile(str(path), "")
-            self.session = session or self._open(ort, check_file(graph) if graph.sha256 else graph.path)
+            self.session = session or (self._open_shipped(ort, graph) if graph.sha256 else self._open(ort, graph.path))
             meta = self.session.get_modelmeta().custom_metadata_map
             spec = spec_from_onnx_metadata(meta, path)
             self.spec = ModelSpec(**{**spec.__dict__, "onnx": fp32, "int8_onnx": int8_graph})
@@ -114,6 +116,7 @@ class LandmarkPredictor:
             if trust and shipped and self.session is None:
                 self._torch_trust(model or DEFAULT_MODEL)
         self.backend = "onnxruntime" if self.session is not None else "torch"
+        self._input = self.session.get_inputs()[0].name if self.session is not None else ""  # read once: not free
         self.session_calibrated = self.session is not None and shift_in_graph(self.session)
         if self.session is not None:
             outputs = [o.name for o in self.session.get_outputs()]
@@ -152,7 +155,7 @@ class LandmarkPredictor:
 
         def runs() -> dict[str, Callable[[], object]]:
             for name, graph in (("fp32", fp32), ("int8", int8)):
-                sessions[name] = self._open(ort, check_file(graph), threads=1)
+                sessions[name] = self._open_shipped(ort, graph, threads=1)
             size = sessions["fp32"].get_inputs()[0].shape[-1]  # a shipped graph's input is (batch, 1, S, S)
             crop = np.random.default_rng(0).random((1, 1, size, size), np.float32)
             return {n: (lambda s=s: s.run(None, {s.get_inputs()[0].name: crop})) for n, s in sessions.items()}
@@ -161,6 +164,36 @@ class LandmarkPredictor:
         choice = choose_graph(key, runs)
         same_threads = (self.threads or min(4, os.cpu_count() or 1)) == 1
         return choice, sessions.get(choice.graph) if same_threads else None
+
+    def _open_shipped(self, ort, graph: OnnxFile, threads: int | None = None):
+        """A shipped graph's session (its checksum checked), loaded from ONNX Runtime's optimized copy in the cache
+        when there is a sound one, else made from the shipped file and its optimized copy saved for next time.
+        A damaged or foreign copy is made again; a cache that cannot be written costs only the faster load."""
+        path = check_file(graph)
+        copy = optimized_copy(graph.sha256, ort.__version__)
+        digest = copy.with_name(copy.name + ".sha256")
+        try:
+            if copy.exists() and digest.exists() and digest.read_text().strip() == sha256_file(copy):
+                opts = self._ort_options(ort, threads)
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done when it was saved
+                return ort.InferenceSession(str(copy), opts, providers=["CPUExecutionProvider"])
+        except Exception:  # ONNX Runtime's own exception types: a damaged copy is made again
+            pass
+        tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+        try:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            opts = self._ort_options(ort, threads)
+            opts.optimized_model_filepath = str(tmp)
+            opts.log_severity_level = 3  # its warning that the copy suits this CPU only: the key says so already
+            session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+            atomic_write_text(digest, sha256_file(tmp) + "\n")
+            os.replace(tmp, copy)
+            return session
+        except Exception:  # ORT cannot write the copy (cache not writable): the shipped file alone, as before
+            return self._open(ort, path, threads)
+        finally:
+            if tmp.is_file():
+                tmp.unlink()
 
     def _open(self, ort, path: str, threads: int | None = None):
         try:
@@ -175,7 +208,7 @@ class LandmarkPredictor:
         ort = _onnxruntime()
         shipped = self.spec.int8_onnx if self.int8 else self.spec.onnx
         if shipped is not None:
-            return self._open(ort, check_file(shipped))
+            return self._open_shipped(ort, shipped)
         # torch and the exporter: only a .pt model gets here
         from .export import export_onnx_cached
 
@@ -200,7 +233,7 @@ class LandmarkPredictor:
     def _outputs(self, x: np.ndarray) -> list[np.ndarray]:
         """Model inputs -> [calibrated points] or, with trust, [points, presence, visibility, log b]."""
         if self.session is not None:
-            outs = self.session.run(None, {self.session.get_inputs()[0].name: np.ascontiguousarray(x)})
+            outs = self.session.run(None, {self._input: np.ascontiguousarray(x)})
             if not self.has_trust:
                 outs = outs[:1]
             if not self.session_calibrated:
