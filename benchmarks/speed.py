@@ -37,6 +37,7 @@ from facepoints.weights import shipped_models
 
 def landmark_speed(name: str, images, boxes, repeat: int) -> list:
     rows = []
+    auto_int8 = LandmarkPredictor(name, threads=1).int8  # the graph the predictor picks on this CPU (graph_choice.py)
     for backend, int8 in (("onnxruntime", True), ("onnxruntime", False), ("torch", False)):
         p1 = LandmarkPredictor(name, backend=backend, threads=1, int8=int8)
         if int8 and not p1.int8:
@@ -50,7 +51,8 @@ def landmark_speed(name: str, images, boxes, repeat: int) -> list:
         p2 = LandmarkPredictor(name, backend=backend, threads=2, int8=int8)
         batch = crops[:32]
         batch_ms = median_ms(lambda: p2.run_crops(batch), max(5, repeat // 20))
-        label = backend + (" int8 (default)" if int8 else " fp32" if backend == "onnxruntime" else "")
+        label = backend + (" int8" if int8 else " fp32" if backend == "onnxruntime" else "")
+        label += " (default here)" if backend == "onnxruntime" and int8 == auto_int8 else ""
         rows.append(
             [
                 f"facepoints {name}",

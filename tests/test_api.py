@@ -340,7 +340,7 @@ def test_video_broken_mid_stream_keeps_what_was_written(tiny_model, tmp_path, ca
 def test_shipped_int8_graph_agrees_with_fp32_and_is_checked(monkeypatch, tmp_path):
     from facepoints.predictor import LandmarkPredictor
 
-    q = LandmarkPredictor("fast", backend="onnxruntime", threads=1)
+    q = LandmarkPredictor("fast", backend="onnxruntime", threads=1, int8=True)
     if not q.int8:
         pytest.skip("this install ships no int8 graph")
     f = LandmarkPredictor("fast", backend="torch", threads=1)

@@ -90,7 +90,7 @@ def test_predictor_backends_agree_and_the_shift_is_applied_once():
     crops = real_and_synthetic_crops(torch_api.input_size, torch_api.margin)
     assert fp32.session_calibrated and not fp32.int8
     assert np.abs(fp32.run_crops(crops) - torch_api.run_crops(crops)).max() <= 0.01
-    q = LandmarkPredictor("fast", backend="onnxruntime", threads=1)
+    q = LandmarkPredictor("fast", backend="onnxruntime", threads=1, int8=True)
     if not q.int8:
         pytest.skip("this install ships no int8 graph")
     assert not q.session_calibrated

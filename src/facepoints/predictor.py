@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .crop import crop_face, mirror_points, preprocess, to_gray
 from .errors import FacepointsError, require
+from .graph_choice import GraphChoice, choice_key, choose_graph, cpu_id, optimized_copy
+from .io_utils import atomic_write_text
 from .landmarks import FLIP
 from .metrics import expected_error
 from .model_files import (
@@ -24,6 +28,7 @@ from .model_files import (
     OnnxFile,
     check_file,
     resolve,
+    sha256_file,
     shift_in_graph,
     shipped_graphs,
     shipped_models,
@@ -53,9 +58,11 @@ class Landmarks:
 class LandmarkPredictor:
     """One landmark model on face crops: `spec` says how to crop and read it, `backend` runs it.
 
-    A shipped model runs its shipped ONNX graph (int8 where one ships and `int8`, else fp32) and needs no
-    torch; so does an exported .onnx file given by path. A .pt file, and backend="torch", need PyTorch:
-    the ONNX Runtime path then exports the .pt once into the user cache."""
+    A shipped model runs one of its shipped ONNX graphs and needs no torch; so does an exported .onnx file given by
+    path. `int8`: True or False runs the int8 or the fp32 graph; None (the default) runs whichever is faster on this
+    CPU, timed at first use and remembered per CPU (graph_choice.py); `graph_choice` says which and why. With
+    `trust`, the choice is between the two graphs with trust outputs. A .pt file, and backend="torch", need
+    PyTorch: the ONNX Runtime path then exports the .pt once into the user cache."""
 
     def __init__(
         self,
@@ -63,7 +70,7 @@ class LandmarkPredictor:
         backend: str = "auto",
         threads: int | None = None,
         flip_test: bool = False,
-        int8: bool = True,
+        int8: bool | None = None,
         trust: bool = True,
     ):
         if backend not in ("auto", "onnxruntime", "torch"):
@@ -78,12 +85,19 @@ class LandmarkPredictor:
         fp32, int8_graph = shipped_graphs(model or DEFAULT_MODEL) if shipped else (None, None)
         # a model with trust heads ships graphs with the extra outputs; the plain ones stay for trust=False
         fp32_t, int8_t = shipped_trust_graphs(model or DEFAULT_MODEL) if shipped and trust else (None, None)
-        self.int8 = int8 and int8_graph is not None and backend != "torch"
+        session = None
+        self.graph_choice = GraphChoice("fp32", "only")
+        if int8 is None and backend != "torch" and (fp32_t or fp32) and (int8_t if fp32_t else int8_graph):
+            ort = _onnxruntime()
+            self.graph_choice, session = self._choose(ort, fp32_t or fp32, int8_t if fp32_t else int8_graph)
+        elif int8 is not None and int8_graph is not None and backend != "torch":
+            self.graph_choice = GraphChoice("int8" if int8 else "fp32", "user")
+        self.int8 = self.graph_choice.int8
         graph = (int8_t or int8_graph) if self.int8 else (fp32_t or fp32)
         if backend != "torch" and (graph is not None or path.suffix.lower() == ".onnx"):
             ort = _onnxruntime()
             graph = graph or OnnxFile(str(path), "")
-            self.session = self._open(ort, check_file(graph) if graph.sha256 else graph.path)
+            self.session = session or (self._open_shipped(ort, graph) if graph.sha256 else self._open(ort, graph.path))
             meta = self.session.get_modelmeta().custom_metadata_map
             spec = spec_from_onnx_metadata(meta, path)
             self.spec = ModelSpec(**{**spec.__dict__, "onnx": fp32, "int8_onnx": int8_graph})
@@ -102,6 +116,7 @@ class LandmarkPredictor:
             if trust and shipped and self.session is None:
                 self._torch_trust(model or DEFAULT_MODEL)
         self.backend = "onnxruntime" if self.session is not None else "torch"
+        self._input = self.session.get_inputs()[0].name if self.session is not None else ""  # read once: not free
         self.session_calibrated = self.session is not None and shift_in_graph(self.session)
         if self.session is not None:
             outputs = [o.name for o in self.session.get_outputs()]
@@ -133,9 +148,57 @@ class LandmarkPredictor:
     def margin(self) -> float:
         return self.spec.margin
 
-    def _open(self, ort, path: str):
+    def _choose(self, ort, fp32: OnnxFile, int8: OnnxFile) -> tuple[GraphChoice, Any]:
+        """The faster of the two graphs on this CPU (cached, else timed on one thread), and the chosen graph's
+        session when timing opened it with this predictor's own settings (else None: opened by the caller)."""
+        sessions: dict[str, Any] = {}
+
+        def runs() -> dict[str, Callable[[], object]]:
+            for name, graph in (("fp32", fp32), ("int8", int8)):
+                sessions[name] = self._open_shipped(ort, graph, threads=1)
+            size = sessions["fp32"].get_inputs()[0].shape[-1]  # a shipped graph's input is (batch, 1, S, S)
+            crop = np.random.default_rng(0).random((1, 1, size, size), np.float32)
+            return {n: (lambda s=s: s.run(None, {s.get_inputs()[0].name: crop})) for n, s in sessions.items()}
+
+        key = choice_key(cpu_id(), ort.__version__, fp32.sha256, int8.sha256)
+        choice = choose_graph(key, runs)
+        same_threads = (self.threads or min(4, os.cpu_count() or 1)) == 1
+        return choice, sessions.get(choice.graph) if same_threads else None
+
+    def _open_shipped(self, ort, graph: OnnxFile, threads: int | None = None):
+        """A shipped graph's session (its checksum checked), loaded from ONNX Runtime's optimized copy in the cache
+        when there is a sound one, else made from the shipped file and its optimized copy saved for next time.
+        A damaged or foreign copy is made again; a cache that cannot be written costs only the faster load."""
+        path = check_file(graph)
+        copy = optimized_copy(graph.sha256, ort.__version__)
+        digest = copy.with_name(copy.name + ".sha256")
         try:
-            return ort.InferenceSession(str(path), self._ort_options(ort), providers=["CPUExecutionProvider"])
+            if copy.exists() and digest.exists() and digest.read_text().strip() == sha256_file(copy):
+                opts = self._ort_options(ort, threads)
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done when it was saved
+                return ort.InferenceSession(str(copy), opts, providers=["CPUExecutionProvider"])
+        except Exception:  # ONNX Runtime's own exception types: a damaged copy is made again
+            pass
+        tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+        try:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            opts = self._ort_options(ort, threads)
+            opts.optimized_model_filepath = str(tmp)
+            opts.log_severity_level = 3  # its warning that the copy suits this CPU only: the key says so already
+            session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+            atomic_write_text(digest, sha256_file(tmp) + "\n")
+            os.replace(tmp, copy)
+            return session
+        except Exception:  # ORT cannot write the copy (cache not writable): the shipped file alone, as before
+            return self._open(ort, path, threads)
+        finally:
+            if tmp.is_file():
+                tmp.unlink()
+
+    def _open(self, ort, path: str, threads: int | None = None):
+        try:
+            opts = self._ort_options(ort, threads)
+            return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # ONNX Runtime's own exception types: a damaged or foreign file
             first = (str(e).strip().splitlines() or [""])[0][:160]
             raise FacepointsError(f"{path}: not a readable ONNX graph ({e.__class__.__name__}: {first})") from None
@@ -145,7 +208,7 @@ class LandmarkPredictor:
         ort = _onnxruntime()
         shipped = self.spec.int8_onnx if self.int8 else self.spec.onnx
         if shipped is not None:
-            return self._open(ort, check_file(shipped))
+            return self._open_shipped(ort, shipped)
         # torch and the exporter: only a .pt model gets here
         from .export import export_onnx_cached
 
@@ -157,9 +220,9 @@ class LandmarkPredictor:
             return None
         return self._open(ort, path)
 
-    def _ort_options(self, ort):
+    def _ort_options(self, ort, threads: int | None = None):
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads or min(4, os.cpu_count() or 1)
+        opts.intra_op_num_threads = threads or self.threads or min(4, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
         return opts
 
@@ -170,7 +233,7 @@ class LandmarkPredictor:
     def _outputs(self, x: np.ndarray) -> list[np.ndarray]:
         """Model inputs -> [calibrated points] or, with trust, [points, presence, visibility, log b]."""
         if self.session is not None:
-            outs = self.session.run(None, {self.session.get_inputs()[0].name: np.ascontiguousarray(x)})
+            outs = self.session.run(None, {self._input: np.ascontiguousarray(x)})
             if not self.has_trust:
                 outs = outs[:1]
             if not self.session_calibrated:
