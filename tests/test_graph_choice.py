@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from facepoints import graph_choice
+from facepoints import graph_choice, predictor
 from facepoints.model_files import shipped_graphs, shipped_trust_graphs
 from facepoints.predictor import LandmarkPredictor
 
@@ -27,6 +27,7 @@ def timings(monkeypatch, tmp_path):
         return real(run, *args, **kwargs)
 
     monkeypatch.setattr(graph_choice, "time_graphs", counted)
+    monkeypatch.setattr(predictor, "int8_is_exact", lambda: True)  # a CPU where both graphs are exact: timing decides
     return calls
 
 
@@ -84,14 +85,15 @@ def test_another_cpu_is_timed_again(timings, tmp_path, monkeypatch):
     there = LandmarkPredictor("fast", threads=1).graph_choice
     assert there.reason == "timed" and there.key != here.key and len(timings) == 2
     assert set(json.loads(cache_file(tmp_path).read_text())) == {here.key, there.key}
-    monkeypatch.undo()  # back on this CPU: still cached
-    assert LandmarkPredictor("fast", threads=1).graph_choice.reason in ("cached", "timed")
+    monkeypatch.setattr("facepoints.predictor.cpu_id", graph_choice.cpu_id)  # back on this CPU: still cached
+    assert LandmarkPredictor("fast", threads=1).graph_choice.reason == "cached" and len(timings) == 2
 
 
 def test_an_unwritable_cache_only_costs_the_timing(monkeypatch, tmp_path):
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     monkeypatch.setenv("FACEPOINTS_CACHE", str(blocked))
+    monkeypatch.setattr(predictor, "int8_is_exact", lambda: True)
     p = LandmarkPredictor("fast", threads=1)
     assert p.graph_choice.reason == "timed" and blocked.read_text() == "not a folder"
     assert len(p.predict_landmarks(_face(), [[20, 20, 100, 100]]).points) == 1
@@ -140,3 +142,18 @@ def test_the_optimized_copy_is_reused_and_a_damaged_one_made_again(timings, tmp_
         for a, b in zip(healed.session.run(None, {"crops": x}), shipped):
             np.testing.assert_allclose(a, b, atol=1e-5)
         assert copy.read_bytes() != damage and len(copy.read_bytes()) > 1000  # made again
+
+
+def test_int8_is_ruled_out_on_x86_without_vnni(monkeypatch, tmp_path):
+    amd = {"model name": "AMD EPYC", "flags": "sse2 avx avx2 fma"}
+    assert not graph_choice.int8_is_exact(amd)
+    assert graph_choice.int8_is_exact(amd | {"flags": "sse2 avx2 avx512f avx512_vnni"})
+    assert graph_choice.int8_is_exact({"Features": "fp asimd asimddp"})  # ARM: its dot products do not saturate
+    monkeypatch.setenv("FACEPOINTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(predictor, "int8_is_exact", lambda: False)
+    monkeypatch.setattr(
+        graph_choice, "time_graphs", lambda *a, **k: pytest.fail("timed on a CPU where int8 is inexact")
+    )
+    chosen = LandmarkPredictor("fast", threads=1)
+    assert not chosen.int8 and chosen.graph_choice.reason == "inexact int8"
+    assert LandmarkPredictor("fast", threads=1, int8=True).int8  # the user's word still wins

@@ -34,10 +34,15 @@ FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", 
 ROUNDS = 60  # interleaved timed runs of each graph (~0.2 s in all)
 
 
+# x86 features with which int8 dot products are exact (no 16-bit intermediate sums)
+EXACT_INT8 = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
 @dataclass(frozen=True)
 class GraphChoice:
     """The graph a predictor runs: "int8" or "fp32", and why: "user" (asked for), "only" (one ships), "timed" (measured
-    now), "cached" (measured before on this CPU). `ms`: the median milliseconds per crop of each graph when timed."""
+    now), "cached" (measured before on this CPU), "inexact int8" (an x86 CPU without VNNI: int8 would lose accuracy).
+    `ms`: the median milliseconds per crop of each graph when timed."""
 
     graph: str
     reason: str
@@ -49,17 +54,32 @@ class GraphChoice:
         return self.graph == "int8"
 
 
-def cpu_id() -> str:
-    """This CPU as the cache keys it: model name, family/model/stepping and the features in FEATURES."""
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's block of /proc/cpuinfo (the others are alike); {} off Linux."""
     fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = (s.strip() for s in line.partition(":"))
-            if not key and fields:  # the first processor's block is read: the others are alike
+            if not key and fields:
                 break
             fields.setdefault(key, value)
-    except OSError:  # not Linux: the platform's name alone
+    except OSError:
         pass
+    return fields
+
+
+def int8_is_exact(fields: dict[str, str] | None = None) -> bool:
+    """False on an x86 CPU without VNNI/AMX, where ONNX Runtime's int8 convolutions saturate; True elsewhere
+    (ARM's dot products, and CPUs whose features cannot be read: the timing then decides)."""
+    fields = _cpuinfo() if fields is None else fields
+    flags = set((fields.get("flags") or "").split())
+    x86 = bool(flags & {"sse2", "avx", "avx2"}) or platform.machine().lower() in ("x86_64", "amd64", "i686")
+    return not (x86 and flags) or bool(flags & set(EXACT_INT8))
+
+
+def cpu_id() -> str:
+    """This CPU as the cache keys it: model name, family/model/stepping and the features in FEATURES."""
+    fields = _cpuinfo()
     name = fields.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
     ids = [f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if k in fields]
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
@@ -109,9 +129,14 @@ def time_graphs(run: dict[str, Callable[[], object]], rounds: int = ROUNDS) -> d
     return {name: round(1000 * float(np.median(t)), 4) for name, t in times.items()}
 
 
-def choose_graph(key: str, run: Callable[[], dict[str, Callable[[], object]]], cache_dir=None) -> GraphChoice:
+def choose_graph(
+    key: str, run: Callable[[], dict[str, Callable[[], object]]], cache_dir=None, int8_exact: bool = True
+) -> GraphChoice:
     """The cached choice for `key`, else time the graphs `run()` gives ("int8", "fp32" -> one crop each) and cache
-    the answer. `run` is called only when timing is needed: opening the other graph's session is part of the cost."""
+    the answer. `run` is called only when timing is needed: opening the other graph's session is part of the cost.
+    With `int8_exact` False (int8_is_exact) fp32 is the answer, untimed."""
+    if not int8_exact:
+        return GraphChoice("fp32", "inexact int8", None, key)
     path = cache_path(cache_dir)
     choices = read_choices(path)
     if key in choices:

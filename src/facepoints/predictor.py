@@ -16,7 +16,7 @@ import numpy as np
 
 from .crop import crop_face, mirror_points, preprocess, to_gray
 from .errors import FacepointsError, require
-from .graph_choice import GraphChoice, choice_key, choose_graph, cpu_id, optimized_copy
+from .graph_choice import GraphChoice, choice_key, choose_graph, cpu_id, int8_is_exact, optimized_copy
 from .io_utils import atomic_write_text
 from .landmarks import FLIP
 from .metrics import expected_error
@@ -161,7 +161,7 @@ class LandmarkPredictor:
             return {n: (lambda s=s: s.run(None, {s.get_inputs()[0].name: crop})) for n, s in sessions.items()}
 
         key = choice_key(cpu_id(), ort.__version__, fp32.sha256, int8.sha256)
-        choice = choose_graph(key, runs)
+        choice = choose_graph(key, runs, int8_exact=int8_is_exact())
         same_threads = (self.threads or min(4, os.cpu_count() or 1)) == 1
         return choice, sessions.get(choice.graph) if same_threads else None
 
