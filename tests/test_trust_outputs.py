@@ -198,23 +198,22 @@ def test_min_presence_is_checked():
 
 def test_an_occluder_lowers_the_covered_points_visibility(shipped, hopper):
     clean = shipped.detect(hopper).faces[0]
+    box = [clean.points.min(0).tolist() + clean.points.max(0).tolist()]
     rng = np.random.default_rng(5)
-    covered = None
-    for _ in range(20):  # an occluder over part of the face, covering between a fifth and a half of its points
+    drops, hidden_vis, visible_vis = [], [], []
+    while len(drops) < 5:  # occluders over part of the face, each covering between a fifth and a half of its points
         occ = occlude(hopper, clean.points, rng, ("blob",))
-        if 0.2 <= 1 - occ.visible.mean() <= 0.5:
-            covered = occ
-            break
-    assert covered is not None
-    face = shipped.with_options(min_presence=0.0).detect(
-        covered.image, boxes=[clean.points.min(0).tolist() + clean.points.max(0).tolist()]
-    )
-    vis = face.faces[0].visibility
-    hidden = ~covered.visible.astype(bool)
-    assert vis[hidden].mean() < clean.visibility[hidden].mean() - 0.2
-    # covered below uncovered: by 0.12 with the fp32 graph (the default on CPUs without fast int8, graph_choice.py),
-    # 0.21 with the int8 one, on this occluder
-    assert vis[hidden].mean() < vis[~hidden].mean() - 0.1
+        if not 0.2 <= 1 - occ.visible.mean() <= 0.5:
+            continue
+        vis = shipped.with_options(min_presence=0.0).detect(occ.image, boxes=box).faces[0].visibility
+        hidden = ~occ.visible.astype(bool)
+        drops.append(clean.visibility[hidden].mean() - vis[hidden].mean())
+        hidden_vis += vis[hidden].tolist()
+        visible_vis += vis[~hidden].tolist()
+    assert np.mean(drops) > 0.1  # the covered points lose visibility against the same points uncovered
+    h, v = np.array(hidden_vis), np.array(visible_vis)
+    auroc = (v[:, None] > h[None, :]).mean() + 0.5 * (v[:, None] == h[None, :]).mean()
+    assert auroc > 0.75, auroc  # and rank below the uncovered points of the same faces
 
 
 def test_json_csv_parquet_and_drawing_carry_trust(shipped, hopper, tmp_path):
