@@ -71,7 +71,9 @@ def weights_line() -> str:
     """The shipped landmark models and face detectors a figure was made with, by file and sha256."""
     from facepoints.weights import shipped_models  # torch: only once a section is written
 
-    files = {**shipped_models(), **json.loads((DETECTOR_WEIGHTS / "DETECTORS.json").read_text())}
+    models = shipped_models()
+    heads = {f"{n}.trust": m["trust"] for n, m in models.items() if "trust" in m}  # trust heads: figures of their own
+    files = {**models, **heads, **json.loads((DETECTOR_WEIGHTS / "DETECTORS.json").read_text())}
     return "; ".join(f"`{n}` = {m['file']} sha256 {m['sha256'][:16]}…" for n, m in files.items())
 
 
