@@ -109,15 +109,13 @@ def _fails_like_a_misconfigured_detector(batch):
 
 
 def test_a_worker_error_is_one_line_as_raised(ray_cluster):
-    """Ray Data keeps a worker's exception only as text: the line the driver prints is still ours, as raised
-    (it used to be Ray's advice on retries), so that a run stopped by a RunError says why."""
+    """A worker's exception reaches the driver wrapped in Ray's: the line the driver prints is still ours, as
+    raised (it used to be Ray's advice on retries), so that a run stopped by a RunError says why."""
     from facepoints.batch.ray_engine import _job_error
 
-    ds = ray_cluster.data.from_items([{"path": "photos/a.jpg"}]).map_batches(
-        _fails_like_a_misconfigured_detector, batch_format="pyarrow"
-    )
+    fails = ray_cluster.remote(_fails_like_a_misconfigured_detector)
     with pytest.raises(ray_cluster.exceptions.RayError) as failed:
-        ds.take_all()
+        ray_cluster.get(fails.remote(None))
     assert _job_error(failed.value) == (
         "photos/a.jpg: TypeError: HaarDetector.__init__() got an unexpected keyword argument 'threshold'"
     )
