@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from common import DATA, ROOT, on_canvas, table, write_section
 from facepoints.annotations import read_dataset, read_pts_folder
 from facepoints.checkpoint import load_checkpoint
@@ -315,12 +316,19 @@ def report(args: argparse.Namespace, land_rows: list, notes: dict, train_rows: l
         "**How it scales.** Batch landmarking is embarrassingly parallel: each image is read, decoded, run "
         "through the detector and the landmark model (their split: BENCHMARKS.md `speed`) by one worker, "
         "and nothing is shared between images. What stays serial is on the driver: listing SRC (one metadata "
-        "call per file, or one Parquet column), the progress bar and writing the rows (about 1 kB a face). So "
-        "N machines of c cores give close to N x c x the one-worker rate, once the fixed start is paid: the "
-        "cluster (`ray.init` here; joining a running cluster with `--address` costs about a second) and each "
-        "actor's model load. With images on S3/GCS, reading moves into the workers too. On one 2-core machine "
-        "two workers cannot double the rate: the driver, Ray's own processes and the read tasks share the "
-        "same 2 cores.",
+        "call per file, or one Parquet column), handing out batches of 16 paths (a Parquet SRC: 16 images' bytes), "
+        "the progress bar and writing the rows (about 1 kB a face): the driver CPU column. So N machines of c "
+        "cores give close to N x c x the one-worker rate once the fixed start is paid: the first-rows column, "
+        "that is the driver's Ray import and connection, each worker process's start (Ray's worker, facepoints "
+        "and ONNX Runtime imports) and its model load. On one 2-core machine the driver and Ray's own "
+        "processes (raylet, GCS, agents) share the cores with the two workers, so the steady ratio stays under "
+        "2x, and the start-up weighs on the end-to-end ratio until the run is long enough. The first Ray engine "
+        "ran on Ray Data: importing it in the driver and in every worker, its helper actors and its executor's "
+        "polling on the driver made the start-up 1.5-2x longer and the driver's CPU per image 2-3x higher; the engine "
+        "now hands batches to plain actors itself (`facepoints/batch/ray_engine.py`). On a machine shared with "
+        "other jobs the ratio says little: Linux's autogroup scheduler gives each session (the `ray start` "
+        "cluster with all its workers is one) one share of a busy CPU, as much as the local engine's one "
+        "process gets, so with a load average above the cores (reported above) the Ray rows' advantage vanishes.",
         "",
         "Data-parallel training splits each global batch over the processes and all-reduces the gradients "
         f"every step (gloo on CPU; `pipnet_fast`'s {n_params / 1e3:.0f}k parameters are {mb:.1f} MB of gradients a "

@@ -102,6 +102,21 @@ def test_ray_engine_on_parquet_bytes_resumes(ray_cluster, photo_folder, tmp_path
     assert read_rows(out)["broken.jpg"]["error"].startswith("broken.jpg: not a decodable image")
 
 
+def test_more_workers_than_cpus_and_the_cpus_come_back(ray_cluster, photo_folder, tmp_path, capsys):
+    """Three workers on a 2-CPU cluster share its CPUs (all placed, none waits for ever); at the end the run
+    removes its actors, so that a cluster it did not start gets all its CPUs back at once."""
+    from facepoints.batch.ray_engine import actor_cpus
+
+    assert actor_cpus(2, 3) == 0.66 and actor_cpus(2, 2) == 1.0 and actor_cpus(8, 2) == 1.0
+    out = tmp_path / "ray.parquet"
+    assert main(["batch", str(photo_folder), "-o", str(out), "--engine", "ray", "--workers", "3"]) == 0
+    assert "42 images (42 this run, 0 before), 40 faces, 2 errors" in capsys.readouterr().out
+    deadline = time.monotonic() + 30
+    while ray_cluster.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray_cluster.available_resources().get("CPU", 0) == 2
+
+
 def _fails_like_a_misconfigured_detector(batch):
     from facepoints.batch import RunError
 
