@@ -38,10 +38,10 @@ CHILD = """
 import json, os, resource, sys, time
 called = time.time()
 from facepoints.batch.run import run_batch
-engine, src, out, address, workers = sys.argv[1:6]
+engine, src, out, address, workers, threads = sys.argv[1:7]
 imported = time.time()
 busy0 = sum(map(int, open("/proc/stat").readline().split()[1:8]))
-s = run_batch(src, out, engine, address or None, int(workers) or None)
+s = run_batch(src, out, engine, address or None, int(workers) or None, {"threads": int(threads)})
 busy = sum(map(int, open("/proc/stat").readline().split()[1:8])) - busy0
 cpu = resource.getrusage(resource.RUSAGE_SELF)
 print("RESULT " + json.dumps({"started": called, "imported": imported, "progress": s.progress, "new": s.new,
@@ -95,7 +95,9 @@ def free_ports(n: int) -> list[int]:
 
 class Cluster:
     """`ray start --head --block --num-cpus N` on the loopback address, with a temp dir, ports and a token of
-    its own; stopped by its process group and its temp dir (`ray stop` would stop other users' clusters)."""
+    its own; stopped by its process group and its temp dir (`ray stop` would stop other users' clusters). In
+    this process's session, as when a user types `ray start` and then `facepoints batch` in one terminal: the
+    scheduler's autogroup then treats both engines alike."""
 
     def __init__(self, cpus: int, root: Path):
         self.root, port = root, free_ports(1)[0]
@@ -107,7 +109,7 @@ class Cluster:
         log = root.with_suffix(".log")
         t = time.perf_counter()
         self.proc = subprocess.Popen(
-            [*ray_cmd, *opts], stdout=log.open("w"), stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            [*ray_cmd, *opts], stdout=log.open("w"), stderr=subprocess.STDOUT, env=self.env, process_group=0
         )
         while "Ray runtime started" not in log.read_text():
             if self.proc.poll() is not None or time.perf_counter() - t > 180:
@@ -146,14 +148,16 @@ class Cluster:
         return found
 
 
-def batch_run(engine: str, src: Path, out: Path, cluster: Cluster | None, workers: int) -> dict:
-    """One `facepoints batch` in a fresh process: end-to-end, start-up and steady-state figures."""
+def batch_run(engine: str, src: Path, out: Path, cluster: Cluster | None, workers: int, threads: int = 1) -> dict:
+    """One `facepoints batch` in a fresh process: end-to-end, start-up and steady-state figures. threads: ONNX
+    Runtime's for the landmark model in each worker (the CLI's is 1; the detector's stays 1)."""
     env = {**(cluster.env if cluster else os.environ), "RAY_AUTH_MODE": "token"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
     address = cluster.address if cluster else ""
     spawned = time.time()
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, engine, str(src), str(out), address, str(workers if cluster else 0)],
+        [sys.executable, "-c", CHILD, engine, str(src), str(out), address, str(workers if cluster else 0)]
+        + [str(threads)],
         capture_output=True,
         text=True,
         env=env,
@@ -167,7 +171,7 @@ def batch_run(engine: str, src: Path, out: Path, cluster: Cluster | None, worker
     r = json.loads(lines[0][len("RESULT ") :])
     n, progress = r["new"], r["progress"]
     called = r["imported"] - spawned  # interpreter and facepoints imports: the same for both engines
-    first_s, first_n = progress[0]
+    first_s = progress[0][0]
     # steady state: from the batch that passed 10% of the images to the one that passed 90%
     a = next(p for p in progress if p[1] >= 0.1 * n)
     b = next(p for p in progress if p[1] >= 0.9 * n)
@@ -183,6 +187,10 @@ def batch_run(engine: str, src: Path, out: Path, cluster: Cluster | None, worker
     }
 
 
+# (label, engine, workers, ONNX Runtime threads per worker), in the order each round runs them
+ENGINES = (("local", "local", 1, 1), ("ray 2", "ray", 2, 1), ("local 2", "local", 1, 2), ("ray 1", "ray", 1, 1))
+
+
 def landmarking(src: Path, tmp: Path, rounds: int, cpus: int) -> tuple[list[list], dict]:
     """The engines interleaved, `rounds` times; each engine's best round (the least disturbed)."""
     cluster = Cluster(cpus, Path(tempfile.mkdtemp(prefix="fpscale", dir="/tmp")))  # short: socket paths <108 B
@@ -190,22 +198,23 @@ def landmarking(src: Path, tmp: Path, rounds: int, cpus: int) -> tuple[list[list
     try:
         batch_run("ray", src, tmp / "warm.parquet", cluster, 2)  # page cache warm, the cluster's own actors up
         for _ in range(rounds):
-            for label, engine, workers in (("local", "local", 1), ("ray 2", "ray", 2), ("ray 1", "ray", 1)):
-                if label == "ray 1" and runs.get(label):
-                    continue  # one round is enough for the reference
+            for label, engine, workers, threads in ENGINES:
+                if label in ("ray 1", "local 2") and runs.get(label):
+                    continue  # one round is enough for the references
                 runs.setdefault(label, []).append(
-                    batch_run(engine, src, tmp / "out.parquet", cluster if engine == "ray" else None, workers)
+                    batch_run(engine, src, tmp / "out.parquet", cluster if engine == "ray" else None, workers, threads)
                 )
     finally:
         cluster.stop()
     best = {k: max(v, key=lambda r: r["steady"]) for k, v in runs.items()}
     labels = {
         "local": "`facepoints batch` (local engine: one process, one thread)",
+        "local 2": "local engine, landmark model on 2 ONNX Runtime threads (the detector on 1)",
         "ray 1": "`facepoints batch --engine ray --address ... --workers 1`",
         "ray 2": "`facepoints batch --engine ray --address ... --workers 2`",
     }
     rows = []
-    for k in ("local", "ray 1", "ray 2"):
+    for k in ("local", "local 2", "ray 1", "ray 2"):
         r = best[k]
         rows.append(
             [
@@ -278,8 +287,8 @@ def report(args: argparse.Namespace, land_rows: list, notes: dict, train_rows: l
         "then mirrored and shifted; default model and detector, 1 thread per worker), written to Parquet. Each run "
         "is a fresh `python` process, as the CLI is; the Ray runs join a cluster started beforehand (`ray start "
         f"--head --num-cpus {args.cpus}`, {notes['ray_start_s']:.1f} s to come up, not counted). The engines ran "
-        f"interleaved, {args.rounds} rounds (Ray with 1 worker: one); each engine's best round below, every "
-        "round's steady rate in the last column.",
+        f"interleaved, {args.rounds} round(s) (Ray with 1 worker and the 2-thread local run: one); each engine's "
+        "best round below, every round's steady rate in the last column.",
         "",
         "- **steady**: images/s from the result batch that passed 10% of the images to the one that passed 90%;",
         "- **end to end**: images / wall clock of the whole process (interpreter start, imports, listing, the "
