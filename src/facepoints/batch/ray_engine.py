@@ -117,11 +117,11 @@ def actor_cpus(cluster_cpus: float, workers: int) -> float:
 
 
 class _Worker:
-    """The actor: one LandmarkBatch whose models load when the actor starts, while the others start too."""
+    """The actor: one LandmarkBatch, its models loaded by its first batch (queued as soon as the actor exists,
+    so every actor loads them at once; a model that fails to load is then a task error that keeps its text)."""
 
     def __init__(self, options: dict):
         self.fn = LandmarkBatch(**options)
-        self.fn.landmarker  # noqa: B018 - the models, now: the first batch then runs at full speed
 
     def run(self, batch):
         return self.fn(batch)
