@@ -102,6 +102,21 @@ def test_ray_engine_on_parquet_bytes_resumes(ray_cluster, photo_folder, tmp_path
     assert read_rows(out)["broken.jpg"]["error"].startswith("broken.jpg: not a decodable image")
 
 
+def test_more_workers_than_cpus_and_the_cpus_come_back(ray_cluster, photo_folder, tmp_path, capsys):
+    """Three workers on a 2-CPU cluster share its CPUs (all placed, none waits for ever); at the end the run
+    removes its actors, so that a cluster it did not start gets all its CPUs back at once."""
+    from facepoints.batch.ray_engine import actor_cpus
+
+    assert actor_cpus(2, 3) == 0.66 and actor_cpus(2, 2) == 1.0 and actor_cpus(8, 2) == 1.0
+    out = tmp_path / "ray.parquet"
+    assert main(["batch", str(photo_folder), "-o", str(out), "--engine", "ray", "--workers", "3"]) == 0
+    assert "42 images (42 this run, 0 before), 40 faces, 2 errors" in capsys.readouterr().out
+    deadline = time.monotonic() + 30
+    while ray_cluster.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray_cluster.available_resources().get("CPU", 0) == 2
+
+
 def _fails_like_a_misconfigured_detector(batch):
     from facepoints.batch import RunError
 
@@ -109,15 +124,13 @@ def _fails_like_a_misconfigured_detector(batch):
 
 
 def test_a_worker_error_is_one_line_as_raised(ray_cluster):
-    """Ray Data keeps a worker's exception only as text: the line the driver prints is still ours, as raised
-    (it used to be Ray's advice on retries), so that a run stopped by a RunError says why."""
+    """A worker's exception reaches the driver wrapped in Ray's: the line the driver prints is still ours, as
+    raised (it used to be Ray's advice on retries), so that a run stopped by a RunError says why."""
     from facepoints.batch.ray_engine import _job_error
 
-    ds = ray_cluster.data.from_items([{"path": "photos/a.jpg"}]).map_batches(
-        _fails_like_a_misconfigured_detector, batch_format="pyarrow"
-    )
+    fails = ray_cluster.remote(_fails_like_a_misconfigured_detector)
     with pytest.raises(ray_cluster.exceptions.RayError) as failed:
-        ds.take_all()
+        ray_cluster.get(fails.remote(None))
     assert _job_error(failed.value) == (
         "photos/a.jpg: TypeError: HaarDetector.__init__() got an unexpected keyword argument 'threshold'"
     )

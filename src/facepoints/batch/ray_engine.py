@@ -1,14 +1,20 @@
-"""The Ray engine of `facepoints batch`: Ray Data streams SRC through a pool of actors, one LandmarkBatch each.
+"""The Ray engine of `facepoints batch`: a pool of Ray actors, one LandmarkBatch (one model) each, fed by the driver.
 
-The driver (this process) lists SRC, keeps the progress bar and writes the Parquet output, so the
-output is one file written atomically whatever the cluster; the workers read the images themselves
-(local paths on shared storage, or URIs), run the models and send back only the rows (~1 kB a face).
-Local paths go to the workers absolute (a worker runs in its own folder, not the driver's) and come
-back as SRC listed them, so that the output's keys do not depend on the engine.
+The driver (this process) lists SRC, hands out batches of BATCH_ROWS images (IN_FLIGHT per actor, so an actor
+always has its next batch queued and never waits for the driver), keeps the progress bar and writes the Parquet
+output, so the output is one file written atomically whatever the cluster. With a folder, glob or URI SRC the
+workers read the images themselves (local paths on shared storage, or URIs) and send back only the rows
+(~1 kB a face); a Parquet SRC is read by the driver, batch by batch as the actors need them, and its bytes
+travel through the object store. Local paths go to the workers absolute (a worker runs in its own folder, not
+the driver's) and come back as SRC listed them, so that the output's keys do not depend on the engine.
+
+Why plain actors and not Ray Data (the first version): on a 2-core machine Ray Data's start-up (importing it
+in the driver and in every worker, its helper actors) and its driver-side executor ate what a second worker
+gains; `benchmarks/scale.py` measures both engines' start-up and steady state.
 
 Without `--address` (and no RAY_ADDRESS) a one-machine cluster starts here and stops at the end: its
 CPUs, an object store of LOCAL_OBJECT_STORE, no dashboard, bound to the loopback address. A process
-that is already connected to Ray (a notebook, the tests) is used as it is.
+that is already connected to Ray (a notebook, the tests) is used as it is; its actors are removed at the end.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import math
 import os
 import re
 import socket
-import warnings
 from collections.abc import Iterator
 
 from ..errors import FacepointsError
@@ -28,7 +33,7 @@ from .sources import Source, is_uri
 
 LOCAL_OBJECT_STORE = 512 * 2**20  # bytes; batches of rows and (Parquet sources) encoded images, spilled beyond
 CONNECT_TIMEOUT_S = 5.0
-READ_CPUS = 0.25  # Ray CPUs kept free for the read/filter tasks: 1-CPU actors filling the cluster hang it
+IN_FLIGHT = 2  # batches queued per actor: one running, the next already there when it finishes
 
 
 def import_ray(local: bool):
@@ -36,13 +41,8 @@ def import_ray(local: bool):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray  # optional: pip install -e ".[ray]"
-        import ray.data
     except ImportError:
         raise FacepointsError('--engine ray needs Ray: pip install "facepoints[ray]"') from None
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # the driver's own bar counts images
-    ctx.print_on_execution_start = False
     return ray
 
 
@@ -111,46 +111,83 @@ def connect(address: str | None):
 
 
 def actor_cpus(cluster_cpus: float, workers: int) -> float:
-    """Ray CPUs per actor: 1, or less so that READ_CPUS stay free for the read and filter tasks (two 1-CPU
-    actors on a 2-CPU machine leave none, and the pipeline waits forever). Each actor runs one thread."""
-    return max(0.05, min(1.0, math.floor(100 * (cluster_cpus - READ_CPUS) / workers) / 100))
+    """Ray CPUs per actor: 1, or the cluster's share when more workers than CPUs are asked for (all of them
+    must be placed, or the run waits for ever). Each actor runs one thread (rows.WORKER_THREADS)."""
+    return max(0.01, min(1.0, math.floor(100 * cluster_cpus / workers) / 100))
+
+
+class _Worker:
+    """The actor: one LandmarkBatch, its models loaded by its first batch (queued as soon as the actor exists,
+    so every actor loads them at once; a model that fails to load is then a task error that keeps its text)."""
+
+    def __init__(self, options: dict):
+        self.fn = LandmarkBatch(**options)
+
+    def run(self, batch):
+        return self.fn(batch)
+
+
+def _batches(source: Source, todo: list[str]) -> Iterator:
+    """The batches the actors get, read as they are handed out: paths (absolute: a worker runs in its own
+    folder), or for a Parquet SRC its path and bytes columns, without the rows already done."""
+    import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
+
+    if source.parquet is None:
+        sent = [p if is_uri(p) else os.path.abspath(p) for p in todo]
+        for i in range(0, len(sent), BATCH_ROWS):
+            yield pa.table({"path": sent[i : i + BATCH_ROWS]})
+        return
+    wanted = set(todo)
+    for batch in source.read_parquet(batch_size=BATCH_ROWS):
+        keep = [p in wanted for p in batch.column("path").to_pylist()]
+        if all(keep):
+            yield pa.Table.from_batches([batch])
+        elif any(keep):
+            yield pa.Table.from_batches([batch.filter(pa.array(keep))])
 
 
 def ray_results(
     source: Source, todo: list[str], done: set[str], options: dict, workers: int | None, address: str | None
 ) -> Iterator:
-    """Result tables (pyarrow) as the actors finish them; stops the cluster if it started it."""
+    """Result tables (pyarrow) as the actors finish them; removes its actors, and stops the cluster if it
+    started it. `done` is already subtracted from `todo` (kept for the engines' common signature)."""
     ray, started = connect(address)
+    pool: list = []
     try:
         cpus = float(ray.cluster_resources().get("CPU", 1))
         workers = workers or max(1, math.floor(cpus))
-        keys = None  # worker path -> the output's key, where they differ
+        keys = {}  # worker path -> the output's key, where they differ
         if source.parquet is None:
-            blocks = max(1, min(len(todo), math.ceil(len(todo) / BATCH_ROWS)))
-            sent = [p if is_uri(p) else os.path.abspath(p) for p in todo]
-            keys = {s: p for s, p in zip(sent, todo) if s != p}
-            ds = ray.data.from_items([{"path": p} for p in sent], override_num_blocks=blocks)
-        else:
-            path = source.parquet if is_uri(source.parquet) else os.path.abspath(source.parquet)
-            with warnings.catch_warnings():  # columns= is deprecated for select_columns, which adds an operator
-                warnings.simplefilter("ignore", DeprecationWarning)
-                ds = ray.data.read_parquet(path, columns=["path", "bytes"], num_cpus=READ_CPUS)
-            if done:
-                ds = ds.map_batches(_Skip(done), batch_format="pyarrow", num_cpus=READ_CPUS)
-        ds = ds.map_batches(
-            LandmarkBatch,
-            fn_constructor_kwargs={**options, "unread": True, "version": __version__},
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=actor_cpus(cpus, workers),
-            batch_size=BATCH_ROWS,
-            batch_format="pyarrow",
-        )
+            keys = {a: p for p in todo if not is_uri(p) and (a := os.path.abspath(p)) != p}
+        actor = ray.remote(num_cpus=actor_cpus(cpus, workers), max_restarts=1, max_task_retries=1)(_Worker)
+        kwargs = {**options, "unread": True, "version": __version__}
+        pool = [actor.remote(kwargs) for _ in range(workers)]
+        batches = _batches(source, todo)
+        pending: dict = {}  # result ref -> the actor computing it
+
+        def send(worker) -> None:
+            batch = next(batches, None)
+            if batch is not None:
+                pending[worker.run.remote(batch)] = worker
+
+        for _ in range(IN_FLIGHT):
+            for worker in pool:
+                send(worker)
         try:
-            for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            while pending:
+                [ref], _ = ray.wait(list(pending), num_returns=1)
+                worker = pending.pop(ref)
+                table = ray.get(ref)
+                send(worker)  # before the driver's own work on this table: the actor stays fed
                 yield _rekey(table, keys) if keys else table
         except ray.exceptions.RayError as e:
             raise FacepointsError(_job_error(e)) from None
     finally:
+        for worker in pool:  # a shared cluster gets its CPUs back now, not when this process exits
+            try:
+                ray.kill(worker)
+            except Exception:  # noqa: BLE001 - a cluster that is gone: nothing to give back, the error is the run's
+                pass
         if started:
             ray.shutdown()
 
@@ -165,12 +202,15 @@ def _rekey(table, keys: dict[str, str]):
 
 def _job_error(error: Exception) -> str:
     """One line for a failed Ray job: our own error (a RunError from a worker, say) as it was raised, else the
-    worker's original exception. Ray Data keeps them only as text (a UserCodeException without a cause)."""
+    worker's original exception. Ray's RayTaskError is also an instance of the worker's exception class, with
+    the whole traceback as its text: its `cause` is the exception as raised. Where Ray kept only the text (Ray
+    Data's UserCodeException), the last line that names an exception."""
     e, seen = error, 0
     while e is not None and seen < 10:
-        if isinstance(e, FacepointsError):
+        cause = getattr(e, "cause", None)
+        if isinstance(e, FacepointsError) and not isinstance(cause, BaseException):
             return str(e)
-        e, seen = getattr(e, "cause", None) or e.__cause__, seen + 1
+        e, seen = cause if isinstance(cause, BaseException) else e.__cause__, seen + 1
     text = str(error)
     ours = re.findall(r"^facepoints\.[\w.]*Error: (.+)$", text, re.MULTILINE)
     if ours:
@@ -181,17 +221,3 @@ def _job_error(error: Exception) -> str:
         if not m.startswith("ray.")
     ]
     return f"the Ray job failed: {raised[0] if raised else text.strip().splitlines()[-1]}"
-
-
-class _Skip:
-    """Drops the rows of a Parquet source already in the output (resuming)."""
-
-    def __init__(self, done: set[str]):
-        self.done = sorted(done)
-
-    def __call__(self, batch):
-        import pyarrow as pa  # optional: pip install -e ".[batch]" or ".[ray]"
-        import pyarrow.compute as pc
-
-        paths = pc.cast(batch["path"], pa.string())
-        return batch.filter(pc.invert(pc.is_in(paths, value_set=pa.array(self.done, pa.string()))))

@@ -42,6 +42,9 @@ class BatchSummary:
     faces: int  # faces found by this run
     errors: int  # of this run's images, how many gave an error row
     seconds: float
+    # (seconds since run_batch was called, images landmarked) as each batch of results came in: start-up and
+    # steady rate apart (benchmarks/scale.py)
+    progress: tuple[tuple[float, int], ...] = ()
 
     def line(self, out: Path) -> str:
         rate = self.new / self.seconds if self.seconds > 0 else 0.0
@@ -258,6 +261,7 @@ def run_batch(
 ) -> BatchSummary:
     """Landmark every image of `src` into the Parquet file `out` (see the module docstring); prints a
     progress bar and a summary line."""
+    called = time.perf_counter()
     require_pyarrow(engine)
     out = Path(out)
     if out.suffix.lower() != ".parquet":
@@ -294,6 +298,7 @@ def run_batch(
     writer = PartWriter(parts_folder(out), record)
     t0, new, faces, errors, unread = time.perf_counter(), 0, 0, 0, 0
     first_error = first_unread = None
+    progress: list[tuple[float, int]] = []
     bar = tqdm(total=len(todo), desc="landmarking", unit="img", disable=None)
     try:
         for table in results:
@@ -311,6 +316,7 @@ def run_batch(
             faces += sum(table.column("n_faces").to_pylist())
             errors += table.num_rows - table.column("error").null_count
             bar.set_postfix(faces=faces, errors=errors + unread)
+            progress.append((time.perf_counter() - called, new + unread))
     except KeyboardInterrupt:
         raise FacepointsError(f"interrupted after {new} images; rerun the same command to continue") from None
     finally:
@@ -318,7 +324,7 @@ def run_batch(
         writer.flush()  # what finished is kept, whatever stopped the run: a rerun resumes after it
     seconds = time.perf_counter() - t0
     rows = merge(out, record)
-    summary = BatchSummary(rows, new, faces, errors, seconds)
+    summary = BatchSummary(rows, new, faces, errors, seconds, tuple(progress))
     print(summary.line(out))
     ran = new + unread
     if ran and errors + unread == ran:

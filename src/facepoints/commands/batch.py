@@ -19,7 +19,7 @@ def add(sub):
         "--engine",
         choices=["local", "ray"],
         default="local",
-        help="local: this process; ray: Ray Data actors (pip install -e '.[ray]')",
+        help="local: this process; ray: Ray actors, one model each (pip install -e '.[ray]')",
     )
     p.add_argument(
         "--address",
