@@ -290,7 +290,8 @@ def main() -> None:
         [
             "## Landmark step against dlib's predictor, one face, one thread",
             "",
-            f"CPU: {cpu_id()}. One thread, the API with given boxes (`predict_landmarks(image, one box)`: crop, gray, network, points "
+            f"CPU: {cpu_id()}. One thread, the API with given boxes (`predict_landmarks(image, one box)`: crop, gray, "
+            "network, points "
             f"back), the first {len(images)} 300-W test faces, interleaved face by face with dlib's 68-point "
             f"predictor (boxes in its own convention); ms per face = median over the faces, best of {args.rounds} "
             f"rounds ({'wall-clock' if args.clock == 'wall' else 'thread CPU'} time); the ratio to dlib is the "
