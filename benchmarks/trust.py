@@ -521,16 +521,17 @@ def _plot(bx, by, pred, err):
 
 
 def _body(vis_rows, occl_rows, fail_rows, pres_rows, ff_rows, rel_rows, res) -> str:
-    return f"""## How far to trust each output (issue 23): `fast`'s trust heads
+    return f"""## How far to trust each output: `fast`'s trust heads
 
 Heads on the frozen trunk of `fast` (weights unchanged, so its points and NME are too), trained by
-`scripts/train_trust_heads.py` on the run's training faces only; uncertainty calibrated on its held-out 10%.
-The head is `{res["head_class"]}` (models/trust.py; `GridTrustHead` is phase 2's lean head, built for ONNX
-Runtime's cost per node: phase 1's `TrustHead` read window-weighted features, stride-4 detail, pixels and seven
-score-map statistics, and cost +44% of `fast`'s ONNX time). The figures are from torch; the shipped graphs
+`scripts/train_trust_heads.py` on the run's training faces only (blurred positives and negatives alike, so a soft
+face still reads as a face); uncertainty calibrated on its held-out 10%. The head is `{res["head_class"]}`
+(models/trust.py), built for ONNX Runtime's cost per node: it reads the trunk's features at each point's argmax
+cell and the peak's log probability (the heads compared, with their cost, are in
+[docs/experiments.md](docs/experiments.md#trust-heads)). The figures are from torch; the shipped graphs
 (`fast.trust.onnx`, `fast.int8.trust.onnx`) give the same outputs (tests/test_trust_outputs.py).
 Everything below is on 300-W common test/ faces and on face-free photos held out of training
-(skimage: {", ".join(HELD_OUT_PHOTOS)}). Targets (issue 23): visibility AUROC ≥ 0.90 on the held-out
+(skimage: {", ".join(HELD_OUT_PHOTOS)}). Targets: visibility AUROC ≥ 0.90 on the held-out
 family, failure AUROC ≥ 0.85, Spearman ≥ 0.5.
 
 **Visibility**: AUROC of 1 − visibility for "hidden" over the points of faces with at least one hidden point.
