@@ -141,6 +141,7 @@ class RetinaFaceDetector(Detector):
 
     name = "retinaface"
     default_max_side = 1280
+    default_coarse_side: int | None = None
     MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)  # the training images' channel means
     STEPS = (8, 16, 32)
     ANCHORS = ((16, 32), (64, 128), (256, 512))  # anchor sides in px per stride
@@ -157,11 +158,12 @@ class RetinaFaceDetector(Detector):
         max_side: int | None = -1,
         nms: float = 0.4,
         threads: int | None = 1,
-        coarse_side: int | None = None,
+        coarse_side: int | None = -1,
     ):
         """coarse_side: first look at the image shrunk to this long side and stop there when every face it sees is
-        big (None or 0 = always the single full pass; see `_detect`)."""
+        big (None or 0 = always the single full pass, -1 = `default_coarse_side`; see `_detect`)."""
         super().__init__(max_side)
+        coarse_side = self.default_coarse_side if coarse_side == -1 else coarse_side
         if coarse_side is not None and coarse_side != 0 and coarse_side < 64:
             raise FacepointsError(f"retinaface coarse_side must be 0 (off) or at least 64 px, got {coarse_side}")
         self.coarse_side = coarse_side or None
@@ -241,7 +243,8 @@ class RetinaFaceDetector(Detector):
         kps = p[:, None, :2] + kps * v0 * p[:, None, 2:]
         if len(boxes):
             xywh = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
-            nms_keep = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), threshold, self.nms), int).reshape(-1)
+            nms_keep = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), threshold, self.nms), int)
+            nms_keep = nms_keep.reshape(-1)
             boxes, scores, kps = boxes[nms_keep], scores[nms_keep], kps[nms_keep]
         return boxes, scores, kps
 
