@@ -87,7 +87,7 @@ def test_coarse_pass_sends_small_faces_and_empty_images_to_full_resolution(photo
     pass runs and both faces are found, as by the full pass alone; an image without faces gets the full pass."""
     canvas = np.full((750, 1000, 3), 120, np.uint8)
     canvas[100:700, 50:562] = photo
-    small = cv2.resize(photo, (128, 150), interpolation=cv2.INTER_AREA)  # a face of ~45 px, ~15 px when coarse
+    small = cv2.resize(photo, (128, 150), interpolation=cv2.INTER_AREA)  # a face of ~45 px, ~22 px when coarse
     canvas[300:450, 800:928] = small
     ref = retinaface.detect(canvas)
     coarse = RetinaFaceDetector(coarse_side=320)

@@ -160,8 +160,8 @@ class RetinaFaceDetector(Detector):
         threads: int | None = 1,
         coarse_side: int | None = -1,
     ):
-        """coarse_side: first look at the image shrunk to this long side and stop there when every face it sees is
-        big (None or 0 = always the single full pass, -1 = `default_coarse_side`; see `_detect`)."""
+        """coarse_side: first look at the image at half size, but not below this long side, and stop there when every
+        face it sees is big (None or 0 = always the single full pass, -1 = `default_coarse_side`; see `_detect`)."""
         super().__init__(max_side)
         coarse_side = self.default_coarse_side if coarse_side == -1 else coarse_side
         if coarse_side is not None and coarse_side != 0 and coarse_side < 64:
@@ -199,16 +199,17 @@ class RetinaFaceDetector(Detector):
         return self._priors[(h, w)]
 
     def _detect(self, rgb):
-        """One full-resolution pass, or (with `coarse_side`) coarse to fine: the network first sees the image shrunk
-        to `coarse_side`, at a fraction of the cost (about (coarse_side / side)^2). Its faces are the answer when
-        it found some and every candidate it saw (down to COARSE_WAKE_SCORE) is at least COARSE_BIG_SIDE coarse
-        px: faces that size are found as well at either scale. Otherwise (no face, or a small one: maybe
-        smaller faces that only full resolution shows) the full pass runs and its faces are the answer.
-        What the coarse pass can miss: faces below ~COARSE_BIG_SIDE / 2 coarse px beside big ones (a crowd
-        behind a close-up); benchmarks/detectors.py measures recall on test/ and the stress sets."""
+        """One full-resolution pass, or (with `coarse_side`) coarse to fine: the network first sees the image at
+        half size (never below `coarse_side` px on its long side), at about a quarter of the cost. Its faces are
+        the answer when it found some and every candidate it saw (down to COARSE_WAKE_SCORE) is at least
+        COARSE_BIG_SIDE coarse px: faces that size are found as well at either scale. Otherwise (no face, or a
+        small one: maybe smaller faces that only full resolution shows) the full pass runs and its faces are the
+        answer. What the coarse pass can miss: faces below ~COARSE_BIG_SIDE / 2 coarse px (~40 px at full size)
+        beside big ones (a crowd behind a close-up); half size, not a fixed small side, keeps that bound the same
+        on big images. benchmarks/end_to_end.py measures recall on test/, the stress sets and such crowds."""
         h, w = rgb.shape[:2]
         if self.coarse_side and max(h, w) > 1.5 * self.coarse_side:
-            f = self.coarse_side / max(h, w)
+            f = max(0.5, self.coarse_side / max(h, w))
             small = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
             boxes, scores, kps = self._network(small, min(self.threshold, self.COARSE_WAKE_SCORE))
             side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])

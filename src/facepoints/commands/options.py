@@ -91,9 +91,9 @@ def add_detector_options(p, help_prefix: str = "") -> None:
         "--det-coarse-side",
         type=coarse_side,
         default=-1,
-        help="retinaface: look first at the image shrunk to this long side, and at full resolution only when "
-        "that finds no face or a small one (default 320; 0 = always one full-resolution pass, which also finds "
-        "faces under ~20 px of that shrunk image sitting beside big ones)",
+        help="retinaface: look first at the image at half size (but not below this long side), and at full "
+        "resolution only when that finds no face or a small one (default 320; 0 = always one full-resolution "
+        "pass, which also finds faces under ~40 px sitting beside big ones)",
     )
     p.add_argument(
         "--no-upright",
