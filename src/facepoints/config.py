@@ -162,7 +162,7 @@ class LandmarkerOptions:
     detector_threshold: float | None = None  # the detector's own score threshold; None = its default
     detector_max_side: int | None = -1  # shrink images to this long side for detection only; None = never, -1 = default
     # retinaface: look first at the image at half size (at least this long side), at full resolution only when small
-    # faces may be there (detectors.RetinaFaceDetector._detect); 0 or None = one full-resolution pass, -1 = the detector's default
+    # faces may be there (detectors.RetinaFaceDetector._detect); 0 or None = one full pass, -1 = the detector's default
     detector_coarse_side: int | None = -1
     upright: bool = True  # crop each face upright when the detector gives keypoints (retinaface): robust to head roll
     backend: str = "auto"  # auto (ONNX Runtime when installed), onnxruntime or torch
