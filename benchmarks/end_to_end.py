@@ -27,13 +27,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import DATA, ROOT, make_640x480, table, test_faces, write_section
+from common import DATA, ROOT, make_640x480, on_canvas, table, test_faces, write_section
 from detectors import SETS, found, read_sets
 from facepoints import Landmarker
 from facepoints.crop import points_box
 from facepoints.detectors import RetinaFaceDetector, crop_boxes
 from facepoints.images import load_image
 from facepoints.metrics import nme
+from facepoints.pose import safe_pose
 from facepoints.predictor import LandmarkPredictor
 from facepoints.results import build_faces
 
@@ -42,9 +43,10 @@ LABELS = {OLD: "one full pass (before)", NEW: "coarse pass at half size, full pa
 
 
 def stage_round(lm: Landmarker, paths: list[Path]) -> dict[str, float]:
-    """Seconds per stage over the folder, as Landmarker.detect runs them; 'cpu' is the thread's CPU time."""
-    t = dict.fromkeys(["decode", "detect", "landmarks", "faces"], 0.0)
-    full = 0
+    """Seconds per stage over the folder, as Landmarker.detect runs them without pose (as speed.py); 'cpu' is the
+    thread's CPU time; 'pose' (not in the total) what head pose would add."""
+    t = dict.fromkeys(["decode", "detect", "landmarks", "faces", "pose"], 0.0)
+    full, points = 0, []
     cpu, wall = time.thread_time(), time.perf_counter()
     for p in paths:
         t0 = time.perf_counter()
@@ -55,18 +57,23 @@ def stage_round(lm: Landmarker, paths: list[Path]) -> dict[str, float]:
         t2 = time.perf_counter()
         found_ = lm.landmarks_and_trust_for(rgb, det)
         t3 = time.perf_counter()
-        build_faces(det.boxes, det.scores, found_.points, rgb.shape[1::-1], True, found_.presence)
+        points.append(found_.points)
+        build_faces(det.boxes, det.scores, found_.points, rgb.shape[1::-1], False, found_.presence)
         t4 = time.perf_counter()
         for k, a, b in (("decode", t0, t1), ("detect", t1, t2), ("landmarks", t2, t3), ("faces", t3, t4)):
             t[k] += b - a
     t["total"] = time.perf_counter() - wall
     t["cpu"] = time.thread_time() - cpu
+    t0 = time.perf_counter()
+    for pts in points:
+        [safe_pose(q, (640, 480)) for q in pts]
+    t["pose"] = time.perf_counter() - t0
     t["full"] = full
     return t
 
 
 def stages(paths: list[Path], rounds: int) -> tuple[list, list]:
-    lms = {c: Landmarker.from_pretrained(None, threads=1, detector_coarse_side=c) for c in (OLD, NEW)}
+    lms = {c: Landmarker.from_pretrained(None, threads=1, pose=False, detector_coarse_side=c) for c in (OLD, NEW)}
     for lm in lms.values():
         lm.detect(paths[0])  # sessions warm, priors cached
     runs: dict[int, list] = {OLD: [], NEW: []}
@@ -82,7 +89,7 @@ def stages(paths: list[Path], rounds: int) -> tuple[list, list]:
                 LABELS[c],
                 f"{n / med['total']:.1f}",
                 f"{n / med['cpu']:.1f}",
-                *[f"{1000 * med[k] / n:.2f}" for k in ("decode", "detect", "landmarks", "faces", "total")],
+                *[f"{1000 * med[k] / n:.2f}" for k in ("decode", "detect", "landmarks", "faces", "total", "pose")],
                 f"{100 * med['full'] / n:.0f}%",
             ]
         )
@@ -120,24 +127,54 @@ def crowd_set(test: list, n: int, folder: Path) -> list[tuple[Path, np.ndarray, 
     return out
 
 
+def scaled(samples: list, lo: float, hi: float, frame=(720, 1280), seed: int = 0) -> list:
+    """(image, [points]): each face scaled to a side of lo-hi px and pasted into a frame of smooth random texture,
+    as scripts/make_stress_sets.py makes its *small* set (40-80 px)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in samples:
+        im, pts = load_image(s.image_path), s.points
+        x1, y1, x2, y2 = points_box(pts)
+        f = rng.uniform(lo, hi) / max(x2 - x1, y2 - y1)
+        im = cv2.resize(im, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)[: frame[0], : frame[1]]
+        noise = rng.integers(0, 256, (frame[0] // 40, frame[1] // 40, 3), dtype=np.uint8)
+        canvas = cv2.GaussianBlur(cv2.resize(noise, frame[::-1], interpolation=cv2.INTER_CUBIC), (0, 0), 8)
+        h, w = im.shape[:2]
+        y, x = int(rng.integers(0, frame[0] - h + 1)), int(rng.integers(0, frame[1] - w + 1))
+        canvas[y : y + h, x : x + w] = im
+        out.append((canvas, [((pts + 0.5) * f - 0.5 + [x, y]).astype(np.float32)]))
+    return out
+
+
+def canvas640(samples: list) -> list:
+    """(image, [points]): common.on_canvas's 640x480 frames (speed's folder), with the points mapped."""
+    out = []
+    for s in samples:
+        im = load_image(s.image_path)
+        f = 400 / im.shape[0]
+        w = min(600, round(im.shape[1] * f))
+        out.append((on_canvas(im), [((s.points + 0.5) * f - 0.5 + [(640 - w) // 2, 40]).astype(np.float32)]))
+    return out
+
+
 def recall(data: dict[str, list], crowd: list, predictor: LandmarkPredictor) -> list:
     """Per set: recall with one full pass and with the coarse pass, the coarse detector's full-pass share, mean NME
     on each one's boxes (faces both find), median detect ms of each."""
     dets = {c: RetinaFaceDetector(coarse_side=c) for c in (OLD, NEW)}
     rows = []
-    for name in [*SETS, "crowd"]:
-        samples = data.get(name) or []
-        items = (
-            [(s.image_path, [s.points]) for s in samples]
-            if name != "crowd"
-            else [(p, [big, small]) for p, big, small in crowd]
-        )
+    test = data["test"]
+    sets = {name: [(s.image_path, [s.points]) for s in data[name]] for name in SETS}
+    sets["test/ on 640x480 (speed's folder)"] = canvas640(test)
+    sets["faces 80-160 px in 1280x720"] = scaled(test, 80, 160, seed=1)
+    sets["faces 160-400 px in 1280x720"] = scaled(test, 160, 400, seed=2)
+    sets["crowd"] = [(p, [big, small]) for p, big, small in crowd]
+    for name, items in sets.items():
         hits = {c: np.zeros(2, int) for c in (OLD, NEW)}
         errs: dict[int, list] = {OLD: [], NEW: []}
         ms: dict[int, list] = {OLD: [], NEW: []}
         full = 0
         for path, faces in items:
-            rgb = load_image(path)
+            rgb = path if isinstance(path, np.ndarray) else load_image(path)
             got = {}
             for c in (OLD, NEW):
                 t = time.perf_counter()
@@ -223,7 +260,8 @@ def main() -> None:
             "default model, ONNX Runtime on one thread, `Landmarker.detect`'s stages timed apart; RetinaFace with one "
             "full-resolution pass (the default before) and with the coarse pass (`detector_coarse_side` / "
             f"`--det-coarse-side`, default 320), alternating over {args.rounds} rounds on a shared machine "
-            "(medians). *full pass* = images the coarse detector also ran at full resolution for.",
+            "(medians). *full pass* = images the detector ran at full resolution. Head pose is off, as in *Speed*; "
+            "the pose column is what it would add per image.",
             "",
             table(
                 [
@@ -235,6 +273,7 @@ def main() -> None:
                     "landmarks ms",
                     "faces ms",
                     "total ms",
+                    "(+ head pose ms)",
                     "full pass",
                 ],
                 stage_rows,
@@ -252,7 +291,9 @@ def main() -> None:
             "Recall (a detection whose centre is in the face's landmark box, side 0.5-2x; score >= 0.5) with one full "
             "pass and with the coarse pass; mean NME of the default model on each one's boxes (upright crops, "
             "faces both find); median detect ms (the machine is shared: compare within a row). *crowd*: one test/ "
-            "face made ~300 px and another 40-80 px in a 1280x720 frame; recall counts the small faces.",
+            "face made ~300 px and another 40-80 px in a 1280x720 frame; recall counts the small faces. test/ and most "
+            "stress images are at most 480 px long (300-W's crops), where the coarse pass does not run: the 640x480 "
+            "and 1280x720 sets are where it does.",
             "",
             table(
                 [
@@ -260,7 +301,7 @@ def main() -> None:
                     "images",
                     "recall, full pass",
                     "recall, coarse",
-                    "coarse: full pass run",
+                    "coarse detector: full-size pass run",
                     "NME, full",
                     "NME, coarse",
                     "ms, full",
