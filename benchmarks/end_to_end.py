@@ -28,18 +28,39 @@ import cv2
 import numpy as np
 
 from common import DATA, ROOT, make_640x480, on_canvas, table, test_faces, write_section
-from detectors import SETS, found, read_sets
 from facepoints import Landmarker
+from facepoints.annotations import read_pts_folder
 from facepoints.crop import points_box
 from facepoints.detectors import RetinaFaceDetector, crop_boxes
+from facepoints.evaluate import match_detection
 from facepoints.images import load_image
 from facepoints.metrics import nme
 from facepoints.pose import safe_pose
 from facepoints.predictor import LandmarkPredictor
 from facepoints.results import build_faces
 
+SETS = ["test", "blur", "occluded", "small", "rolled15", "rolled30", "rolled45", "rolled60"]  # as detectors.py
 OLD, NEW = 0, 320  # coarse_side: 0 = one full pass (the previous default), 320 = the coarse pass
 LABELS = {OLD: "one full pass (before)", NEW: "coarse pass at half size, full pass if needed"}
+
+
+def read_sets(test: Path, stress: str, limit: int | None) -> dict[str, list]:
+    folders = {"test": test, **{s: Path(stress) / s for s in SETS[1:]}}
+    missing = [str(f) for f in folders.values() if not f.is_dir()]
+    if missing:
+        raise SystemExit(f"missing stress sets {missing}: run python scripts/make_stress_sets.py first")
+    return {name: read_pts_folder(f)[:limit] for name, f in folders.items()}
+
+
+def found(det, points) -> int | None:
+    """The detection that finds the face (as detectors.py counts it: its centre in the landmark box, its side
+    0.5-2x the box's), or None."""
+    j = match_detection(det.boxes, points)
+    if j is None:
+        return None
+    x1, y1, x2, y2 = points_box(points)
+    b = det.boxes[j]
+    return j if 0.5 <= max(b[2] - b[0], b[3] - b[1]) / max(x2 - x1, y2 - y1) <= 2 else None
 
 
 def stage_round(lm: Landmarker, paths: list[Path]) -> dict[str, float]:
@@ -182,7 +203,7 @@ def recall(data: dict[str, list], crowd: list, predictor: LandmarkPredictor) -> 
                 ms[c].append(1000 * (time.perf_counter() - t))
             full += dets[NEW].last_passes != "coarse"
             for k, pts in enumerate(faces):
-                js = {c: found(got[c], pts)[0] for c in (OLD, NEW)}
+                js = {c: found(got[c], pts) for c in (OLD, NEW)}
                 for c in (OLD, NEW):
                     hits[c][k] += js[c] is not None
                 if name != "crowd" and None not in js.values():
@@ -240,7 +261,7 @@ def main() -> None:
     ap.add_argument("--crowd", type=int, default=200)
     args = ap.parse_args()
     samples, _, _ = test_faces(DATA / "test", max(args.images, args.cli_images))
-    data = read_sets(str(DATA / "test"), args.stress, args.limit)
+    data = read_sets(DATA / "test", args.stress, args.limit)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "folder").mkdir()
