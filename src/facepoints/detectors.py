@@ -184,7 +184,9 @@ class RetinaFaceDetector(Detector):
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads or 0, 1
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.threshold, self.nms = threshold, nms
-        self.last_passes = ""  # which passes the last image took: "full", "coarse" or "coarse+full" (benchmarks)
+        # the passes the last image took, "full", "coarse" or "coarse+full": for benchmarks and tests (with threads
+        # sharing the detector, some thread's last image)
+        self.last_passes = ""
         self._priors: dict[tuple[int, int], np.ndarray] = {}
 
     def priors(self, h: int, w: int) -> np.ndarray:
