@@ -152,7 +152,7 @@ class RetinaFaceDetector(Detector):
     # coarse-to-fine (see `_detect`): the coarse pass's long side, the smallest face side (coarse px) it may answer
     # for alone, and the score from which any candidate smaller than that sends the image to the full pass
     COARSE_BIG_SIDE = 40
-    COARSE_WAKE_SCORE = 0.2
+    COARSE_WAKE_SCORE = 0.1  # 0.2 kept 93.0% of the crowd set's small faces, 0.1 95.0% (full passes 52 -> 54%)
 
     def __init__(
         self,
