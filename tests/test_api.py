@@ -77,6 +77,8 @@ def test_save_never_overwrites_input(landmarker, tmp_path):
     assert path.read_bytes() == before
     out = r.save(tmp_path / "out.jpg")
     assert cv2.imread(str(out)).shape == (200, 200, 3)
+    png = r.save(tmp_path / "out.png")  # lossless: the drawing's colours, channel for channel
+    np.testing.assert_array_equal(cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB), r.plot())
 
 
 def test_onnx_parity_with_pytorch(tiny_model, tmp_path):

@@ -355,6 +355,7 @@ def test_settings_are_recorded_and_never_mixed(photo_folder, tmp_path, capsys):
         (["--detector", "haar"], "detector 'retinaface'; this run has detector 'haar'"),
         (["--no-pose"], "pose True; this run has pose False"),
         (["--det-max-side", "320"], "detector_max_side"),
+        (["--det-coarse-side", "0"], "detector_coarse_side"),
     ]:
         model = [] if "--model" in args else ["--model", "fast"]
         assert main(["batch", str(src), "-o", str(out), *model, *args]) == 1

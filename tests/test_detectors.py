@@ -57,9 +57,61 @@ def test_max_side_shrinks_for_detection_only(photo, retinaface):
     np.testing.assert_allclose(capped.keypoints[0], 2 * ref.keypoints[0] + 0.5, atol=6)
 
 
+def test_priors_are_decoded_once_per_input_size(photo):
+    coarse = RetinaFaceDetector()
+    coarse.detect(photo)
+    coarse.detect(photo)
+    assert set(coarse._priors) == {(320, 273)}  # only the coarse pass's size: its answer was enough
+    det = RetinaFaceDetector(coarse_side=0)
+    det.detect(photo)
+    first = det.priors(*photo.shape[:2])
+    det.detect(photo)
+    assert det.priors(*photo.shape[:2]) is first  # the cached array, not a new one
+    det.detect(cv2.resize(photo, (256, 300)))
+    assert set(det._priors) == {photo.shape[:2], (300, 256)}
+    # one prior per network output row: 2 anchors a cell at strides 8, 16 and 32
+    assert len(det.priors(300, 256)) == 2 * sum(-(-300 // s) * -(-256 // s) for s in (8, 16, 32))
+
+
+def test_coarse_pass_alone_finds_the_same_big_face(photo):
+    ref = RetinaFaceDetector(coarse_side=0).detect(photo)
+    coarse = RetinaFaceDetector()  # the default: coarse_side 320
+    det = coarse.detect(photo)
+    assert coarse.last_passes == "coarse" and len(det) == len(ref) == 1
+    side = ref.boxes[0, 2] - ref.boxes[0, 0]
+    np.testing.assert_allclose(det.boxes[0], ref.boxes[0], atol=0.05 * side)
+    np.testing.assert_allclose(det.keypoints[0], ref.keypoints[0], atol=0.08 * side)  # keypoints move with scale
+    capped = RetinaFaceDetector(max_side=320).detect(photo)  # the same network input, mapped back the same way
+    np.testing.assert_allclose(det.boxes, capped.boxes, atol=1e-3)
+    np.testing.assert_allclose(det.keypoints, capped.keypoints, atol=1e-3)
+
+
+def test_coarse_pass_sends_small_faces_and_empty_images_to_full_resolution(photo):
+    """A big face with a small one beside it, which the coarse pass sees only as a small candidate: the full
+    pass runs and both faces are found, as by the full pass alone; an image without faces gets the full pass."""
+    canvas = np.full((750, 1000, 3), 120, np.uint8)
+    canvas[100:700, 50:562] = photo
+    small = cv2.resize(photo, (128, 150), interpolation=cv2.INTER_AREA)  # a face of ~45 px, ~22 px when coarse
+    canvas[300:450, 800:928] = small
+    ref = RetinaFaceDetector(coarse_side=0).detect(canvas)
+    coarse = RetinaFaceDetector(coarse_side=320)
+    det = coarse.detect(canvas)
+    assert len(ref) == 2 and coarse.last_passes == "coarse+full"
+    np.testing.assert_array_equal(det.boxes, ref.boxes)
+    blank = np.full((480, 640, 3), 120, np.uint8)
+    assert len(coarse.detect(blank)) == 0 and coarse.last_passes == "coarse+full"
+    coarse.detect(np.ascontiguousarray(photo[:400, :400]))
+    assert coarse.last_passes == "full"  # at most 1.5x coarse_side: the coarse pass would save too little
+    off = RetinaFaceDetector(coarse_side=0)
+    off.detect(canvas)
+    assert off.coarse_side is None and off.last_passes == "full"
+
+
 def test_bad_detector_options_and_damaged_weights(tmp_path, monkeypatch):
     with pytest.raises(FacepointsError, match="threshold must be between 0 and 1"):
         RetinaFaceDetector(threshold=1.5)
+    with pytest.raises(FacepointsError, match="coarse_side must be 0"):
+        RetinaFaceDetector(coarse_side=10)
     with pytest.raises(FacepointsError, match="max_side must be at least 32"):
         create_detector("dlib", max_side=10)
     import facepoints.detectors as detectors

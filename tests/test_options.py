@@ -22,6 +22,8 @@ BAD_LANDMARKER_OPTIONS = [
     {"max_faces": 0},
     {"detector_max_side": -5},
     {"detector_max_side": 10},
+    {"detector_coarse_side": 20},
+    {"detector": "dlib", "detector_coarse_side": 320},
     {"min_score": math.nan},
     {"min_score": math.inf},
     {"detector_threshold": math.nan},
@@ -52,6 +54,9 @@ def test_good_options_still_build():
         threads=2, max_faces=3, detector_max_side=None, min_score=-1e9, detector="dlib", detector_threshold=-0.5
     )
     LandmarkerOptions(detector_max_side=0)  # 0 = never shrink, as on the CLI
+    LandmarkerOptions(detector="dlib", detector_coarse_side=0)  # off is fine for any detector
+    assert Landmarker(LandmarkerOptions(detector_coarse_side=0)).detector.coarse_side is None
+    assert Landmarker(LandmarkerOptions(detector_coarse_side=256)).detector.coarse_side == 256
     VideoOptions(redetect_every=1, min_overlap=0.0)
 
 

@@ -105,7 +105,7 @@ def reference():
     from facepoints import Landmarker
     from facepoints.predictor import LandmarkPredictor
 
-    lm = Landmarker.from_pretrained(threads=1)
+    lm = Landmarker.from_pretrained(threads=1, detector_coarse_side=0)  # the page runs one full-resolution pass
     lm.predictor = LandmarkPredictor(None, backend="onnxruntime", threads=1, int8=False)
     assert lm.predictor.has_trust
     return lm

@@ -59,6 +59,7 @@ PROBABILITY = Rule(float, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
 MARGIN = Rule(float, lambda v: 1 <= v <= 4, "a crop margin in [1, 4] (the crop must hold the whole face box)")
 DEGREES = Rule(float, lambda v: 0 <= v <= 180, "an angle in [0, 180] degrees")
 MAX_SIDE = Rule(int, lambda v: v == 0 or v >= 32, "0 (never shrink) or a side of at least 32 px")
+COARSE_SIDE = Rule(int, lambda v: v == 0 or v >= 64, "0 (one full-resolution pass) or a side of at least 64 px")
 RETINAFACE_SCORE = Rule(float, lambda v: 0 < v < 1, "a retinaface score in (0, 1)")
 BACKENDS = ("auto", "onnxruntime", "torch")
 # off by default, by measurement (BENCHMARKS.md, "min_presence on the stress sets"): 0.98 removes every false
@@ -160,6 +161,9 @@ class LandmarkerOptions:
     detector: str | Detector = DEFAULT_DETECTOR  # retinaface (CNN), dlib (HOG) or haar; or a Detector object
     detector_threshold: float | None = None  # the detector's own score threshold; None = its default
     detector_max_side: int | None = -1  # shrink images to this long side for detection only; None = never, -1 = default
+    # retinaface: look first at the image at half size (at least this long side), at full resolution only when small
+    # faces may be there (detectors.RetinaFaceDetector._detect); 0 or None = one full pass, -1 = the detector's default
+    detector_coarse_side: int | None = -1
     upright: bool = True  # crop each face upright when the detector gives keypoints (retinaface): robust to head roll
     backend: str = "auto"  # auto (ONNX Runtime when installed), onnxruntime or torch
     threads: int | None = None
@@ -179,6 +183,10 @@ class LandmarkerOptions:
         check_detector_threshold(self.detector, self.detector_threshold)
         if self.detector_max_side != -1:
             MAX_SIDE.check("detector_max_side", self.detector_max_side, allow_none=True)
+        if self.detector_coarse_side not in (-1, 0, None):
+            COARSE_SIDE.check("detector_coarse_side", self.detector_coarse_side)
+            if self.detector != "retinaface":
+                raise UsageError("detector_coarse_side: only the retinaface detector has a coarse pass")
         if self.backend not in BACKENDS:
             raise UsageError(f"backend: {self.backend!r} is not one of {', '.join(BACKENDS)}")
         POSITIVE_INT.check("threads", self.threads, allow_none=True)

@@ -68,6 +68,8 @@ class Landmarker:
     def detector(self) -> Detector:
         if self._detector is None:  # built on first use: `boxes=` callers never load one
             kwargs: dict[str, float | int | None] = {"max_side": self.options.detector_max_side}
+            if self.options.detector_coarse_side != -1 and self.options.detector == "retinaface":
+                kwargs["coarse_side"] = self.options.detector_coarse_side or 0
             if self.options.detector_threshold is not None:
                 kwargs["threshold"] = self.options.detector_threshold
             assert isinstance(self.options.detector, str)  # a Detector object was taken in __init__

@@ -73,6 +73,7 @@ RESULT_OPTIONS = (  # LandmarkerOptions fields that change a row; threads and vi
     "detector",
     "detector_threshold",
     "detector_max_side",
+    "detector_coarse_side",
     "upright",
     "backend",
     "flip_test",

@@ -43,6 +43,7 @@ def run(args):
         "model",
         "detector",
         "detector_max_side",
+        "detector_coarse_side",
         "detector_threshold",
         "upright",
         "backend",

@@ -7,6 +7,7 @@ import argparse
 from dataclasses import fields
 
 from ..config import (
+    COARSE_SIDE,
     DEGREES,
     DETECTOR_NAMES,
     FINITE_FLOAT,
@@ -62,6 +63,7 @@ probability = _number(PROBABILITY)
 margin = _number(MARGIN)
 degrees = _number(DEGREES)
 max_side = _number(MAX_SIDE)
+coarse_side = _number(COARSE_SIDE)
 
 
 def add_detector_options(p, help_prefix: str = "") -> None:
@@ -84,6 +86,14 @@ def add_detector_options(p, help_prefix: str = "") -> None:
         help="shrink images to this long side for detection only (default 1280; landmarks still come from "
         "the full image). 0 = never shrink: the detector then needs ~50 bytes of memory a pixel, about "
         "5 GB and a minute for a 9400 x 9400 photo",
+    )
+    p.add_argument(
+        "--det-coarse-side",
+        type=coarse_side,
+        default=-1,
+        help="retinaface: look first at the image at half size (but not below this long side), and at full "
+        "resolution only when that finds no face or a small one (default 320; 0 = always one full-resolution "
+        "pass, which also finds faces under ~40 px sitting beside big ones)",
     )
     p.add_argument(
         "--no-upright",
@@ -119,6 +129,7 @@ def landmarker_options(args) -> LandmarkerOptions:
     return LandmarkerOptions(
         **value,
         detector_max_side=None if det_max_side == 0 else det_max_side,
+        detector_coarse_side=getattr(args, "det_coarse_side", -1),
         detector_threshold=getattr(args, "det_threshold", None),
         video=video,
     )
