@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         hit_detector=create_detector("retinaface", threshold=HIT_THRESHOLD),
         geometry=POSITIVE_GEOMETRY
         if args.blur_max is None
-        else dataclasses.replace(POSITIVE_GEOMETRY, blur=0.4, blur_sigma=(0.5, args.blur_max)),
+        else dataclasses.replace(POSITIVE_GEOMETRY, blur=0.4, blur_max=args.blur_max),
     )
     minutes = (time.time() - t) / 60
     if not result["complete"]:

@@ -74,7 +74,7 @@ def photometric(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -
 def degrade(gray: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Blur and occlusion: make the model cope with soft focus and hands/hair over the face."""
     if cfg.blur and rng.random() < cfg.blur:
-        gray = cv2.GaussianBlur(gray, (0, 0), rng.uniform(*cfg.blur_sigma))
+        gray = cv2.GaussianBlur(gray, (0, 0), rng.uniform(0.5, cfg.blur_max))
     if cfg.occlusion and rng.random() < cfg.occlusion:
         h, w = gray.shape
         ow, oh = int(rng.uniform(0.15, 0.4) * w), int(rng.uniform(0.15, 0.4) * h)

@@ -92,7 +92,7 @@ class AugmentConfig:
     saturation: float = 0.4
     hue: float = 0.05  # fraction of the hue circle
     blur: float = 0.0  # probability of a Gaussian blur
-    blur_sigma: tuple[float, float] = (0.5, 2.0)  # its sigma's range, crop px
+    blur_max: float = 2.0  # its sigma is uniform in [0.5, blur_max] crop px (a float: configs round-trip through JSON)
     occlusion: float = 0.0  # probability of a random grey rectangle
 
     @property
