@@ -228,17 +228,25 @@ SUMMARY = [
         {"method": "dlib shape_predictor_68", "boxes": "RetinaFace, in dlib's box convention"},
     ),
     Figure(
-        "Landmark step, one face, 1 thread, `fast` int8",
-        "speed",
-        {"method": "facepoints fast", "backend": "onnxruntime int8 (default)"},
-        "step, 1 thread",
+        "Landmark step, one face, 1 thread, `fast` with trust heads (default graph)",
+        "landmark-step",
+        {"method": "fast auto + trust (default)"},
+        "ms/face (best)",
         "dlib 68-point",
-        {"method": "dlib shape_predictor_68"},
+        {"method": "dlib"},
+    ),
+    Figure(
+        "End to end at 640x480, 1 thread, images/s (coarse-to-fine detector)",
+        "end_to_end",
+        {"detector": "coarse pass at half size, full pass if needed"},
+        "images/s",
+        "one full detector pass",
+        {"detector": "one full pass (before)"},
     ),
     Figure(
         "`facepoints detect`, 640x480 photos, images/s",
         "speed",
-        {"detector": "retinaface"},
+        {"detector": "retinaface (coarse pass, default)"},
         "images/s",
         "dlib HOG detector",
         {"detector": "dlib"},
@@ -279,6 +287,7 @@ SUMMARY = [
     Figure(
         "Trust: presence AUROC, faces vs face-free crops", "trust", {"negatives": "all negatives"}, "presence AUROC"
     ),
+    Figure("Trust heads' cost, fp32 graph, batch 1", "trust", {"graph": "fp32", "batch": "1"}, "cost (best)"),
     Figure("Trust heads' cost, int8 graph, batch 1", "trust", {"graph": "int8", "batch": "1"}, "cost (best)"),
     Figure(
         "Browser webcam tracking, processed frames/s (isolated, wasm threads)",
@@ -303,12 +312,12 @@ SUMMARY = [
         "points vs Python mean / max px",
     ),
     Figure(
-        "`facepoints batch`, one process, images/s",
+        "`facepoints batch --engine ray --workers 2`, steady images/s, 2,400 photos",
         "scale",
-        {"how": "`facepoints batch --engine local`*"},
-        "images/s",
-        "Ray, 2 workers",
-        {"how": "`facepoints batch --engine ray --workers 2`*"},
+        {"how": "`facepoints batch --engine ray --address ... --workers 2`"},
+        "steady img/s",
+        "local engine (one process)",
+        {"how": "`facepoints batch` (local engine*"},
     ),
     Figure(
         "Data-parallel training, 2 processes, img/s",
