@@ -35,11 +35,7 @@ def main():
     args = ap.parse_args()
     lm = Landmarker.from_pretrained("fast", threads=1, min_presence=0.0, backend="torch" if args.trust else "auto")
     if args.trust:
-        from facepoints.models.trust import TrustOutputs
-        from facepoints.trust import load_trust
-
-        head, lm.predictor.calibration, _ = load_trust(args.trust)
-        lm.predictor.trust_head = TrustOutputs(lm.predictor.model, head).eval()
+        lm.predictor.use_trust_heads(args.trust)
     res = {}
     t0 = time.time()
     for folder in sorted(Path(args.stress).iterdir()):

@@ -16,10 +16,10 @@ from facepoints import Landmarker
 from facepoints.batch import COLUMNS, rows_to_arrays, schema
 from facepoints.batch.rows import face_row
 from facepoints.config import RECOMMENDED_MIN_PRESENCE, LandmarkerOptions
-from facepoints.errors import UsageError
+from facepoints.errors import FacepointsError, UsageError
 from facepoints.export import TrustGraph, export_trust_onnx
 from facepoints.images import load_image
-from facepoints.model_files import TRUST_CALIBRATION, TRUST_OUTPUTS, ModelSpec
+from facepoints.model_files import PACKAGE_WEIGHTS, TRUST_CALIBRATION, TRUST_OUTPUTS, ModelSpec
 from facepoints.models.pipnet import PIPNet
 from facepoints.models.trust import GridTrustHead, TrustOutputs, decode_with_trust
 from facepoints.occluders import occlude
@@ -166,6 +166,17 @@ def test_torch_and_onnx_trust_agree_on_the_shipped_model(hopper):
     np.testing.assert_allclose(a.presence, b.presence, atol=1e-4)
     np.testing.assert_allclose(a.visibility, b.visibility, atol=1e-4)
     np.testing.assert_allclose(a.uncertainty, b.uncertainty, rtol=1e-3, atol=1e-3)
+
+
+def test_a_trust_head_file_runs_on_the_torch_backend_only(hopper):
+    box = [[190, 150, 345, 335]]
+    shipped = LandmarkPredictor("fast", backend="torch", threads=1).predict_landmarks(hopper, box)
+    from_file = LandmarkPredictor("fast", backend="torch", threads=1, trust=False)
+    assert not from_file.has_trust
+    from_file.use_trust_heads(str(PACKAGE_WEIGHTS / "fast.trust.pt"))
+    np.testing.assert_allclose(from_file.predict_landmarks(hopper, box).presence, shipped.presence, atol=1e-6)
+    with pytest.raises(FacepointsError, match="torch backend"):
+        LandmarkPredictor("fast", threads=1).use_trust_heads("fast")
 
 
 def test_min_presence_drops_a_face_free_box(hopper):

@@ -76,17 +76,19 @@ class Landmarker:
             self._detector = create_detector(self.options.detector, **kwargs)
         return self._detector
 
+    def _candidates(self, rgb: np.ndarray) -> Detections:
+        """The detector's faces that pass `min_score`, best first."""
+        det = self.detector.detect(rgb)
+        return det.take(det.scores >= self.options.min_score)
+
     def find_faces(self, rgb: np.ndarray) -> Detections:
         """The detector's faces that pass `min_score`, best first, at most `max_faces` (images and video alike)."""
-        det = self.detector.detect(rgb)
-        det = det.take(det.scores >= self.options.min_score)
-        return det.take(slice(0, self.options.max_faces))
+        return self._candidates(rgb).take(slice(0, self.options.max_faces))
 
     def faces_with_landmarks(self, rgb: np.ndarray) -> tuple[Detections, Landmarks]:
         """The faces to report and their landmarks: `min_score`, then `min_presence`, then `max_faces`, so that a
         false face the presence bar drops never takes the place of a real one under `max_faces`."""
-        det = self.detector.detect(rgb)
-        det = det.take(det.scores >= self.options.min_score)
+        det = self._candidates(rgb)
         if self.options.min_presence <= 0:  # no presence bar: landmark only the faces that will be kept
             det = det.take(slice(0, self.options.max_faces))
         found = self.landmarks_and_trust_for(rgb, det)

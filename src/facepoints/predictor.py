@@ -126,13 +126,19 @@ class LandmarkPredictor:
 
     def _torch_trust(self, name: str) -> None:
         """The shipped trust heads on the torch model (same outputs as the trust graph)."""
-        if "trust" not in shipped_models().get(name, {}):
-            return
+        if "trust" in shipped_models().get(name, {}):
+            self.use_trust_heads(name)
+
+    def use_trust_heads(self, path_or_model: str) -> None:
+        """Run these trust heads (a trust-head file, or a shipped model's name) on the torch backend's model: how a
+        candidate head is judged before it ships (benchmarks/trust_stress.py --trust)."""
+        if self.model is None:
+            raise FacepointsError("trust heads from a file need the torch backend (backend='torch')")
         # torch: the torch backend's only, loaded with its model
         from .models.trust import TrustOutputs
         from .trust import load_trust
 
-        head, self.calibration, _ = load_trust(name)
+        head, self.calibration, _ = load_trust(path_or_model)
         self.trust_head = TrustOutputs(self.model, head).eval()
 
     @property
