@@ -54,11 +54,12 @@ FAIL = 0.08
 class Trusted:
     """fast + its trust heads in torch on crops; answers in crop px plus each crop's px-per-crop-px scale."""
 
-    def __init__(self, model_name: str, trust_path: str):
+    def __init__(self, model_name: str, trust_path: str, weights: str | None = None):
         from facepoints.weights import sha256_file
 
         self.model_name = model_name
-        self.model, self.spec = load_model(model_name)
+        self.model, self.spec = load_model(weights or model_name)
+        self.weights_sha256 = sha256_file(self.spec.path)
         self.head, self.cal, _ = load_trust(trust_path)
         self.trust_sha256 = sha256_file(trust_path)
         self.shift = torch.tensor(self.spec.output_shift, dtype=torch.float32)
@@ -157,7 +158,11 @@ def ort_cost(T: Trusted, rounds: int = 7, runs: int = 60) -> dict:
         ]
     entry = shipped_models().get(T.model_name, {})
     shipped_trust = entry.get("trust", {})
-    if "int8_onnx" in shipped_trust and shipped_trust.get("sha256") == T.trust_sha256:
+    if (
+        "int8_onnx" in shipped_trust
+        and shipped_trust.get("sha256") == T.trust_sha256
+        and entry.get("sha256") == T.weights_sha256
+    ):
         pairs["int8"] = [
             ort.InferenceSession(str(PACKAGE_WEIGHTS / f), opts, providers=["CPUExecutionProvider"])
             for f in (entry["int8_onnx"]["file"], shipped_trust["int8_onnx"]["file"])
@@ -227,6 +232,7 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="fast")
     ap.add_argument("--trust", default=str(ROOT / "runs" / "trust-fast" / "fast.trust.pt"))
+    ap.add_argument("--weights", default=None, help="a candidate trunk (a jointly trained fast.pt)")
     ap.add_argument("--data", default=str(DATA / "test"))
     ap.add_argument("--no-write", action="store_true", help="print only (BENCHMARKS.md untouched)")
     ap.add_argument("--limit", type=int, default=None, help="first N test faces only (a smoke run; implies --no-write)")
@@ -473,7 +479,7 @@ def main():
     args = parse_args()
     torch.set_num_threads(1)
     t0 = time.time()
-    T = Trusted(args.model, args.trust)
+    T = Trusted(args.model, args.trust, args.weights)
     faces = TestFaces.read(args.data, args.limit)
     res: dict = {}
     clean, rgb, gt_crop, lm = clean_faces(T, faces)

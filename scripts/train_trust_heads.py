@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=None)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the data loader's workers come on top)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--head", default="GridTrustHead", choices=["GridTrustHead", "TrustHead"])
     ap.add_argument("--mass", action="store_true", help="GridTrustHead: the window's mass as a second statistic")
@@ -46,6 +48,15 @@ def main(argv=None) -> int:
         help="blur positives and negatives alike with sigma up to this (crop px; default: the augmentation's 2.0), "
         "so that a soft face still reads as a face",
     )
+    ap.add_argument(
+        "--trunk-lr",
+        type=float,
+        default=None,
+        help="joint training: the trunk learns too, at this rate, with its landmark loss beside the heads' "
+        "(writes <out>/<model>.pt beside the heads)",
+    )
+    ap.add_argument("--landmark-weight", type=float, default=1.0, help="joint training: the landmark loss's weight")
+    ap.add_argument("--init-head", default=None, help="a trust file whose head to start from (default: a fresh head)")
     args = ap.parse_args(argv)
 
     from facepoints.checkpoint import RunSplit
@@ -74,6 +85,7 @@ def main(argv=None) -> int:
         data=args.data,
         resume=args.resume,
         workers=args.workers,
+        threads=args.threads,
         seed=args.seed,
         max_minutes=args.max_minutes,
         log=log,
@@ -90,6 +102,9 @@ def main(argv=None) -> int:
         geometry=POSITIVE_GEOMETRY
         if args.blur_max is None
         else dataclasses.replace(POSITIVE_GEOMETRY, blur=0.4, blur_max=args.blur_max),
+        trunk_lr=args.trunk_lr,
+        landmark_weight=args.landmark_weight,
+        init_head=args.init_head,
     )
     minutes = (time.time() - t) / 60
     if not result["complete"]:
@@ -97,6 +112,12 @@ def main(argv=None) -> int:
         return 2
     model, spec, sha = _base_weights(args.model)
     split = RunSplit.from_config(spec.train_config, args.data)
+    if args.trunk_lr is not None:  # the tuned trunk is a new landmark model: its own file, shift and sha256
+        model = result["model"]
+        weights = out / f"{args.model}.pt"
+        spec = save_tuned_trunk(weights, model, spec, split, args, minutes)
+        sha = sha256_file(weights)
+        log(f"wrote {weights} sha256 {sha}; held-out NME {spec.train['val_nme']:.5f}, output_shift {spec.output_shift}")
     cal = calibrate(model, result["head"], spec, split, log=log)
     meta = {
         "command": "python scripts/train_trust_heads.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -112,6 +133,38 @@ def main(argv=None) -> int:
     log(f"wrote {path} sha256 {sha256_file(path)} ({path.stat().st_size} bytes)")
     log(json.dumps(cal))
     return 0
+
+
+def save_tuned_trunk(path: Path, model, spec, split, args, minutes: float):
+    """The jointly trained trunk as a weights file like the one it started from: its output_shift measured again
+    on un-augmented training faces (as `facepoints train` does), its held-out NME, the joint run recorded."""
+    from facepoints.config import config_from_dict
+    from facepoints.metrics import nme
+    from facepoints.weights import load_model, save_weights
+
+    xt, tt = split.train_crops()
+    xv, tv = split.val_crops()
+    with torch.no_grad():
+        pt = torch.cat([model.decode(model(xt[i : i + 256])) for i in range(0, len(xt), 256)]).numpy()
+        pv = torch.cat([model.decode(model(xv[i : i + 256])) for i in range(0, len(xv), 256)]).numpy()
+    shift = [round(float(v), 4) for v in (pt - tt).mean((0, 1))]
+    val_nme = float(nme(pv - np.asarray(shift), tv).mean())
+    cfg = config_from_dict(spec.train_config)
+    old = torch.load(spec.path, map_location="cpu", weights_only=True)["train"]
+    meta = {k: v for k, v in old.items() if k != "config"} | {
+        "output_shift": shift,
+        "val_nme": val_nme,
+        "joint": {
+            "command": "python scripts/train_trust_heads.py " + " ".join(sys.argv[1:]),
+            "base_val_nme": old.get("val_nme"),
+            "trunk_lr": args.trunk_lr,
+            "landmark_weight": args.landmark_weight,
+            "epochs": args.epochs,
+            "minutes": round(minutes, 1),
+        },
+    }
+    save_weights(path, model, cfg, meta)
+    return load_model(str(path))[1]
 
 
 def _machine() -> str:

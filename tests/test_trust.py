@@ -227,3 +227,68 @@ def test_trust_file_round_trip_and_calibration(tmp_path):
         torch.testing.assert_close(back.state_dict()[k], v)
     with pytest.raises(Exception, match="another landmark model"):
         load_trust(tmp_path / "t.pt", base_sha256="def")
+
+
+def tiny_recipe(imgs, pts):
+    """Landmark batches for joint training: the painted faces under the default augmentation."""
+    from facepoints.config import AugmentConfig
+    from facepoints.training_data import LandmarkDataset
+
+    ds = LandmarkDataset(imgs, pts, S, 1.1, AugmentConfig())
+
+    def batch(epoch, step):
+        ds.epoch = epoch
+        items = [ds[int(i)] for i in np.random.default_rng((epoch, step)).choice(len(ds), 2, replace=False)]
+        return torch.stack([x for x, _ in items]), torch.stack([t for _, t in items])
+
+    return batch
+
+
+def test_joint_training_moves_the_trunk_but_not_its_batchnorm(tmp_path):
+    """With trunk_lr the trunk learns (landmark loss on the recipe's batches beside the heads' losses); its
+    BatchNorm statistics stay; the run returns the weights' moving average; resume gives the uncut run's weights."""
+    imgs, pts = faces(6)
+
+    def run(out, **kw):
+        ds = TrustDataset(imgs, pts, np.zeros((6, 2)), S, 1.1, [], [], neg_fraction=0.5)
+        model = tiny_pipnet()
+        r = train_trust_heads(
+            out=out,
+            epochs=2,
+            batch_size=4,
+            workers=0,
+            dataset=ds,
+            model=model,
+            log=lambda *a: None,
+            trunk_lr=1e-2,
+            ema=0.5,
+            recipe=tiny_recipe(imgs, pts),
+            **kw,
+        )
+        return r, model
+
+    before = tiny_pipnet().state_dict()
+    whole, model = run(tmp_path / "a")
+    after = model.state_dict()
+    assert "landmarks" in whole["history"][-1] and whole["model"] is model
+    moved = [k for k in before if k.endswith("weight") and not torch.equal(before[k], after[k])]
+    assert len(moved) > 10
+    for k in before:
+        if "running_" in k:
+            torch.testing.assert_close(after[k], before[k])
+    assert not any(p.requires_grad for p in model.parameters())
+    cut, _ = run(tmp_path / "b", max_minutes=0.0)
+    assert not cut["complete"]
+    resumed, model2 = run(tmp_path / "b", resume=True)
+    assert resumed["complete"]
+    for k, v in after.items():
+        torch.testing.assert_close(model2.state_dict()[k], v)
+    for k, v in whole["head"].state_dict().items():
+        torch.testing.assert_close(resumed["head"].state_dict()[k], v)
+
+
+def test_joint_training_needs_landmark_batches_without_a_run_record(tmp_path):
+    imgs, pts = faces(4)
+    ds = TrustDataset(imgs, pts, np.zeros((4, 2)), S, 1.1, [], [], neg_fraction=0.5)
+    with pytest.raises(Exception, match="recipe"):
+        train_trust_heads(out=tmp_path, epochs=1, workers=0, dataset=ds, model=tiny_pipnet(), trunk_lr=1e-3)

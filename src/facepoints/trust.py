@@ -39,7 +39,7 @@ from .crop import crop_matrix, points_box, square_from_box, to_gray, warp
 from .errors import FacepointsError
 from .io_utils import atomic_path
 from .metrics import expected_error
-from .models.trust import GridTrustHead, TrustHead, decode_with_stats, grid_head_inputs
+from .models.trust import GridTrustHead, TrustHead, decode_with_stats, decode_with_trust, grid_head_inputs
 from .negatives import (
     POSITIVE_GEOMETRY,
     TRAIN_PHOTOS,
@@ -164,17 +164,26 @@ def laplace_nll(err: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
 
 
 def losses(head, model, shift: torch.Tensor, batch) -> dict[str, torch.Tensor]:
+    """The heads' losses on a batch. The NLL's point errors are detached: in joint training the expected error
+    must not move the points it describes. Joint training needs the plain GridTrustHead."""
     x, target, visible, label, weight = batch
-    points, inputs = run_trunk(model, x, head)
-    presence, vis, log_b = head(*inputs)
     face = label > 0.5
+    if torch.is_grad_enabled() and any(p.requires_grad for p in model.parameters()):
+        if not isinstance(head, GridTrustHead) or head.needs_detail:
+            raise FacepointsError("joint training supports the plain GridTrustHead only")
+        feats = model.forward_features(x)
+        points, k, stats = decode_with_trust(model, model.forward_head(feats), head.mass)
+        inputs = (feats, k, stats, None, x, points)
+    else:
+        points, inputs = run_trunk(model, x, head)
+    presence, vis, log_b = head(*inputs)
     out = {
         "presence": (F.binary_cross_entropy_with_logits(presence, label, reduction="none") * weight).sum()
         / weight.sum().clamp(min=1)
     }
     if face.any():
         out["visibility"] = F.binary_cross_entropy_with_logits(vis[face], visible[face])
-        err = (points - shift - target)[face]
+        err = (points.detach() - shift - target)[face]
         out["nll"] = laplace_nll(err, log_b[face]).mean()
     else:
         out["visibility"] = out["nll"] = presence.sum() * 0
@@ -220,6 +229,38 @@ def build_training_set(spec, data: str | Path | None, seed: int = 0, log=print, 
     return split, ds
 
 
+class RecipeBatches:
+    """The trunk's own training recipe for joint training: batch `step` of epoch `epoch` is `batch_size` of the run's
+    training faces under its run's augmentation, drawn from (seed, epoch, step) alone, so a resumed run sees what
+    an uncut one would."""
+
+    def __init__(self, spec, data, batch_size: int, seed: int = 0):
+        from .config import config_from_dict
+        from .training_data import LandmarkDataset
+
+        cfg = config_from_dict(spec.train_config)
+        split = RunSplit.from_config(spec.train_config, data)
+        images, points = split.cache()
+        offsets = cache_offsets(split.samples, cfg.cache_side) if cfg.annotation_offsets else None
+        idx = split.train_idx
+        self.ds = LandmarkDataset(
+            images[idx],
+            points[idx],
+            cfg.input_size,
+            cfg.margin,
+            cfg.augment,
+            seed + 1,
+            None if offsets is None else offsets[idx],
+        )
+        self.batch_size, self.seed = batch_size, seed
+
+    def __call__(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self.ds.epoch = epoch
+        pick = np.random.default_rng((self.seed, epoch, step)).choice(len(self.ds), self.batch_size, replace=False)
+        items = [self.ds[int(i)] for i in pick]
+        return torch.stack([x for x, _ in items]), torch.stack([t for _, t in items])
+
+
 def train_trust_heads(
     model_name: str = "fast",
     out: str | Path = "runs/trust",
@@ -239,9 +280,23 @@ def train_trust_heads(
     head_kind: str = "GridTrustHead",
     head_kwargs: dict | None = None,
     geometry=POSITIVE_GEOMETRY,
+    trunk_lr: float | None = None,
+    landmark_weight: float = 1.0,
+    init_head: str | Path | None = None,
+    ema: float = 0.99,
+    recipe=None,
 ) -> dict:
     """Train a TrustHead on `model_name`'s frozen trunk; checkpoints `out/last.pt` every epoch (atomic), `--resume`
-    continues from it. Returns the trained head's state and its training record (the caller calibrates and saves)."""
+    continues from it. Returns the trained head's state and its training record (the caller calibrates and saves).
+
+    With `trunk_lr` the trunk learns too (joint training), at that rate. Beside each batch of the heads' data comes
+    a half batch of the trunk's own training recipe (its run's augmentation, `LandmarkDataset`) with its PIPNet loss
+    (`landmark_weight`): the heads' positives (wide detector-like boxes, occluders on 60%) are another distribution,
+    and a landmark loss on them costs test NME. Its BatchNorm layers keep their statistics (eval mode): batches of
+    40% negatives would move them away from the faces the points were tuned on; with them fixed, a moving average
+    of the weights (decay `ema`) is exact, and it is what the run returns. `init_head`: a trust file whose head to
+    start from (the frozen-trunk head, say). `recipe(epoch, step)`: the landmark batch (x, target) to use instead of
+    the run's (RecipeBatches)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     out = Path(out)
@@ -253,11 +308,23 @@ def train_trust_heads(
         spec, sha, shift = None, "", torch.zeros(2)
     model.eval()
     for p in model.parameters():
-        p.requires_grad_(False)
+        p.requires_grad_(trunk_lr is not None)
     if dataset is None:
         _, dataset = build_training_set(spec, data, seed=seed, log=log, hit_detector=hit_detector, geometry=geometry)
-    head = head_for(model, head_kind, **(head_kwargs or {}))
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
+    if init_head is not None:
+        head = load_trust(init_head)[0]
+    else:
+        head = head_for(model, head_kind, **(head_kwargs or {}))
+    groups = [{"params": list(head.parameters()), "lr": lr}]
+    if trunk_lr is not None:
+        groups.append({"params": list(model.parameters()), "lr": trunk_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=1e-4)
+    joint = trunk_lr is not None
+    if joint and recipe is None:
+        if spec is None:
+            raise FacepointsError("joint training of a model without its run's record needs `recipe` batches")
+        recipe = RecipeBatches(spec, data, batch_size // 2, seed)
+    averaged = [p.detach().clone() for p in (*model.parameters(), *head.parameters())] if joint else []
     steps_per_epoch = math.ceil(len(dataset) / batch_size)
     total = epochs * steps_per_epoch
     warmup = min(50, max(1, total // 10))
@@ -273,6 +340,10 @@ def train_trust_heads(
         if state.get("format") != CHECKPOINT_FORMAT or state.get("base_sha256") != sha:
             raise FacepointsError(f"{ckpt}: not a trust-head checkpoint of this model")
         head.load_state_dict(state["head"])
+        if joint:
+            model.load_state_dict(state["trunk"])
+            for a, v in zip(averaged, state["averaged"]):
+                a.copy_(v)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start, history = state["epoch"], list(state["history"])
@@ -298,14 +369,21 @@ def train_trust_heads(
         )
         head.train()
         sums, count, te = {}, 0, time.time()
-        for batch in loader:
+        for step, batch in enumerate(loader):
             parts = losses(head, model, shift, batch)
+            if joint:
+                xl, tl = recipe(epoch, step)
+                parts["landmarks"] = model.loss(model(xl), tl)
+                parts["total"] = parts["total"] + landmark_weight * parts["landmarks"]
             if not torch.isfinite(parts["total"]):
                 raise FacepointsError(f"epoch {epoch}: non-finite loss; last good checkpoint kept at {ckpt}")
             opt.zero_grad(set_to_none=True)
             parts["total"].backward()
             opt.step()
             sched.step()
+            with torch.no_grad():
+                for a, p in zip(averaged, (*model.parameters(), *head.parameters())):
+                    a.lerp_(p, 1 - ema)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(batch[0])
             count += len(batch[0])
@@ -323,6 +401,7 @@ def train_trust_heads(
             "epoch": epoch,
             "epochs": epochs,
             "head": head.state_dict(),
+            **({"trunk": model.state_dict(), "averaged": averaged} if joint else {}),
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
             "history": history,
@@ -333,8 +412,14 @@ def train_trust_heads(
             log(f"stopping after epoch {epoch}: {max_minutes} min budget spent (--resume continues)")
             break
     head.eval()
+    with torch.no_grad():
+        for a, p in zip(averaged, (*model.parameters(), *head.parameters())):
+            p.copy_(a)
+    for p in model.parameters():
+        p.requires_grad_(False)
     return {
         "head": head,
+        "model": model,
         "history": history,
         "base": model_name,
         "base_sha256": sha,
