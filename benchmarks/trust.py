@@ -529,9 +529,10 @@ def _plot(bx, by, pred, err):
 def _body(vis_rows, occl_rows, fail_rows, pres_rows, ff_rows, rel_rows, res) -> str:
     return f"""## How far to trust each output: `fast`'s trust heads
 
-Heads on the frozen trunk of `fast` (weights unchanged, so its points and NME are too), trained by
-`scripts/train_trust_heads.py` on the run's training faces only (blurred positives and negatives alike, so a soft
-face still reads as a face); uncertainty calibrated on its held-out 10%. The head is `{res["head_class"]}`
+Heads trained jointly with `fast`'s trunk (`scripts/train_trust_heads.py --trunk-lr`: the trunk learns what the heads
+need, with a half batch of its own training recipe and its landmark loss beside each batch of theirs, starting from
+the heads trained on the frozen trunk), on the run's training faces only (blurred positives and negatives alike, so a
+soft face still reads as a face); uncertainty calibrated on its held-out 10%. The head is `{res["head_class"]}`
 (models/trust.py), built for ONNX Runtime's cost per node: it reads the trunk's features at each point's argmax
 cell and the peak's log probability (the heads compared, with their cost, are in
 [docs/experiments.md](docs/experiments.md#trust-heads)). The figures are from torch; the shipped graphs

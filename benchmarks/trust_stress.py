@@ -23,7 +23,7 @@ from facepoints.annotations import read_pts_folder
 from facepoints.evaluate import match_detection
 from facepoints.images import load_image
 
-THRESHOLDS = (0.01, 0.05, 0.1, 0.2, 0.5, 0.9, 0.95, 0.98)
+THRESHOLDS = (0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 0.98)
 
 
 def main():
