@@ -194,11 +194,15 @@ class Figure(NamedTuple):  # not a dataclass: tests load this file without regis
     peer_col: str = ""
 
 
+# accuracy.py's label for `fast`'s default graph on the machine that ran it: int8 where it is exact and faster
+# (graph_choice.py), else fp32 (the label then has no suffix; the fp32 comparison rows are "(fp32 ONNX)")
+FAST_DEFAULT = ("facepoints fast (int8 ONNX)", "facepoints fast")
+
 SUMMARY = [
     Figure(
         "300-W NME, `fast`, landmark boxes",
         "accuracy",
-        {"method": "facepoints fast (int8 ONNX)", "boxes": "landmarks"},
+        {"method": FAST_DEFAULT, "boxes": "landmarks"},
         "NME mean",
         "dlib 68-point",
         {"method": "dlib shape_predictor_68", "boxes": "landmarks, in dlib's box convention"},
@@ -206,7 +210,7 @@ SUMMARY = [
     Figure(
         "300-W NME, `fast`, RetinaFace boxes (default)",
         "accuracy",
-        {"method": "facepoints fast (int8 ONNX)", "boxes": "RetinaFace"},
+        {"method": FAST_DEFAULT, "boxes": "RetinaFace"},
         "NME mean",
         "dlib 68-point",
         {"method": "dlib shape_predictor_68", "boxes": "RetinaFace, in dlib's box convention"},
@@ -214,7 +218,7 @@ SUMMARY = [
     Figure(
         "300-W NME, `fast`, dlib HOG boxes",
         "accuracy",
-        {"method": "facepoints fast (int8 ONNX)", "boxes": "dlib HOG"},
+        {"method": FAST_DEFAULT, "boxes": "dlib HOG"},
         "NME mean",
         "dlib 68-point",
         {"method": "dlib shape_predictor_68", "boxes": "dlib HOG"},
@@ -360,7 +364,9 @@ def md_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
 def cell(text: str, row: dict, col: str) -> str | None:
     """The cell in column `col` of the first row (of any table of `text` with those columns) matching `row`."""
 
-    def matches(value: str, want: str) -> bool:
+    def matches(value: str, want: str | tuple) -> bool:
+        if isinstance(want, tuple):  # any of these
+            return any(matches(value, w) for w in want)
         return value.startswith(want[:-1]) if want.endswith("*") else value == want
 
     for header, rows in md_tables(text):
@@ -442,8 +448,9 @@ def model_table() -> str:
     scores = json.loads(ACCURACY.read_text()) if ACCURACY.exists() else {}
     sections = {m.group(1): split_section(m.group(2))[0] for m in SECTION.finditer(REPORT.read_text())}
 
-    def score(label: str, boxes: str) -> str:
-        hit = scores.get(f"{label} | {boxes}")
+    def score(labels: str | tuple, boxes: str) -> str:
+        labels = (labels,) if isinstance(labels, str) else labels
+        hit = next((scores[k] for k in (f"{label} | {boxes}" for label in labels) if k in scores), None)
         return f"{100 * hit['nme_mean']:.2f}%" if hit else "—"
 
     def trust(name: str) -> str:
@@ -459,7 +466,7 @@ def model_table() -> str:
 
     rows = []
     for i, (name, m) in enumerate(shipped_models().items()):
-        label = f"facepoints {name} (int8 ONNX)" if m.get("int8_onnx") else f"facepoints {name}"
+        labels = (f"facepoints {name} (int8 ONNX)", f"facepoints {name}")  # the default graph: int8 or fp32
         graph = (m.get("trust") or {}).get("int8_onnx") or m.get("int8_onnx") or m.get("onnx") or m
         size = (PACKAGE_WEIGHTS / graph["file"]).stat().st_size / 1e6
         rows.append(
@@ -467,9 +474,9 @@ def model_table() -> str:
                 f"[`{name}`](MODELS.md#{name})" + (" (default)" if i == 0 else ""),
                 f"`{m['arch']}`, {m['params'] / 1e3:,.0f}k params",
                 f"{size:.1f} MB",
-                score(label, "landmarks"),
-                score(label, "RetinaFace"),
-                cell(sections.get("frontier", ""), {"method": label}, "ms per face") or "—",
+                score(labels, "landmarks"),
+                score(labels, "RetinaFace"),
+                cell(sections.get("frontier", ""), {"method": labels}, "ms per face") or "—",
                 trust(name),
             ]
         )
@@ -756,9 +763,23 @@ def int8_cost(weights: Path, run_split: RunSplit) -> tuple[float, float]:
 STAMP = re.compile(r"`([\w.-]+)`\s+=\s+([\w.-]+)\s+sha256\s+([0-9a-f]{8,64})")  # stamps are wrapped
 
 
-def stale_stamps(text: str) -> list[str]:
+def earlier_versions() -> dict[str, list[str]]:
+    """Weights file -> the sha256 of its earlier shipped versions (MODELS.json "earlier", of a model or its heads)."""
+    from facepoints.model_files import shipped_models
+
+    out: dict[str, list[str]] = {}
+    for entry in shipped_models().values():
+        for part in (entry, entry.get("trust") or {}):
+            for old in part.get("earlier", []):
+                out.setdefault(part["file"], []).append(old["sha256"])
+    return out
+
+
+def stale_stamps(text: str, earlier: bool = False) -> list[str]:
     """One line per section of BENCHMARKS.md whose stamp names a weights file that is no longer shipped, or whose
-    shipped file's sha256 no longer starts as the stamp says: figures of weights that are gone."""
+    shipped file's sha256 no longer starts as the stamp says: figures of weights that are gone. With `earlier`
+    (docs/experiments.md, the record of how the models were chosen) a stamp may also name an earlier version of a
+    shipped file, as MODELS.json lists them under "earlier" (git history holds the file)."""
     from facepoints.model_files import PACKAGE_WEIGHTS, sha256_file  # no torch: CI runs this in the lean layer
 
     sections = re.findall(r"<!-- ([\w-]+):start -->(.*?)<!-- \1:end -->", text, re.S)
@@ -769,6 +790,8 @@ def stale_stamps(text: str) -> list[str]:
             path = PACKAGE_WEIGHTS / file
             if file not in actual:
                 actual[file] = sha256_file(path) if path.exists() else ""
+            if earlier and any(sha.startswith(prefix) for sha in earlier_versions().get(file, ())):
+                continue
             if not actual[file].startswith(prefix):
                 now = actual[file][: len(prefix)] or "no such file"
                 problems.append(f"BENCHMARKS.md [{name}]: `{model}` = {file} sha256 {prefix}…, shipped now: {now}")
@@ -781,7 +804,8 @@ def check() -> list[str]:
     problems = []
     for path in REPORTS:
         if path.exists():
-            problems += [p.replace("BENCHMARKS.md", path.name, 1) for p in stale_stamps(path.read_text())]
+            found = stale_stamps(path.read_text(), earlier=path == EXPERIMENTS)
+            problems += [p.replace("BENCHMARKS.md", path.name, 1) for p in found]
     text = REPORT.read_text()
     problems += [
         f"BENCHMARKS.md:{i}: {len(line)} characters (at most {MAX_LINE}; shorten the script's cells or split its table)"

@@ -204,6 +204,12 @@ def test_benchmark_stamps_are_checked_against_the_shipped_weights():
     problems = common.stale_stamps(good + stale + gone)
     assert len(problems) == 2 and "[b]" in problems[0] and real in problems[0] and "no such file" in problems[1]
     assert common.stale_stamps((ROOT / "BENCHMARKS.md").read_text()) == []  # what ships now matches its figures
+    # docs/experiments.md records how the models were chosen: there an earlier version (MODELS.json "earlier") passes
+    earlier = common.earlier_versions().get("fast.pt", [])
+    if earlier:
+        old = section("d", f"`fast` = fast.pt sha256 {earlier[0][:16]}…")
+        assert len(common.stale_stamps(old)) == 1 and common.stale_stamps(old, earlier=True) == []
+        assert len(common.stale_stamps(old + stale, earlier=True)) == 1
 
 
 def test_benchmark_reports_keep_their_format_and_the_summary_follows_the_sections():
