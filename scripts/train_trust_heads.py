@@ -110,17 +110,18 @@ def main(argv=None) -> int:
     if not result["complete"]:
         log(f"not finished (epoch {result['epoch']} of {args.epochs}); rerun with --resume")
         return 2
+    command = "python scripts/train_trust_heads.py " + " ".join(argv if argv is not None else sys.argv[1:])
     model, spec, sha = _base_weights(args.model)
     split = RunSplit.from_config(spec.train_config, args.data)
     if args.trunk_lr is not None:  # the tuned trunk is a new landmark model: its own file, shift and sha256
         model = result["model"]
         weights = out / f"{args.model}.pt"
-        spec = save_tuned_trunk(weights, model, spec, split, args, minutes)
+        spec = save_tuned_trunk(weights, model, spec, split, args, minutes, command)
         sha = sha256_file(weights)
         log(f"wrote {weights} sha256 {sha}; held-out NME {spec.train['val_nme']:.5f}, output_shift {spec.output_shift}")
     cal = calibrate(model, result["head"], spec, split, log=log)
     meta = {
-        "command": "python scripts/train_trust_heads.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command,
         "epochs": args.epochs,
         "history": result["history"],
         "session_minutes": round(minutes, 1),
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def save_tuned_trunk(path: Path, model, spec, split, args, minutes: float):
+def save_tuned_trunk(path: Path, model, spec, split, args, minutes: float, command: str):
     """The jointly trained trunk as a weights file like the one it started from: its output_shift measured again
     on un-augmented training faces (as `facepoints train` does), its held-out NME, the joint run recorded."""
     from facepoints.config import config_from_dict
@@ -155,7 +156,7 @@ def save_tuned_trunk(path: Path, model, spec, split, args, minutes: float):
         "output_shift": shift,
         "val_nme": val_nme,
         "joint": {
-            "command": "python scripts/train_trust_heads.py " + " ".join(sys.argv[1:]),
+            "command": command,
             "base_val_nme": old.get("val_nme"),
             "trunk_lr": args.trunk_lr,
             "landmark_weight": args.landmark_weight,

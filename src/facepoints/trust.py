@@ -35,11 +35,12 @@ import torch.nn.functional as F
 
 from .augment import degrade, geometric, photometric
 from .checkpoint import RunSplit, load_payload
+from .config import config_from_dict
 from .crop import crop_matrix, points_box, square_from_box, to_gray, warp
 from .errors import FacepointsError
 from .io_utils import atomic_path
 from .metrics import expected_error
-from .models.trust import GridTrustHead, TrustHead, decode_with_stats, decode_with_trust, grid_head_inputs
+from .models.trust import GridTrustHead, TrustHead, decode_with_stats, grid_head_inputs
 from .negatives import (
     POSITIVE_GEOMETRY,
     TRAIN_PHOTOS,
@@ -51,7 +52,7 @@ from .negatives import (
     wrong_box,
 )
 from .occluders import TRAIN_FAMILIES, occlude
-from .training_data import cache_offsets, to_tensor
+from .training_data import LandmarkDataset, cache_offsets, to_tensor
 from .weights import PACKAGE_WEIGHTS, load_model, resolve, sha256_file, shipped_models
 
 TRUST_FORMAT = "facepoints-trust/1"
@@ -145,11 +146,11 @@ def head_for(model, kind: str = "GridTrustHead", **kwargs) -> TrustHead | GridTr
     return GridTrustHead(channels=model.head.in_channels, num_points=model.num_points, **kwargs)
 
 
-def run_trunk(model, x: torch.Tensor, head=None):
-    """Frozen trunk -> points (raw decode, crop px) and the head's inputs, in the order its forward takes them:
+def run_trunk(model, x: torch.Tensor, head=None, grad: bool = False):
+    """Trunk -> points (raw decode, crop px) and the head's inputs, in the order its forward takes them:
     GridTrustHead (the default when `head` is None) (features, argmax cells, log peak); TrustHead (features,
-    detail, x, points, stats, flat, w)."""
-    with torch.no_grad():
+    detail, x, points, stats, flat, w). Without gradients unless `grad` (joint training)."""
+    with torch.set_grad_enabled(grad):
         if head is None or isinstance(head, GridTrustHead):
             return grid_head_inputs(model, head or GridTrustHead(), x)
         feats, detail = model.forward_features_detail(x)
@@ -164,18 +165,12 @@ def laplace_nll(err: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
 
 
 def losses(head, model, shift: torch.Tensor, batch) -> dict[str, torch.Tensor]:
-    """The heads' losses on a batch. The NLL's point errors are detached: in joint training the expected error
-    must not move the points it describes. Joint training needs the plain GridTrustHead."""
+    """The heads' losses on a batch; the trunk's gradients flow when it trains (joint training). The NLL's point
+    errors are detached: the expected error must not move the points it describes."""
     x, target, visible, label, weight = batch
     face = label > 0.5
-    if torch.is_grad_enabled() and any(p.requires_grad for p in model.parameters()):
-        if not isinstance(head, GridTrustHead) or head.needs_detail:
-            raise FacepointsError("joint training supports the plain GridTrustHead only")
-        feats = model.forward_features(x)
-        points, k, stats = decode_with_trust(model, model.forward_head(feats), head.mass)
-        inputs = (feats, k, stats, None, x, points)
-    else:
-        points, inputs = run_trunk(model, x, head)
+    trains = torch.is_grad_enabled() and any(p.requires_grad for p in model.parameters())
+    points, inputs = run_trunk(model, x, head, grad=trains)
     presence, vis, log_b = head(*inputs)
     out = {
         "presence": (F.binary_cross_entropy_with_logits(presence, label, reduction="none") * weight).sum()
@@ -235,9 +230,6 @@ class RecipeBatches:
     an uncut one would."""
 
     def __init__(self, spec, data, batch_size: int, seed: int = 0):
-        from .config import config_from_dict
-        from .training_data import LandmarkDataset
-
         cfg = config_from_dict(spec.train_config)
         split = RunSplit.from_config(spec.train_config, data)
         images, points = split.cache()
