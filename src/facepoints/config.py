@@ -64,9 +64,9 @@ RETINAFACE_SCORE = Rule(float, lambda v: 0 < v < 1, "a retinaface score in (0, 1
 BACKENDS = ("auto", "onnxruntime", "torch")
 # off by default, by measurement (BENCHMARKS.md, "min_presence on the stress sets" and "False faces per image"): the
 # two false faces RetinaFace reports on the held-out face-free photos score presence between 0.5 and 0.8 and between
-# 0.9 and 0.95, and every test/ face 0.98 or more, but heavily blurred real faces go as low as 0.03 (the blur stress set keeps 99.8% at 0.1,
-# 98.7% at 0.8, 96.6% at 0.98), so no bar both drops the false faces and keeps 99.5% of every set; pass 0.98 where
-# faces are sharp and false faces matter
+# 0.9 and 0.95, and every test/ face 0.98 or more, but heavily blurred real faces go as low as 0.03 (the blur stress
+# set keeps 99.8% at 0.1, 98.7% at 0.8, 96.6% at 0.98), so no bar both drops the false faces and keeps 99.5% of every
+# set; pass 0.98 where faces are sharp and false faces matter
 DEFAULT_MIN_PRESENCE = 0.0
 RECOMMENDED_MIN_PRESENCE = 0.98
 
