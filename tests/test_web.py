@@ -277,9 +277,10 @@ def _camera_frames(g, n=12):
 
 def test_tracking_equals_python_video_tracking(page, images, reference):
     """The page's FaceTracker on the frames of a clip follows Landmarker.detect_for_video on the same frames and
-    timestamps: the detector runs on the same frames (the first, on loss, every redetect_every); on those frames the
-    smoothed points (0.1 px mean) and trust outputs agree as for single images, in between within the tracking
-    tolerances (the steps themselves are compared exactly in test_tracking_steps_equal_python)."""
+    timestamps: the detector runs on the same frames (the first, on loss, every redetect_every); on the first frame
+    the points (0.1 px mean) and on detected frames the trust outputs agree as for single images; elsewhere the
+    (smoothed) points agree within the tracking tolerances (the steps themselves are compared exactly in
+    test_tracking_steps_equal_python)."""
     frames = _camera_frames(images["grace_hopper.jpg"], TRACK_FRAMES)
     times = [i / 30 for i in range(len(frames))]
     reference.reset_video()
@@ -302,11 +303,13 @@ def test_tracking_equals_python_video_tracking(page, images, reference):
     )
     assert [g["detected"] for g in got["out"]] == [d for d, _ in want]
     assert 1 <= got["runs"] < len(frames)
-    for g, (detected, faces) in zip(got["out"], want):
+    for i, (g, (detected, faces)) in enumerate(zip(got["out"], want)):
         assert len(g["faces"]) == len(faces) == 1
         a, b = g["faces"][0], faces[0]
         err = np.linalg.norm(np.asarray(a["points"]) - b.points, axis=-1)
-        assert err.mean() <= (0.1 if detected else TRACK_POINTS_MEAN_TOL), (err.mean(), err.max())
+        # the first frame's points are one detection's, as for single images; a later detection's are smoothed
+        # with the track's history, which may differ by the tracking tolerance
+        assert err.mean() <= (0.1 if i == 0 else TRACK_POINTS_MEAN_TOL), (err.mean(), err.max())
         assert iou(a["box"], b.box) > 0.95
         vis, unc = np.asarray(a["visibility"]), np.asarray(a["uncertainty"])
         if detected:  # the crop from the detector's box: as for single images
